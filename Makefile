@@ -1,0 +1,43 @@
+# CI calls the same targets a person does.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INFRA := deploy/local/infra.sh
+
+.PHONY: install test lint format infra-up infra-down contracts run clean bench-indicators
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python ## virtualenv + pinned dependencies + the project (editable)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+
+test: ## the whole suite against real Kafka and PostgreSQL (started unless configured)
+	$(BIN)/pytest
+
+lint: ## ruff (lint + format check) and mypy --strict on all non-test code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+infra-up: ## start local Kafka (KRaft) and PostgreSQL; prints the settings to export
+	$(INFRA) up
+
+infra-down:
+	$(INFRA) down
+
+bench-indicators: ## indicator engine vs raw consumer (starts local infra unless configured)
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
+		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
+	$(BIN)/python bench/indicators_throughput.py
+
+contracts: ## regenerate JSON Schemas, AsyncAPI document and examples
+	$(BIN)/spm contracts export
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

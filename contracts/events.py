@@ -1,0 +1,243 @@
+"""Event payloads of contract v1, in two forms.
+
+The *canonical* form travels on Kafka: identifiers of people are keyed pseudonyms
+(``client_pid``, ``officer_pid``) and unknown fields are rejected, so nothing unexpected — and
+nothing personal — rides along. The *input* form is what sources send to ingest: the same fields,
+but with raw ``client_id`` / ``officer_id``; unknown fields are accepted and dropped, because
+core-banking exports carry much more than we want (names, phones, free text).
+
+Each canonical model is written once; its input twin is derived from it (``input_model``), so the
+two forms cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+)
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+"""A source-scoped identifier such as ``fineract:default:1042``."""
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+"""A reference code shared across systems (branch, product, category, reason)."""
+
+Pseudonym = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""HMAC-SHA256 pseudonym, hex encoded."""
+
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite decimal")
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    Field(max_digits=20, decimal_places=4, json_schema_extra={"format": "decimal"}),
+    AfterValidator(_non_negative),
+]
+"""Money as a decimal (a JSON string on the wire), never a float."""
+
+Gender = Literal["female", "male", "other", "unknown"]
+ExitType = Literal["voluntary", "involuntary", "inactive", "deceased", "inferred"]
+ClosureType = Literal["repaid", "written_off", "rescheduled", "other"]
+
+BIRTH_YEAR_MIN = 1900
+BIRTH_YEAR_MAX = 2100
+
+
+class CanonicalData(BaseModel):
+    """Base of every canonical payload: strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClientRegistered(CanonicalData):
+    client_pid: Pseudonym
+    branch_id: Code
+    gender: Gender
+    birth_year: Annotated[int, Field(ge=BIRTH_YEAR_MIN, le=BIRTH_YEAR_MAX)] | None = None
+    rural: bool | None = None
+    registered_on: date
+
+
+class ClientExited(CanonicalData):
+    client_pid: Pseudonym
+    branch_id: Code | None = None
+    exited_on: date
+    exit_type: ExitType
+    reason_code: Code | None = None
+
+
+class PovertyAssessed(CanonicalData):
+    client_pid: Pseudonym
+    tool: Code
+    poverty_line: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    likelihood: Annotated[Decimal, Field(ge=0, le=1, max_digits=12, decimal_places=10)]
+    assessed_on: date
+
+
+class LoanDisbursed(CanonicalData):
+    loan_id: Identifier
+    client_pid: Pseudonym
+    branch_id: Code
+    product_id: Code
+    officer_pid: Pseudonym | None = None
+    loan_cycle: Annotated[int, Field(ge=1, le=1000)] | None = None
+    amount: Money
+    currency: CurrencyCode
+    term_months: Annotated[int, Field(ge=1, le=600)] | None = None
+    instalment_monthly: Money | None = None
+    household_income_monthly: Money | None = None
+    other_active_lenders: Annotated[int, Field(ge=0, le=100)] | None = None
+    disbursed_on: date
+
+
+class LoanRepayment(CanonicalData):
+    loan_id: Identifier
+    client_pid: Pseudonym
+    transaction_id: Identifier
+    value_date: date
+    amount: Money
+    principal_paid: Money
+    interest_paid: Money | None = None
+    outstanding_principal_after: Money | None = None
+
+
+class LoanTransactionReversed(CanonicalData):
+    loan_id: Identifier
+    client_pid: Pseudonym
+    transaction_id: Identifier
+    reversed_on: date
+
+
+class LoanDelinquency(CanonicalData):
+    loan_id: Identifier
+    client_pid: Pseudonym
+    as_of: date
+    days_past_due: Annotated[int, Field(ge=0, le=100_000)]
+    bucket_min_days: Annotated[int, Field(ge=0)] | None = None
+    bucket_max_days: Annotated[int, Field(ge=0)] | None = None
+    arrears_amount: Money | None = None
+    outstanding_principal: Money | None = None
+
+
+class LoanWrittenOff(CanonicalData):
+    loan_id: Identifier
+    client_pid: Pseudonym
+    principal_written_off: Money
+    written_off_on: date
+
+
+class LoanClosed(CanonicalData):
+    loan_id: Identifier
+    client_pid: Pseudonym
+    closed_on: date
+    closure_type: ClosureType
+
+
+class ComplaintOpened(CanonicalData):
+    complaint_id: Identifier
+    client_pid: Pseudonym | None = None
+    branch_id: Code
+    channel: Code
+    category: Code
+    severity: Code | None = None
+    opened_at: AwareDatetime
+
+
+class ComplaintResolved(CanonicalData):
+    complaint_id: Identifier
+    resolved_at: AwareDatetime
+    outcome: Code
+
+
+class IndicatorChanged(CanonicalData):
+    """Output of the indicator service: one value of one indicator and segment changed."""
+
+    code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    segment: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    as_of: date
+    value: Decimal | None
+    numerator: Decimal | None
+    denominator: Decimal | None
+    n: int | None = None
+    previous_value: Decimal | None = None
+    computed_at: AwareDatetime
+
+
+class TargetChanged(CanonicalData):
+    """Output of the objectives service: the full current state of one target (key = target_id).
+
+    The topic is compacted, so the latest record per target is its state; a target removed from
+    its objective, or whose objective was retired, gets ``status = retired``. Bounds are explicit
+    so a consumer needs no direction logic: a breach is ``value < lower`` or ``value > upper``,
+    a warning ``value < warning_lower`` or ``value > warning_upper`` (absent bound = no check).
+    """
+
+    target_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    objective_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    objective_code: Code
+    objective_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    dimension: Annotated[str, StringConstraints(pattern=r"^D[1-7]$")]
+    status: Literal["active", "retired"]
+    indicator: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    segment: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    direction: Literal["at_least", "at_most", "within"]
+    lower: Decimal | None = None
+    upper: Decimal | None = None
+    warning_lower: Decimal | None = None
+    warning_upper: Decimal | None = None
+    for_days: Annotated[int, Field(ge=0, le=366)]
+    severity: Literal["info", "warning", "critical"]
+    notify: tuple[Annotated[str, StringConstraints(min_length=1, max_length=254)], ...] = ()
+    """E-mail addresses (with ``@``) and named routes of the alert service."""
+    effective_from: date
+    effective_to: date | None = None
+    version: Annotated[int, Field(ge=1)]
+    """The objective version that produced this state."""
+    changed_at: AwareDatetime
+
+
+class InputData(BaseModel):
+    """Base of every input payload: unknown fields (names, phones, notes…) are dropped."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# Canonical field name -> input field name. The value in the input form is a raw identifier.
+PSEUDONYMISED_FIELDS: dict[str, str] = {"client_pid": "client_id", "officer_pid": "officer_id"}
+
+
+def input_model(canonical: type[CanonicalData]) -> type[InputData]:
+    """Derive the input form of a canonical payload model."""
+    fields: dict[str, Any] = {}
+    for name, info in canonical.model_fields.items():
+        if name in PSEUDONYMISED_FIELDS:
+            raw_field = (Identifier, ...) if info.is_required() else (Identifier | None, None)
+            fields[PSEUDONYMISED_FIELDS[name]] = raw_field
+        else:
+            fields[name] = (info.annotation, info)
+    model: type[InputData] = create_model(
+        f"{canonical.__name__}Input",
+        __base__=InputData,
+        __module__=__name__,
+        __doc__=f"Input form of {canonical.__name__}: raw identifiers instead of pseudonyms.",
+        **fields,
+    )
+    return model

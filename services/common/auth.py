@@ -1,0 +1,123 @@
+"""API-key authentication with scopes, for every HTTP endpoint but health.
+
+Keys are configured per caller (a source system, a dashboard, a person) and stored only as
+SHA-256 hashes: ``API_KEYS='[{"name": "fineract", "sha256": "<hex>", "scopes": ["ingest:write"],
+"sources": ["fineract:default"]}]'``. ``admin`` grants every scope. ``sources`` restricts which
+CloudEvents ``source`` values an ingest key may send (empty = any).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+ADMIN = "admin"
+SCOPES = (
+    "ingest:write",
+    "indicators:read",
+    "objectives:read",
+    "objectives:write",
+    "alerts:read",
+    "alerts:ack",
+    ADMIN,
+)
+
+
+class ApiKeyConfig(BaseModel):
+    name: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[str]
+    sources: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's name is what audit trails record."""
+
+    name: str
+    scopes: frozenset[str]
+    sources: frozenset[str] = frozenset()
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or ADMIN in self.scopes
+
+    def may_send(self, source: str) -> bool:
+        return not self.sources or source in self.sources
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyRing:
+    """The configured keys, looked up by hash in constant time per candidate."""
+
+    def __init__(self, keys: Iterable[ApiKeyConfig]) -> None:
+        self._keys = list(keys)
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> KeyRing:
+        if not raw:
+            return cls([])
+        try:
+            return cls(TypeAdapter(list[ApiKeyConfig]).validate_python(json.loads(raw)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise ValueError(f"API_KEYS is not a valid key list: {exc}") from None
+
+    def authenticate(self, presented: str) -> Principal | None:
+        digest = hash_key(presented)
+        for key in self._keys:
+            if hmac.compare_digest(digest, key.sha256):
+                return Principal(key.name, frozenset(key.scopes), frozenset(key.sources))
+        return None
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def keyring_of(request: Request) -> KeyRing:
+    keyring = getattr(request.app.state, "keyring", None)
+    if not isinstance(keyring, KeyRing):
+        raise RuntimeError("app.state.keyring is not configured")
+    return keyring
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer credential",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = keyring_of(request).authenticate(credentials.credentials)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown API key",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return principal
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits only principals holding ``scope``."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope}")
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.has(scope):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks scope {scope}")
+        return principal
+
+    return dependency

@@ -1,0 +1,139 @@
+"""The bus interface every service codes against, whether Kafka or in-process sits behind it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from contracts.topics import TopicSpec
+from services.common.errors import SpmError
+
+Headers = tuple[tuple[str, bytes], ...]
+OffsetReset = Literal["earliest", "latest"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A record to produce. Without ``partition`` the key's murmur2 hash chooses it."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    partition: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where an acknowledged record was written."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A consumed record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default=())
+    timestamp_ms: int = 0
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+
+class BusError(SpmError):
+    """The bus failed; ``retriable`` is true for outages and timeouts."""
+
+
+class BusUnavailable(BusError):
+    retriable = True
+
+
+OnAssign = Callable[[frozenset[TopicPartition]], Awaitable[Mapping[TopicPartition, int]]]
+"""Called on every assignment; returns externally stored next offsets to seek to."""
+OnRevoke = Callable[[frozenset[TopicPartition]], Awaitable[None]]
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, message: Message) -> Delivery:
+        """Produce one record and wait until it is acknowledged."""
+        ...
+
+    async def send_many(self, messages: Sequence[Message]) -> list[Delivery]:
+        """Produce records (order kept per partition); returns once all are acknowledged."""
+        ...
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def getmany(self, timeout_ms: int = 1000) -> list[Record]:
+        """Fetch a batch (in offset order per partition); empty after ``timeout_ms`` idle."""
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit next offsets to the group (default: everything fetched so far)."""
+        ...
+
+    def assignment(self) -> frozenset[TopicPartition]: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+
+class Bus(ABC):
+    """Factory of producers and consumers, plus topic administration."""
+
+    @abstractmethod
+    def producer(self) -> Producer: ...
+
+    @abstractmethod
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        on_assign: OnAssign | None = None,
+        on_revoke: OnRevoke | None = None,
+        auto_offset_reset: OffsetReset = "earliest",
+        max_records: int = 500,
+    ) -> Consumer: ...
+
+    @abstractmethod
+    async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
+        """Create missing topics as the catalog describes them; existing ones are kept."""
+
+    @abstractmethod
+    async def partition_count(self, topic: str) -> int: ...
+
+    async def tail(self, topic: str, count: int) -> list[Record]:
+        """The last ``count`` records of every partition of ``topic``, in offset order per
+        partition: how a producer learns after a crash what it already wrote (outbox relay)."""
+        raise BusError(f"{type(self).__name__} cannot read the tail of {topic}")
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release shared resources (nothing by default)."""

@@ -1,0 +1,366 @@
+"""The bus on Apache Kafka (aiokafka); Kafka errors become BusError here and nowhere else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KafkaTP
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+)
+
+from contracts.topics import TopicSpec
+from services.common.bus.base import (
+    Bus,
+    BusError,
+    BusUnavailable,
+    Delivery,
+    Message,
+    OffsetReset,
+    OnAssign,
+    OnRevoke,
+    Record,
+    TopicPartition,
+)
+from services.common.telemetry import inject_trace_headers
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
+
+
+def translate(exc: BaseException, what: str) -> BusError:
+    """Map an aiokafka error onto our BusError, keeping whether it is worth retrying."""
+    if isinstance(exc, (*_UNAVAILABLE, asyncio.TimeoutError, OSError)):
+        return BusUnavailable(f"{what}: Kafka unavailable ({type(exc).__name__}: {exc})")
+    retriable = bool(getattr(exc, "retriable", False))
+    return BusError(f"{what}: {type(exc).__name__}: {exc}", retriable=retriable)
+
+
+class KafkaProducer:
+    """Idempotent producer with ``acks=all``: an acknowledged record is on every in-sync replica
+    and a retried send never duplicates it."""
+
+    def __init__(self, bootstrap: str, *, client_id: str, request_timeout_ms: int) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._request_timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def raw(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise BusError("producer is not started")
+        return self._producer
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            await producer.stop()
+            raise translate(exc, "starting producer") from exc
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def send(self, message: Message) -> Delivery:
+        return (await self.send_many([message]))[0]
+
+    async def send_many(self, messages: Sequence[Message]) -> list[Delivery]:
+        producer = self.raw
+        try:
+            futures = [
+                await producer.send(
+                    m.topic,
+                    m.value,
+                    key=m.key,
+                    partition=m.partition,
+                    headers=list(inject_trace_headers(m.headers)),
+                )
+                for m in messages
+            ]
+            metadata = await asyncio.gather(*futures)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise translate(exc, "producing") from exc
+        return [Delivery(md.topic, md.partition, md.offset) for md in metadata]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: Iterable[KafkaTP]) -> None:
+        if self._owner.on_revoke is not None:
+            await self._owner.on_revoke(frozenset(_ours(tp) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[KafkaTP]) -> None:
+        if self._owner.on_assign is None:
+            return
+        stored = await self._owner.on_assign(frozenset(_ours(tp) for tp in assigned))
+        for tp, offset in stored.items():
+            self._owner.seek(tp, offset)
+
+
+def _ours(tp: KafkaTP) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+class KafkaConsumer:
+    """Group consumer with auto-commit off; ``on_assign`` seeks to offsets stored elsewhere."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        client_id: str,
+        on_assign: OnAssign | None,
+        on_revoke: OnRevoke | None,
+        auto_offset_reset: OffsetReset,
+        max_records: int,
+        request_timeout_ms: int,
+    ) -> None:
+        self.on_assign = on_assign
+        self.on_revoke = on_revoke
+        self._topics = list(topics)
+        self._max_records = max_records
+        self._consumer_args: dict[str, Any] = {
+            "bootstrap_servers": bootstrap,
+            "group_id": group_id,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": auto_offset_reset,
+            "max_poll_records": max_records,
+            "fetch_max_wait_ms": 100,
+            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            "request_timeout_ms": max(request_timeout_ms, 30_000),
+            "session_timeout_ms": 10_000,
+            "heartbeat_interval_ms": 1_000,
+            "isolation_level": "read_committed",
+            # co-partitioned topics (clients + loans) land on the same member, as in Kafka Streams
+            "partition_assignment_strategy": (RangePartitionAssignor,),
+        }
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def raw(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise BusError("consumer is not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(**self._consumer_args)
+        consumer.subscribe(self._topics, listener=_Listener(self))
+        self._consumer = consumer  # the first assignment (and its seeks) can happen in start()
+        try:
+            await consumer.start()
+        except (KafkaError, OSError) as exc:
+            self._consumer = None
+            await consumer.stop()
+            raise translate(exc, "starting consumer") from exc
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    async def getmany(self, timeout_ms: int = 1000) -> list[Record]:
+        try:
+            batches = await self.raw.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        except KafkaError as exc:
+            raise translate(exc, "fetching") from exc
+        return [
+            Record(
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                tuple((k, bytes(v)) for k, v in r.headers),
+                r.timestamp,
+            )
+            for tp in sorted(batches, key=lambda t: (t.topic, t.partition))
+            for r in batches[tp]
+        ]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        try:
+            if offsets is None:
+                await self.raw.commit()
+            else:
+                await self.raw.commit(
+                    {KafkaTP(tp.topic, tp.partition): o for tp, o in offsets.items()}
+                )
+        except KafkaError as exc:
+            raise translate(exc, "committing") from exc
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset(_ours(tp) for tp in self.raw.assignment())
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.raw.seek(KafkaTP(tp.topic, tp.partition), offset)
+
+
+class KafkaBus(Bus):
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "spm-monitor",
+        request_timeout_ms: int = 10_000,
+        replication_factor: int = 1,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self._client_id = client_id
+        self._request_timeout_ms = request_timeout_ms
+        self._replication_factor = replication_factor
+
+    def producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            self.bootstrap, client_id=self._client_id, request_timeout_ms=self._request_timeout_ms
+        )
+
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        on_assign: OnAssign | None = None,
+        on_revoke: OnRevoke | None = None,
+        auto_offset_reset: OffsetReset = "earliest",
+        max_records: int = 500,
+    ) -> KafkaConsumer:
+        return KafkaConsumer(
+            self.bootstrap,
+            group_id,
+            topics,
+            client_id=self._client_id,
+            on_assign=on_assign,
+            on_revoke=on_revoke,
+            auto_offset_reset=auto_offset_reset,
+            max_records=max_records,
+            request_timeout_ms=self._request_timeout_ms,
+        )
+
+    async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
+        wanted = list(specs)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=self._request_timeout_ms
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(s.name, s.partitions, self._replication_factor, topic_configs=s.configs())
+                for s in wanted
+                if s.name not in existing
+            ]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    log.info("topics created concurrently by another process")
+        except KafkaError as exc:
+            raise translate(exc, "provisioning topics") from exc
+        finally:
+            await admin.close()
+
+    async def partition_count(self, topic: str) -> int:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=self._request_timeout_ms
+        )
+        try:
+            await consumer.start()
+            partitions = await _topic_partitions(consumer, topic)
+        except KafkaError as exc:
+            raise translate(exc, "describing topic") from exc
+        finally:
+            await consumer.stop()
+        if not partitions:
+            raise BusError(f"topic {topic} does not exist")
+        return len(partitions)
+
+    async def tail(self, topic: str, count: int) -> list[Record]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self._client_id,
+            request_timeout_ms=max(self._request_timeout_ms, 30_000),
+            enable_auto_commit=False,
+        )
+        try:
+            await consumer.start()
+            return await _read_tail(consumer, topic, count, self._request_timeout_ms / 1000)
+        except KafkaError as exc:
+            raise translate(exc, "reading topic tail") from exc
+        finally:
+            await consumer.stop()
+
+
+async def _topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """Partition ids of ``topic`` from fresh cluster metadata (``partitions_for_topic`` is not a
+    coroutine and answers from a cache that lacks topics the consumer does not follow)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return set(cluster.partitions_for_topic(topic) or ())
+
+
+async def _read_tail(
+    consumer: AIOKafkaConsumer, topic: str, count: int, timeout_s: float
+) -> list[Record]:
+    partitions = await _topic_partitions(consumer, topic)
+    if not partitions:
+        raise BusError(f"topic {topic} does not exist")
+    tps = [KafkaTP(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    begins = await consumer.beginning_offsets(tps)
+    ends = await consumer.end_offsets(tps)
+    pending = {tp: ends[tp] for tp in tps if ends[tp] > begins[tp]}
+    for tp in pending:
+        consumer.seek(tp, max(begins[tp], ends[tp] - count))
+    out: list[Record] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while pending:
+        if asyncio.get_running_loop().time() > deadline:
+            raise BusUnavailable(f"reading the tail of {topic} timed out")
+        batches = await consumer.getmany(*pending, timeout_ms=200)
+        for tp, records in batches.items():
+            out += [
+                Record(
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.key,
+                    r.value,
+                    tuple((k, bytes(v)) for k, v in r.headers),
+                    r.timestamp,
+                )
+                for r in records
+                if r.offset < pending.get(tp, 0)
+            ]
+        for tp in list(pending):
+            if await consumer.position(tp) >= pending[tp]:
+                del pending[tp]
+    return sorted(out, key=lambda r: (r.partition, r.offset))

@@ -1,0 +1,249 @@
+"""The database layer every service shares: engines, sessions, error translation, migrations.
+
+Each service owns one PostgreSQL schema and declares its tables with ``MetaData(schema=...)``.
+SQLite (embedded mode) has no schemas, so the engine maps the service's schema away with
+``schema_translate_map`` and the same table definitions work on both. SQLite therefore keeps
+every service's tables in one namespace: give each service its own file
+(:func:`service_database_url`) so that, say, two services' ``consumer_offsets`` never collide.
+
+Infrastructure errors are translated here into :class:`DatabaseError`, which says whether
+trying again may succeed. The caller owns the transaction: nothing here commits behind its back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc as sa_exc
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, DateTime, Dialect, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.schema import CreateSchema
+from sqlalchemy.types import TypeDecorator
+
+from services.common.errors import SpmError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# SQLSTATEs worth a retry: serialization failure, deadlock, lock timeout, server shutting down or
+# starting, too many connections. Class 08 (connection exception) is retriable as a whole.
+_RETRIABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"})
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# OSErrors about local files (a SQLite path) will not heal by themselves; network ones may.
+_LOCAL_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+class DatabaseError(SpmError):
+    """A database operation failed; ``code`` is the SQLSTATE or SQLite error name when known."""
+
+    def __init__(self, message: str, *, retriable: bool, code: str | None = None) -> None:
+        super().__init__(message, retriable=retriable)
+        self.code = code
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp on both backends, stored in UTC (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: timestamps must carry a UTC offset")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def create_engine(url: str, schema: str) -> AsyncEngine:
+    """An async engine for one service: asyncpg for PostgreSQL, aiosqlite for SQLite.
+
+    Plain ``postgresql://`` and ``sqlite://`` URLs get the async driver. Parameters never appear
+    in error messages (they may hold personal data).
+    """
+    sa_url = _async_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(sa_url, schema)
+    return create_async_engine(
+        sa_url,
+        hide_parameters=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=30,
+        pool_recycle=1800,
+        pool_pre_ping=True,
+        connect_args={"timeout": 10, "server_settings": {"application_name": f"spm-{schema}"}},
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (no implicit reload on access)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_sqlite(bind: AsyncEngine | AsyncConnection | AsyncSession) -> bool:
+    if isinstance(bind, AsyncSession):
+        return bind.get_bind().dialect.name == "sqlite"
+    return bind.dialect.name == "sqlite"
+
+
+def service_database_url(url: str, schema: str) -> str:
+    """The URL a service should use: unchanged for PostgreSQL; for a SQLite file, a sibling file
+    per service (``var/spm.db`` → ``var/spm-indicators.db``), since SQLite has no schemas."""
+    sa_url = make_url(url)
+    database = sa_url.database
+    if sa_url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    path = Path(database)
+    per_service = path.with_name(f"{path.stem}-{schema}{path.suffix}")
+    return sa_url.set(database=str(per_service)).render_as_string(hide_password=False)
+
+
+def translate_error(exc: BaseException) -> DatabaseError:
+    """The :class:`DatabaseError` for a driver, pool or network error."""
+    orig = _original(exc)
+    code = _error_code(orig)
+    return DatabaseError(
+        f"{type(orig).__name__}: {orig}"[:1000], retriable=_is_retriable(exc, code), code=code
+    )
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Translate infrastructure errors raised inside the block (also around ``await``)."""
+    try:
+        yield
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError, OSError) as exc:
+        raise translate_error(exc) from exc
+
+
+async def prepare_schema(conn: AsyncConnection, schema: str) -> None:
+    """Serialise migrations of one schema and create it if absent (PostgreSQL; no-op on SQLite).
+
+    The advisory lock is held until the transaction ends, so concurrent starters take turns.
+    """
+    if conn.dialect.name == "sqlite":
+        return
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"spm-migrate:{schema}"}
+    )
+    await conn.execute(CreateSchema(schema, if_not_exists=True))
+
+
+async def migrate(url: str, schema: str, migrations_dir: Path) -> None:
+    """Upgrade one service's schema to the newest revision (alembic ``upgrade head``).
+
+    Runs in one transaction; the version table lives in the service's schema. The service's
+    ``migrations/env.py`` must call :func:`services.common.migrations.run_migrations`.
+    """
+    engine = create_engine(url, schema)
+    try:
+        with database_errors():
+            async with engine.begin() as conn:
+                await prepare_schema(conn, schema)
+                await conn.run_sync(_upgrade_head, schema, migrations_dir)
+    finally:
+        await engine.dispose()
+
+
+def alembic_config(schema: str, migrations_dir: Path) -> Config:
+    """An alembic configuration built in code: no alembic.ini needed."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.attributes["schema"] = schema
+    return config
+
+
+def _upgrade_head(conn: Connection, schema: str, migrations_dir: Path) -> None:
+    config = alembic_config(schema, migrations_dir)
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+def _async_url(url: str) -> URL:
+    sa_url = make_url(url)
+    backend = sa_url.get_backend_name()
+    if backend == "postgresql":
+        return sa_url.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return sa_url.set(drivername="sqlite+aiosqlite")
+    raise ValueError(f"unsupported database {backend!r}: use postgresql or sqlite")
+
+
+def _create_sqlite_engine(sa_url: URL, schema: str) -> AsyncEngine:
+    database = sa_url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        sa_url,
+        hide_parameters=True,
+        execution_options={"schema_translate_map": {schema: None}},
+    )
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
+    # sqlite3's legacy mode defers BEGIN until the first write; we emit BEGIN ourselves
+    # (_on_sqlite_begin) so reads, DDL and savepoints belong to the transaction.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def _original(exc: BaseException) -> BaseException:
+    """The driver's exception under SQLAlchemy's wrapper."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
+
+
+def _error_code(orig: BaseException) -> str | None:
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str):
+        return sqlstate
+    name = getattr(orig, "sqlite_errorname", None)
+    return name if isinstance(name, str) else None
+
+
+def _is_retriable(exc: BaseException, code: str | None) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = _original(exc)
+    if isinstance(orig, _LOCAL_OS_ERRORS):
+        return False
+    if isinstance(orig, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError):
+        return True
+    if isinstance(orig, sqlite3.Error):
+        return getattr(orig, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return code is not None and (code in _RETRIABLE_SQLSTATES or code.startswith("08"))

@@ -1,0 +1,95 @@
+"""FastAPI app factory shared by the services: health, readiness, errors, tracing, auth.
+
+Every service gets the same behaviour at the HTTP boundary: ``/healthz`` (liveness) and
+``/readyz`` (its dependencies answer), validation errors as 4xx that name the field and the
+reason, a server span per request that continues the caller's ``traceparent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from services.common.auth import KeyRing
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_propagator = TraceContextTextMapPropagator()
+
+
+def error_body(errors: Sequence[tuple[str, str]], message: str) -> dict[str, Any]:
+    """The one error shape of every API: a message plus each field and why."""
+    return {"detail": message, "errors": [{"field": f, "reason": r} for f, r in errors]}
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join(parts) or "(body)"
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    details = exc.errors() if isinstance(exc, RequestValidationError) else []
+    errors = [(_field_path(e["loc"]), e["msg"]) for e in details]
+    return JSONResponse(
+        error_body(errors, "request validation failed"),
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+class _TracingMiddleware(BaseHTTPMiddleware):
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self._tracer = trace.get_tracer(f"spm.{service}.http")
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        context = _propagator.extract(dict(request.headers))
+        name = f"{request.method} {request.url.path}"
+        with self._tracer.start_as_current_span(
+            name, context=context, kind=trace.SpanKind.SERVER
+        ) as span:
+            response = await call_next(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    keyring: KeyRing,
+    routers: Sequence[APIRouter],
+    lifespan: Lifespan | None = None,
+    readiness: Sequence[ReadinessCheck] = (),
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
+    app.state.keyring = keyring
+    app.add_middleware(_TracingMiddleware, service=service)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the dependencies answer")
+    async def readyz() -> Response:
+        ready = all([await check() for check in readiness])
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable"},
+            status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    for router in routers:
+        app.include_router(router)
+    return app

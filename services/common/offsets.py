@@ -1,0 +1,136 @@
+"""Consumer offsets and dedup rows stored next to the data they guard.
+
+The exactly-once pattern: a consumer applies a batch and, in the same transaction, claims the
+events' ``(source, id)`` keys (:func:`claim_new` says which were new) and stores the next offsets
+(:func:`store_offsets`). On start and on every partition assignment it seeks to
+:func:`load_offsets`. Nothing here commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.db import UtcDateTime
+
+TopicPartition = tuple[str, int]
+EventKey = tuple[str, str]
+
+# Rows per INSERT. Each row binds 2-3 parameters; SQLite and asyncpg cap a statement at 32,766
+# and 32,767.
+CHUNK_ROWS = 1000
+
+
+def offsets_table(metadata: MetaData) -> Table:
+    """``consumer_offsets``: the next offset to read per consumer group and partition."""
+    return Table(
+        "consumer_offsets",
+        metadata,
+        Column("group_id", String(255), primary_key=True),
+        Column("topic", String(255), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("next_offset", BigInteger, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    )
+
+
+def dedup_table(metadata: MetaData, name: str = "processed_events") -> Table:
+    """Events already applied, by CloudEvents ``(source, id)``; ``seen_at`` allows pruning."""
+    return Table(
+        name,
+        metadata,
+        Column("source", String, primary_key=True),
+        Column("id", String, primary_key=True),
+        Column("seen_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+        Index(f"ix_{name}_seen_at", "seen_at"),
+    )
+
+
+async def load_offsets(
+    session: AsyncSession, table: Table, group_id: str, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Stored next offsets of ``partitions``; a partition never stored is absent."""
+    wanted = set(partitions)
+    if not wanted:
+        return {}
+    c = table.c
+    rows = await session.execute(
+        select(c.topic, c.partition, c.next_offset).where(
+            c.group_id == group_id, c.topic.in_(sorted({topic for topic, _ in wanted}))
+        )
+    )
+    return {
+        (topic, partition): offset
+        for topic, partition, offset in rows
+        if (topic, partition) in wanted
+    }
+
+
+async def store_offsets(
+    session: AsyncSession, table: Table, group_id: str, offsets: Mapping[TopicPartition, int]
+) -> None:
+    """Upsert the next offsets to read, in the caller's transaction."""
+    if not offsets:
+        return
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.group_id, table.c.topic, table.c.partition],
+        set_={"next_offset": stmt.excluded.next_offset, "updated_at": func.now()},
+    )
+    rows = [
+        {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": offset}
+        for (topic, partition), offset in offsets.items()
+    ]
+    for chunk in _chunks(rows):
+        await session.execute(stmt, chunk)
+
+
+async def claim_new(session: AsyncSession, table: Table, keys: Sequence[EventKey]) -> set[EventKey]:
+    """Record ``keys`` as processed and return those that were not already (each once).
+
+    Concurrent claims of one key serialise on its primary key: after the first claimant commits,
+    the other gets nothing; if the first rolls back, the other gets the key.
+    """
+    unique = list(dict.fromkeys(keys))
+    if not unique:
+        return set()
+    c = table.c
+    stmt = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=[c.source, c.id])
+        .returning(c.source, c.id)
+    )
+    claimed: set[EventKey] = set()
+    for chunk in _chunks([{"source": source, "id": id_} for source, id_ in unique]):
+        result = await session.execute(stmt, chunk)
+        claimed.update((source, id_) for source, id_ in result)
+    return claimed
+
+
+def _insert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database {dialect!r}")
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), CHUNK_ROWS):
+        yield rows[start : start + CHUNK_ROWS]

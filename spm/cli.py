@@ -1,0 +1,48 @@
+"""The ``spm`` command: the composition root, the only code that imports more than one service."""
+
+from __future__ import annotations
+
+import importlib
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from contracts.cli import contracts_app
+
+app = typer.Typer(
+    help="SPM Monitor: continuous social performance management.", no_args_is_help=True
+)
+app.add_typer(contracts_app, name="contracts")
+
+
+class Service(StrEnum):
+    ingest = "ingest"
+    indicators = "indicators"
+    objectives = "objectives"
+    alerts = "alerts"
+
+
+@app.command()
+def serve(
+    service: Annotated[Service, typer.Argument(help="Which service to run.")],
+    host: Annotated[str | None, typer.Option(help="Bind address (default: HTTP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the <SERVICE>_PORT).")] = None,
+) -> None:
+    """Run one service in the distributed mode (Kafka + PostgreSQL from the settings)."""
+    import uvicorn
+
+    from services.common.settings import get_settings
+
+    settings = get_settings()
+    module = importlib.import_module(f"services.{service.value}.app")
+    uvicorn.run(
+        module.create_app(settings),
+        host=host or settings.http_host,
+        port=port or getattr(settings, f"{service.value}_port"),
+        log_config=None,
+    )
+
+
+def main() -> None:
+    app()

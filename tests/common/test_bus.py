@@ -1,0 +1,239 @@
+"""One suite, two buses: what holds on real Kafka must hold on the in-process bus."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from contracts.topics import TopicSpec
+from services.common.bus import (
+    Bus,
+    Consumer,
+    KafkaBus,
+    MemoryBus,
+    Message,
+    Record,
+    TopicPartition,
+    partition_for_key,
+)
+from services.common.bus.kafka import KafkaProducer
+
+PARTITIONS = 4
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def kafka_libs_dir() -> Path:
+    """The broker jars that deploy/local/infra.sh resolved from Maven Central."""
+    cache = Path(os.environ.get("SPM_CACHE_DIR", REPO_ROOT / ".cache"))
+    candidates = sorted(cache.glob("kafka-*/libs"))
+    assert candidates, f"no Kafka jars under {cache}: run deploy/local/infra.sh up"
+    return candidates[-1]
+
+
+@pytest.fixture(
+    params=[pytest.param("kafka", marks=pytest.mark.kafka), pytest.param("memory")],
+)
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    if request.param == "kafka":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        kafka = KafkaBus(bootstrap)
+        yield kafka
+        await kafka.close()
+    else:
+        yield MemoryBus()
+
+
+@pytest.fixture
+async def topic(bus: Bus, unique: str) -> str:
+    name = f"test.bus.{unique}"
+    await bus.ensure_topics([TopicSpec(name, PARTITIONS, "key", "delete", -1, "test")])
+    return name
+
+
+async def produce(bus: Bus, topic: str, count: int, prefix: str = "k") -> None:
+    producer = bus.producer()
+    await producer.start()
+    try:
+        await producer.send_many(
+            [Message(topic, f"v{i}".encode(), f"{prefix}{i}".encode()) for i in range(count)]
+        )
+    finally:
+        await producer.stop()
+
+
+async def drain(consumer: Consumer, expected: int, timeout_s: float = 30) -> list[Record]:
+    records: list[Record] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+        records += await consumer.getmany(timeout_ms=200)
+    return records
+
+
+async def test_round_trip_keeps_key_value_and_headers(bus: Bus, topic: str, unique: str) -> None:
+    producer = bus.producer()
+    await producer.start()
+    delivery = await producer.send(
+        Message(topic, b'{"x":1}', b"client-7", (("ce_id", b"e-1"), ("ce_type", b"t")))
+    )
+    await producer.stop()
+    assert delivery.partition == partition_for_key(b"client-7", PARTITIONS)
+
+    consumer = bus.consumer(f"g-{unique}", [topic])
+    await consumer.start()
+    try:
+        [record] = await drain(consumer, 1)
+    finally:
+        await consumer.stop()
+    assert (record.key, record.value) == (b"client-7", b'{"x":1}')
+    assert record.header("ce_id") == b"e-1"
+    assert record.header("ce_type") == b"t"
+    assert (record.partition, record.offset) == (delivery.partition, delivery.offset)
+
+
+async def test_same_key_same_partition_as_murmur2(bus: Bus, topic: str) -> None:
+    producer = bus.producer()
+    await producer.start()
+    try:
+        keys = [f"client-{i}".encode() for i in range(50)]
+        first = await producer.send_many([Message(topic, b"1", k) for k in keys])
+        second = await producer.send_many([Message(topic, b"2", k) for k in keys])
+    finally:
+        await producer.stop()
+    for key, a, b in zip(keys, first, second, strict=True):
+        assert a.partition == b.partition == partition_for_key(key, PARTITIONS)
+    assert len({d.partition for d in first}) == PARTITIONS
+
+
+async def test_group_resumes_after_committed_offset(bus: Bus, topic: str, unique: str) -> None:
+    await produce(bus, topic, 20)
+    group = f"g-{unique}"
+    first = bus.consumer(group, [topic])
+    await first.start()
+    seen = await drain(first, 20)
+    await first.commit()
+    await first.stop()
+    assert len(seen) == 20
+
+    await produce(bus, topic, 5, prefix="late")
+    second = bus.consumer(group, [topic])
+    await second.start()
+    try:
+        resumed = await drain(second, 5)
+        resumed += await second.getmany(timeout_ms=500)
+    finally:
+        await second.stop()
+    assert sorted(r.key for r in resumed) == sorted(f"late{i}".encode() for i in range(5))
+
+
+async def test_crash_before_commit_redelivers(bus: Bus, topic: str, unique: str) -> None:
+    await produce(bus, topic, 10)
+    group = f"g-{unique}"
+    first = bus.consumer(group, [topic])
+    await first.start()
+    assert len(await drain(first, 10)) == 10
+    await first.stop()  # no commit: the work was not recorded anywhere
+
+    second = bus.consumer(group, [topic])
+    await second.start()
+    try:
+        again = await drain(second, 10)
+    finally:
+        await second.stop()
+    assert sorted(r.key for r in again) == sorted(f"k{i}".encode() for i in range(10))
+
+
+async def test_seek_on_assign_to_external_offsets(bus: Bus, topic: str, unique: str) -> None:
+    await produce(bus, topic, 40)
+    stored: dict[TopicPartition, int] = {TopicPartition(topic, p): 2 for p in range(PARTITIONS)}
+    assigned: list[frozenset[TopicPartition]] = []
+
+    async def load(partitions: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
+        assigned.append(partitions)
+        return {tp: stored[tp] for tp in partitions}
+
+    consumer = bus.consumer(f"g-{unique}", [topic], on_assign=load)
+    await consumer.start()
+    try:
+        records = await drain(consumer, 40 - 2 * PARTITIONS)
+    finally:
+        await consumer.stop()
+    assert assigned and assigned[0] == frozenset(stored)
+    assert len(records) == 40 - 2 * PARTITIONS
+    assert min(r.offset for r in records) == 2
+
+
+async def test_two_members_share_partitions(bus: Bus, topic: str, unique: str) -> None:
+    await produce(bus, topic, 60)
+    group = f"g-{unique}"
+    a, b = bus.consumer(group, [topic]), bus.consumer(group, [topic])
+    await a.start()
+    await b.start()
+    try:
+        got: list[Record] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(got) < 60 and asyncio.get_running_loop().time() < deadline:
+            got += await a.getmany(timeout_ms=100)
+            got += await b.getmany(timeout_ms=100)
+        assert a.assignment() and b.assignment()
+        assert not (a.assignment() & b.assignment())
+        assert len(got) == 60
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@pytest.mark.kafka
+async def test_kafka_producer_is_idempotent_with_acks_all(kafka_bootstrap: str) -> None:
+    producer = KafkaBus(kafka_bootstrap).producer()
+    assert isinstance(producer, KafkaProducer)
+    await producer.start()
+    try:
+        raw = producer.raw
+        assert raw._txn_manager is not None  # idempotence enabled
+        assert raw._sender._acks == -1  # acks=all
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.kafka
+async def test_java_client_partitioner_agrees(kafka_bootstrap: str, unique: str) -> None:
+    """Keys produced by Kafka's own Java console producer land where partition_for_key says."""
+    libs = kafka_libs_dir()
+    topic = f"test.java.{unique}"
+    bus = KafkaBus(kafka_bootstrap)
+    await bus.ensure_topics([TopicSpec(topic, 6, "key", "delete", -1, "test")])
+    keys = [f"client-{i:03d}" for i in range(60)]
+    lines = "".join(f"{key}\t{i}\n" for i, key in enumerate(keys))
+    process = await asyncio.create_subprocess_exec(
+        "java",
+        "-cp",
+        f"{libs}/*",
+        "org.apache.kafka.tools.ConsoleProducer",
+        "--bootstrap-server",
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--reader-property",
+        "parse.key=true",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(lines.encode()), 120)
+    assert process.returncode == 0, output.decode()
+
+    consumer = bus.consumer(f"g-{unique}", [topic])
+    await consumer.start()
+    try:
+        records = await drain(consumer, len(keys))
+    finally:
+        await consumer.stop()
+    assert len(records) == len(keys)
+    for record in records:
+        assert record.key is not None
+        assert record.partition == partition_for_key(record.key, 6), record.key
+    assert len({r.partition for r in records}) == 6

@@ -1,0 +1,63 @@
+"""A trace started before producing is continued by the consumer, over real Kafka."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from contracts.topics import TopicSpec
+from services.common.bus import KafkaBus, Message
+from services.common.telemetry import context_from_headers, inject_trace_headers
+
+
+@pytest.mark.kafka
+async def test_trace_continues_through_kafka(kafka_bootstrap: str, unique: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    bus = KafkaBus(kafka_bootstrap)
+    topic = f"test.trace.{unique}"
+    await bus.ensure_topics([TopicSpec(topic, 1, "k", "delete", -1, "test")])
+
+    producer = bus.producer()
+    await producer.start()
+    with tracer.start_as_current_span("http request") as request_span:
+        await producer.send(Message(topic, b"{}", b"key"))
+    await producer.stop()
+
+    consumer = bus.consumer(f"g-{unique}", [topic])
+    await consumer.start()
+    try:
+        records = []
+        for _ in range(50):
+            records += await consumer.getmany(timeout_ms=200)
+            if records:
+                break
+    finally:
+        await consumer.stop()
+    [record] = records
+    assert record.header("traceparent") is not None
+    with tracer.start_as_current_span(
+        "apply event", context=context_from_headers(record.headers), kind=trace.SpanKind.CONSUMER
+    ):
+        pass
+
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    produced, consumed = spans["http request"], spans["apply event"]
+    assert consumed.context is not None and produced.context is not None
+    assert consumed.context.trace_id == produced.context.trace_id
+    assert consumed.parent is not None
+    assert consumed.parent.span_id == request_span.get_span_context().span_id
+
+
+def test_existing_traceparent_is_kept() -> None:
+    given = (("traceparent", b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"),)
+    assert inject_trace_headers(given) == given
+
+
+def test_no_context_means_no_header() -> None:
+    assert inject_trace_headers(()) == ()

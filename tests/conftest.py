@@ -1,0 +1,42 @@
+"""Session-wide fixtures: the real Kafka broker and PostgreSQL every test talks to.
+
+They are started by the project's own scripts (deploy/local/infra.sh) unless
+KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL point at running ones. A missing service is a failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.infra import Infra
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    from tests.infra import ensure_infra, stop_infra  # only sessions that need infra start it
+
+    running = ensure_infra()
+    yield running
+    stop_infra(running)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: Infra) -> str:
+    return infra.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url(infra: Infra) -> str:
+    return infra.database_url
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group and schema names, so tests never collide."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,108 @@
+"""Real Kafka and PostgreSQL for the test session, through deploy/local/infra.sh.
+
+`ensure_infra()` uses KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when both are set (external
+services, never stopped by us). Otherwise it runs `infra.sh up`, which reuses whatever already
+runs and starts the rest; `stop_infra()` then tears down only what this session started, so a
+developer who ran `make infra-up` keeps their broker and database across test runs.
+
+`stop_kafka()` / `start_kafka()` stop and restart the local broker only, keeping its data, for
+broker-outage tests (they act on the script-managed broker, not on an external one).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INFRA_SCRIPT = REPO_ROOT / "deploy" / "local" / "infra.sh"
+
+# First `up` may resolve the Kafka jars from Maven Central, then waits up to 90 s for Kafka and
+# 30 s for PostgreSQL.
+_UP_TIMEOUT_S = 600.0
+_KAFKA_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Infra:
+    kafka_bootstrap: str
+    database_url: str
+    started: bool  # True when this session started something and must stop it
+
+
+def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(
+            ["bash", str(INFRA_SCRIPT), *args],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"`infra.sh {' '.join(args)}` did not finish within {timeout:.0f} s"
+        ) from exc
+    if proc.stderr:
+        sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"`infra.sh {' '.join(args)}` failed with exit code {proc.returncode}:\n"
+            f"{proc.stderr}{proc.stdout}"
+        )
+    return proc
+
+
+def _parse_exports(stdout: str) -> dict[str, str]:
+    exports: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line.removeprefix("export ").partition("=")
+            exports[name.strip()] = value.strip()
+    return exports
+
+
+def _parse_started(stderr: str) -> list[str]:
+    for line in stderr.splitlines():
+        if line.startswith("infra: started:"):
+            return [w for w in line.removeprefix("infra: started:").split() if w != "none"]
+    return []
+
+
+def ensure_infra() -> Infra:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    database = os.environ.get("DATABASE_URL", "").strip()
+    if kafka and database:
+        return Infra(kafka_bootstrap=kafka, database_url=database, started=False)
+    proc = _run("up", timeout=_UP_TIMEOUT_S)
+    exports = _parse_exports(proc.stdout)
+    try:
+        local_kafka = exports["KAFKA_BOOTSTRAP_SERVERS"]
+        local_database = exports["DATABASE_URL"]
+    except KeyError as exc:
+        raise RuntimeError(f"`infra.sh up` printed no {exc.args[0]}:\n{proc.stdout}") from exc
+    return Infra(
+        kafka_bootstrap=kafka or local_kafka,
+        database_url=database or local_database,
+        started=bool(_parse_started(proc.stderr)),
+    )
+
+
+def stop_infra(infra: Infra) -> None:
+    if infra.started:
+        _run("down", timeout=_UP_TIMEOUT_S)
+
+
+def stop_kafka() -> None:
+    """Stop the local broker (graceful, killed after 30 s), keeping its data directory."""
+    _run("kafka-stop", timeout=_KAFKA_TIMEOUT_S)
+
+
+def start_kafka() -> None:
+    """Start the local broker again on its data and wait until it answers metadata."""
+    _run("kafka-start", timeout=_KAFKA_TIMEOUT_S)
