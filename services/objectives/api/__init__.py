@@ -1,0 +1,1 @@
+"""HTTP routers of the objectives service (thin: parse, call the service, commit)."""

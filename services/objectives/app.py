@@ -1,0 +1,141 @@
+"""The objectives service: objectives and targets over HTTP, their history, their events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from services.common.auth import KeyRing
+from services.common.bus import Bus, create_bus
+from services.common.db import DatabaseError, session_factory
+from services.common.http import create_service_app, error_body
+from services.common.outbox import OutboxRelay
+from services.common.settings import CommonSettings
+from services.objectives.api.deps import Runtime
+from services.objectives.api.objectives import router
+from services.objectives.config import ObjectivesSettings
+from services.objectives.db import migrate_schema, open_engine
+from services.objectives.models import outbox
+from services.objectives.service import (
+    Invalid,
+    NotFound,
+    ObjectivesService,
+    PreconditionRequired,
+    StaleVersion,
+)
+
+log = logging.getLogger(__name__)
+RELAY_STOP_TIMEOUT_S = 10.0
+
+
+def build_service(settings: ObjectivesSettings) -> ObjectivesService:
+    return ObjectivesService(
+        topic=settings.objectives_topic,
+        source=settings.objectives_source,
+        lock_name=f"spm-objectives-write:{settings.objectives_db_schema}",
+    )
+
+
+def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None) -> FastAPI:
+    """The objectives service; ``bus`` lets the embedded mode share its in-process bus."""
+    cfg = ObjectivesSettings.of(settings)
+    api_keys = cfg.api_keys.get_secret_value() if cfg.api_keys else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await migrate_schema(cfg)
+        engine = open_engine(cfg)
+        the_bus = bus if bus is not None else create_bus(cfg)
+        try:
+            await the_bus.ensure_topics([cfg.topic_spec])
+            relay = OutboxRelay(
+                engine,
+                outbox,
+                the_bus,
+                lock_name=f"spm-outbox:{cfg.objectives_db_schema}",
+                batch_size=cfg.outbox_batch_size,
+                poll_interval_s=cfg.outbox_poll_interval_s,
+            )
+            task = asyncio.create_task(relay.run(), name="objectives-outbox-relay")
+            app.state.runtime = Runtime(session_factory(engine), build_service(cfg), relay)
+            try:
+                yield
+            finally:
+                relay.stop()
+                try:
+                    await asyncio.wait_for(task, RELAY_STOP_TIMEOUT_S)
+                except TimeoutError:
+                    log.warning("outbox relay did not stop in time; cancelled")
+        finally:
+            if bus is None:
+                await the_bus.close()
+            await engine.dispose()
+
+    async def database_ready() -> bool:
+        runtime = getattr(app.state, "runtime", None)
+        if not isinstance(runtime, Runtime):
+            return False
+        try:
+            async with runtime.read() as session:
+                await session.execute(text("SELECT 1"))
+        except DatabaseError:
+            return False
+        return True
+
+    app = create_service_app(
+        service="objectives",
+        title="SPM objectives",
+        description="Social objectives and targets of the institution, versioned and audited.",
+        keyring=KeyRing.from_json(api_keys),
+        routers=[router],
+        lifespan=lifespan,
+        readiness=[database_ready],
+    )
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def invalid(request: Request, exc: Exception) -> Response:
+        errors = exc.errors if isinstance(exc, Invalid) else []
+        return JSONResponse(
+            error_body([(e.field, e.reason) for e in errors], "validation failed"),
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse(error_body([], str(exc)), status_code=status.HTTP_404_NOT_FOUND)
+
+    async def stale(request: Request, exc: Exception) -> Response:
+        current = exc.current if isinstance(exc, StaleVersion) else None
+        return JSONResponse(
+            error_body([("version", str(exc))], "stale version"),
+            status_code=status.HTTP_409_CONFLICT,
+            headers={"ETag": f'"{current}"'} if current is not None else None,
+        )
+
+    async def precondition(request: Request, exc: Exception) -> Response:
+        return JSONResponse(
+            error_body([("If-Match", str(exc))], "version required"),
+            status_code=status.HTTP_428_PRECONDITION_REQUIRED,
+        )
+
+    async def database(request: Request, exc: Exception) -> Response:
+        log.warning("database error: %s", exc)
+        return JSONResponse(
+            error_body([], "database unavailable, try again"),
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(Invalid, invalid)
+    app.add_exception_handler(NotFound, not_found)
+    app.add_exception_handler(StaleVersion, stale)
+    app.add_exception_handler(PreconditionRequired, precondition)
+    app.add_exception_handler(DatabaseError, database)

@@ -1,0 +1,225 @@
+"""The transactional outbox on real PostgreSQL and Kafka: order, election, and exactly once on
+the topic when the relay is killed between committing and publishing or between publishing and
+marking rows sent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData, Table, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from contracts.topics import TopicSpec
+from services.common.bus import Bus, KafkaBus, MemoryBus, Message, Record
+from services.common.db import create_engine, session_factory
+from services.common.outbox import (
+    SEQ_HEADER,
+    OutboxRelay,
+    RelayLockLost,
+    enqueue,
+    outbox_table,
+    prune_sent,
+)
+from tests.common.outbox_worker import WorkerResult, run_worker
+
+
+@dataclass
+class Outbox:
+    url: str
+    schema: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    table: Table
+    topic: str
+    lock: str
+
+
+async def _outbox(url: str, schema: str, unique: str) -> Outbox:
+    engine = create_engine(url, schema)
+    metadata = MetaData(schema=schema)
+    table = outbox_table(metadata)
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await conn.run_sync(metadata.create_all)
+    return Outbox(
+        url,
+        schema,
+        engine,
+        session_factory(engine),
+        table,
+        f"test.outbox.{unique}",
+        f"lock-{unique}",
+    )
+
+
+@pytest.fixture
+async def pg_outbox(postgres_url: str, unique: str) -> AsyncIterator[Outbox]:
+    box = await _outbox(postgres_url, f"test_outbox_{unique}", unique)
+    yield box
+    async with box.engine.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{box.schema}" CASCADE'))
+    await box.engine.dispose()
+
+
+@pytest.fixture
+async def kafka(kafka_bootstrap: str) -> AsyncIterator[KafkaBus]:
+    bus = KafkaBus(kafka_bootstrap)
+    yield bus
+    await bus.close()
+
+
+async def _create_topic(bus: Bus, name: str, partitions: int = 3) -> None:
+    await bus.ensure_topics([TopicSpec(name, partitions, "key", "compact", -1, "test topic")])
+
+
+async def _put(box: Outbox, *items: tuple[str, str]) -> None:
+    """One committed transaction per message (key, value)."""
+    for key, value in items:
+        async with box.sessions.begin() as session:
+            await enqueue(session, box.table, Message(box.topic, value.encode(), key=key.encode()))
+
+
+async def _on_topic(bus: Bus, topic: str) -> list[Record]:
+    return await bus.tail(topic, 100_000)
+
+
+def _by_key(records: list[Record]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        assert r.key is not None and r.value is not None
+        out.setdefault(r.key.decode(), []).append(r.value.decode())
+    return out
+
+
+async def _run_worker(box: Outbox, bootstrap: str, crash: str) -> WorkerResult:
+    return await run_worker(box.url, box.schema, box.table.name, bootstrap, box.lock, crash)
+
+
+async def _unsent(box: Outbox) -> tuple[int, int]:
+    """(rows not yet sent, of which numbered)."""
+    c = box.table.c
+    async with box.sessions() as session:
+        rows = (await session.execute(select(c.seq).where(c.sent_at.is_(None)))).all()
+    return len(rows), sum(1 for (seq,) in rows if seq is not None)
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+async def test_relay_publishes_in_order_with_seq_headers(
+    pg_outbox: Outbox, kafka: KafkaBus
+) -> None:
+    await _create_topic(kafka, pg_outbox.topic)
+    await _put(pg_outbox, *[(f"k{i % 3}", f"k{i % 3}-{i}") for i in range(9)])
+    relay = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    assert await relay.drain() == 9
+    assert await relay.drain() == 0
+    records = await _on_topic(kafka, pg_outbox.topic)
+    assert _by_key(records) == {f"k{k}": [f"k{k}-{i}" for i in range(k, 9, 3)] for k in range(3)}
+    seqs = sorted(int(r.header(SEQ_HEADER) or b"0") for r in records)
+    assert seqs == list(range(1, 10))
+    assert await _unsent(pg_outbox) == (0, 0)
+
+    # pruning every sent row is safe: a new relay numbers on from what the topic holds
+    async with pg_outbox.sessions.begin() as session:
+        assert await prune_sent(session, pg_outbox.table, datetime.now(UTC)) == 9
+    await _put(pg_outbox, ("k0", "k0-9"))
+    fresh = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    assert await fresh.drain() == 1
+    records = await _on_topic(kafka, pg_outbox.topic)
+    assert max(int(r.header(SEQ_HEADER) or b"0") for r in records) == 10
+    assert _by_key(records)["k0"] == ["k0-0", "k0-3", "k0-6", "k0-9"]
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+@pytest.mark.parametrize("crash", ["before_publish", "after_publish"])
+async def test_killed_relay_publishes_exactly_once_after_restart(
+    pg_outbox: Outbox, kafka: KafkaBus, kafka_bootstrap: str, crash: str
+) -> None:
+    await _create_topic(kafka, pg_outbox.topic)
+    await _put(pg_outbox, ("a", "a-1"), ("b", "b-1"), ("a", "a-2"))
+    first = await _run_worker(pg_outbox, kafka_bootstrap, "none")
+    assert first.returncode == 0, first.stderr
+    await _put(pg_outbox, ("a", "a-3"), ("c", "c-1"), ("b", "b-2"))
+
+    killed = await _run_worker(pg_outbox, kafka_bootstrap, crash)
+    assert killed.returncode == -9, killed.stderr  # SIGKILL: no cleanup ran
+    assert await _unsent(pg_outbox) == (3, 3)  # numbered and committed, never marked sent
+    on_topic = len(await _on_topic(kafka, pg_outbox.topic))
+    assert on_topic == (3 if crash == "before_publish" else 6)
+
+    restarted = await _run_worker(pg_outbox, kafka_bootstrap, "none")
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.strip() == ("3" if crash == "before_publish" else "0")
+    assert await _unsent(pg_outbox) == (0, 0)
+    assert _by_key(await _on_topic(kafka, pg_outbox.topic)) == {
+        "a": ["a-1", "a-2", "a-3"],
+        "b": ["b-1", "b-2"],
+        "c": ["c-1"],
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+async def test_late_commit_with_lower_id_is_not_mistaken_for_published(
+    pg_outbox: Outbox, kafka: KafkaBus
+) -> None:
+    """A transaction that inserted first but commits after the relay ran must still go out,
+    even across a relay restart (numbers are given at relay time, not insert time)."""
+    await _create_topic(kafka, pg_outbox.topic)
+    async with pg_outbox.sessions() as slow:
+        await slow.begin()
+        await enqueue(slow, pg_outbox.table, Message(pg_outbox.topic, b"late", key=b"x"))
+        await _put(pg_outbox, ("y", "early"))
+        relay = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+        assert await relay.drain() == 1
+        await slow.commit()
+    restarted = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    assert await restarted.drain() == 1
+    assert _by_key(await _on_topic(kafka, pg_outbox.topic)) == {"x": ["late"], "y": ["early"]}
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+async def test_one_relay_at_a_time(pg_outbox: Outbox, kafka: KafkaBus) -> None:
+    await _create_topic(kafka, pg_outbox.topic)
+    leader = OutboxRelay(
+        pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock, poll_interval_s=0.1
+    )
+    task = asyncio.create_task(leader.run())
+    try:
+        await _put(pg_outbox, ("k", "v1"))
+        leader.notify()
+        for _ in range(100):
+            if leader.published == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert leader.published == 1
+        follower = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+        with pytest.raises(RelayLockLost):
+            await follower.drain()
+    finally:
+        leader.stop()
+        await asyncio.wait_for(task, 10)
+    follower = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    assert await follower.drain() == 0  # the lock was released on stop
+    assert len(await _on_topic(kafka, pg_outbox.topic)) == 1
+
+
+async def test_embedded_mode_sqlite_and_memory_bus(tmp_path: Path, unique: str) -> None:
+    box = await _outbox(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}", "outbox_test", unique)
+    bus = MemoryBus()
+    try:
+        await _create_topic(bus, box.topic)
+        await _put(box, ("a", "1"), ("b", "2"), ("a", "3"))
+        relay = OutboxRelay(box.engine, box.table, bus, lock_name=box.lock)
+        assert await relay.drain() == 3
+        assert _by_key(await _on_topic(bus, box.topic)) == {"a": ["1", "3"], "b": ["2"]}
+    finally:
+        await box.engine.dispose()
