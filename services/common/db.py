@@ -205,8 +205,10 @@ def _create_sqlite_engine(sa_url: URL, schema: str) -> AsyncEngine:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
-    # sqlite3's legacy mode defers BEGIN until the first write; we emit BEGIN ourselves
-    # (_on_sqlite_begin) so reads, DDL and savepoints belong to the transaction.
+    # sqlite3's legacy mode defers BEGIN until the first write; we emit BEGIN IMMEDIATE ourselves
+    # (_on_sqlite_begin) so reads, DDL and savepoints belong to the transaction, and so a
+    # transaction that reads before it writes waits (busy_timeout) for the write lock instead of
+    # failing with "database is locked" when it tries to upgrade.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -218,7 +220,7 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: ConnectionPoolE
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _original(exc: BaseException) -> BaseException:

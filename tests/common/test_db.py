@@ -261,21 +261,46 @@ async def test_unreachable_server_is_retriable(unused_tcp_port: int) -> None:
     assert raised.value.retriable is True
 
 
-async def test_locked_sqlite_database_is_retriable(tmp_path: Path) -> None:
+async def test_locked_sqlite_database_is_retriable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'spm.db'}"
-    holder, waiter = create_engine(url, "svc"), create_engine(url, "svc")
+    holder = create_engine(url, "svc")
+    monkeypatch.setattr("services.common.db.SQLITE_BUSY_TIMEOUT_MS", 0)  # fail at once
+    waiter = create_engine(url, "svc")
     try:
         async with holder.begin() as held:
             await held.exec_driver_sql("CREATE TABLE t (id INTEGER)")
-            async with waiter.connect() as conn:
-                await conn.exec_driver_sql("PRAGMA busy_timeout=0")
-                with pytest.raises(DatabaseError) as raised, database_errors():
+            with pytest.raises(DatabaseError) as raised, database_errors():
+                async with waiter.begin() as conn:
                     await conn.exec_driver_sql("CREATE TABLE u (id INTEGER)")
     finally:
         await holder.dispose()
         await waiter.dispose()
     assert raised.value.retriable is True
     assert raised.value.code == "SQLITE_BUSY"
+
+
+async def test_sqlite_writers_wait_for_each_other(tmp_path: Path) -> None:
+    """A transaction that reads, then writes, waits for a concurrent writer instead of failing."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'spm.db'}"
+    engine = create_engine(url, "svc")
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE n (v INTEGER)")
+            await conn.exec_driver_sql("INSERT INTO n VALUES (0)")
+
+        async def increment() -> None:
+            async with engine.begin() as conn:
+                value = (await conn.exec_driver_sql("SELECT v FROM n")).scalar_one()
+                await asyncio.sleep(0.01)
+                await conn.exec_driver_sql("UPDATE n SET v = ?", (value + 1,))
+
+        await asyncio.gather(*(increment() for _ in range(10)))
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT v FROM n")).scalar_one() == 10
+    finally:
+        await engine.dispose()
 
 
 def test_translate_error_of_plain_os_errors() -> None:
