@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
 
-.PHONY: install test lint format infra-up infra-down contracts run clean bench-indicators
+.PHONY: install test lint format infra-up infra-down contracts run clean bench-indicators bench-ingest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench-indicators: ## indicator engine vs raw consumer (starts local infra unless
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
 		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
 	$(BIN)/python bench/indicators_throughput.py
+
+bench-ingest: ## ingest HTTP batches vs raw aiokafka producer (starts local infra unless configured)
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
+		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
+	$(BIN)/python bench/ingest_throughput.py $(BENCH_ARGS)
 
 contracts: ## regenerate JSON Schemas, AsyncAPI document and examples
 	$(BIN)/spm contracts export

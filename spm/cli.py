@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 
 from contracts.cli import contracts_app
+from services.ingest.cli import import_app
 from services.objectives.cli import objectives_app
 
 app = typer.Typer(
     help="SPM Monitor: continuous social performance management.", no_args_is_help=True
 )
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(import_app, name="import")
 app.add_typer(objectives_app, name="objectives")
 
 

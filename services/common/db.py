@@ -37,7 +37,7 @@ from sqlalchemy.types import TypeDecorator
 
 from services.common.errors import SpmError
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 # SQLSTATEs worth a retry: serialization failure, deadlock, lock timeout, server shutting down or
 # starting, too many connections. Class 08 (connection exception) is retriable as a whole.

@@ -1,0 +1,334 @@
+"""Ingest throughput: HTTP batch ingestion vs a raw aiokafka producer, same broker, same run.
+
+    make bench-ingest          # starts the local infrastructure unless configured
+    .venv/bin/python bench/ingest_throughput.py [--events 100000] [--clients 4] [--workers 1]
+
+The ingest service runs as its own process (``spm serve ingest``; uvicorn, ``--workers``
+processes) on the Kafka and PostgreSQL of ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``, with a
+throwaway database schema. Several concurrent clients POST batches of 1,000 events to
+``/v1/events/batch`` (bodies prepared up front). The baseline is a raw aiokafka producer with the
+bus's settings (idempotent, acks=all) sending the same canonical records (what ingest publishes
+for those events) to the same topics. Then single-event ``POST /v1/events`` latency is measured
+at a fixed rate. The last line is::
+
+    ingest_vs_raw_producer ratio=<r> ingest=<events/s> raw=<events/s>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+
+from contracts.envelope import to_kafka
+from services.common.auth import hash_key
+from services.common.db import create_engine
+from services.ingest.pseudonym import Pseudonymiser
+from services.ingest.validation import DateBounds, Validator
+
+ROOT = Path(__file__).resolve().parents[1]
+PEPPER = "bench-pepper-0123456789abcdef"
+API_KEY = "bench-key"
+BATCH = 1000
+TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def input_events(run: str, n: int) -> list[dict[str, Any]]:
+    """A realistic mix: disbursals, repayments and registrations of many clients."""
+    source = f"bench:{run}"
+    events: list[dict[str, Any]] = []
+    for i in range(n):
+        client = f"C{i % 20_000}"
+        kind = i % 4
+        if kind == 0:
+            type_, data = (
+                "spm.loan.disbursed.v1",
+                {
+                    "loan_id": f"L{i}",
+                    "client_id": client,
+                    "branch_id": f"BR{i % 7}",
+                    "product_id": "GROUP",
+                    "officer_id": f"O{i % 50}",
+                    "loan_cycle": 1 + i % 5,
+                    "amount": "15000.00",
+                    "currency": "KES",
+                    "term_months": 12,
+                    "disbursed_on": "2025-03-03",
+                    "client_name": "not forwarded",
+                },
+            )
+        elif kind == 3:
+            type_, data = (
+                "spm.client.registered.v1",
+                {
+                    "client_id": client,
+                    "branch_id": f"BR{i % 7}",
+                    "gender": "female",
+                    "birth_year": 1990,
+                    "rural": True,
+                    "registered_on": "2025-03-01",
+                },
+            )
+        else:
+            type_, data = (
+                "spm.loan.repayment.v1",
+                {
+                    "loan_id": f"L{i - kind}",
+                    "client_id": client,
+                    "transaction_id": f"T{i}",
+                    "value_date": "2025-04-03",
+                    "amount": "1400.00",
+                    "principal_paid": "1250.00",
+                    "interest_paid": "150.00",
+                },
+            )
+        events.append(
+            {
+                "specversion": "1.0",
+                "id": f"{run}-{i}",
+                "source": source,
+                "type": type_,
+                "time": "2025-03-03T08:30:00+03:00",
+                "data": data,
+            }
+        )
+    return events
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(port: int, schema: str, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PSEUDONYM_PEPPER": PEPPER,
+        "API_KEYS": json.dumps(
+            [{"name": "bench", "sha256": hash_key(API_KEY), "scopes": ["ingest:write"]}]
+        ),
+        "INGEST_DB_SCHEMA": schema,
+        "INSTITUTION_CURRENCY": "KES",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "services.ingest.asgi:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT)
+
+
+async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"ingest server exited with {proc.returncode}")
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.3)
+    raise SystemExit("ingest server did not become ready")
+
+
+async def bench_ingest(base: str, bodies: list[bytes], clients: int) -> float:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            response = await client.post("/v1/events/batch", content=body, headers=headers)
+            if response.status_code != 202 or response.json()["accepted"] != BATCH:
+                raise SystemExit(f"ingest answered {response.status_code}: {response.text[:300]}")
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        return time.perf_counter() - started
+
+
+async def bench_raw(bootstrap: str, records: list[Any]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(records), BATCH):
+            futures = [
+                await producer.send(r.topic, r.value, key=r.key, headers=r.headers)
+                for r in records[start : start + BATCH]
+            ]
+            await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+async def bench_latency(base: str, run: str, rate: float, seconds: float) -> list[float]:
+    events = input_events(f"{run}-lat", int(rate * seconds))
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+
+    async def one(client: httpx.AsyncClient, body: bytes) -> None:
+        started = time.perf_counter()
+        response = await client.post("/v1/events", content=body, headers=headers)
+        latencies.append(time.perf_counter() - started)
+        if response.status_code != 202:
+            raise SystemExit(f"single POST answered {response.status_code}")
+
+    limits = httpx.Limits(max_connections=500)
+    timeout = httpx.Timeout(60, pool=None)
+    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
+        tasks = []
+        t0 = time.perf_counter()
+        for i, event in enumerate(events):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(client, json.dumps(event).encode())))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def canonical_records(events: list[dict[str, Any]]) -> list[Any]:
+    """What ingest publishes for ``events`` (the strict codec: ``to_kafka`` of the canonical
+    event, with a traceparent as the bus adds one)."""
+    validator = Validator(Pseudonymiser(PEPPER), "KES", DateBounds(date(1970, 1, 1), 1))
+    out = []
+    for event in events:
+        record = to_kafka(validator.canonical(event))
+        headers = [*record.headers, ("traceparent", TRACEPARENT)]
+        out.append(replace(record, headers=headers))
+    return out
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    engine = create_engine(url, schema)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        await engine.dispose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn workers), from /proc."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--rate", type=float, default=50.0, help="single POSTs per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    database = os.environ.get("DATABASE_URL")
+    if not bootstrap or not database:
+        raise SystemExit("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (make bench-ingest does)")
+    run = uuid.uuid4().hex[:8]
+    schema = f"bench_ingest_{run}"
+    n = args.events // BATCH * BATCH
+    events = input_events(run, n)
+    bodies = [json.dumps(events[i : i + BATCH]).encode() for i in range(0, n, BATCH)]
+    raw_events = input_events(f"{run}-raw", n)
+    records = canonical_records(raw_events)
+    port = free_port()
+    proc = start_server(port, schema, args.workers)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(base, proc)
+        # warm-up: connections, metadata, JIT-free Python caches
+        await bench_ingest(base, [json.dumps(input_events(f"{run}-w", BATCH)).encode()], 1)
+        await bench_raw(bootstrap, canonical_records(input_events(f"{run}-wr", BATCH)))
+        raw_cpu = time.process_time()
+        raw_s = await bench_raw(bootstrap, records)
+        raw_cpu = time.process_time() - raw_cpu
+        server_cpu = cpu_seconds(proc.pid)
+        ingest_s = await bench_ingest(base, bodies, args.clients)
+        server_cpu = cpu_seconds(proc.pid) - server_cpu
+        latencies = await bench_latency(base, run, args.rate, args.seconds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        await drop_schema(database, schema)
+    ingest_rate, raw_rate = n / ingest_s, n / raw_s
+    print(f"events={n} batch={BATCH} clients={args.clients} workers={args.workers}")
+    print(
+        f"raw aiokafka producer: {raw_s:.2f} s, {raw_rate:,.0f} events/s, "
+        f"CPU {raw_cpu * 1e6 / n:.0f} us/event"
+    )
+    print(
+        f"ingest HTTP batches:   {ingest_s:.2f} s, {ingest_rate:,.0f} events/s, "
+        f"server CPU {server_cpu * 1e6 / n:.0f} us/event"
+    )
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"single POST /v1/events at {args.rate:.0f}/s for {args.seconds:.0f} s: "
+        f"p50={pct(latencies, 0.5) * 1000:.1f} ms p99={pct(latencies, 0.99) * 1000:.1f} ms "
+        f"mean={statistics.fmean(latencies) * 1000:.1f} ms n={len(latencies)}"
+    )
+    print(
+        f"ingest_vs_raw_producer ratio={ingest_rate / raw_rate:.3f} "
+        f"ingest={ingest_rate:.0f} raw={raw_rate:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,99 @@
+"""``POST /v1/sources/crm/complaints``: complaint records pushed by a CRM (webhook)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import Response
+
+from services.common.auth import Principal, require
+from services.ingest.api.body import BodyError, parse_json, read_body
+from services.ingest.api.events import answer, publish_failed
+from services.ingest.api.state import IngestState, state_of
+from services.ingest.errors import PublishFailed
+from services.ingest.pipeline import BatchResult, Outcome
+from services.ingest.schemas import ErrorResponse, IngestResponse, RejectedResponse
+
+router = APIRouter(prefix="/v1/sources/crm", tags=["sources"])
+
+PrincipalDep = Annotated[Principal, Depends(require("ingest:write"))]
+StateDep = Annotated[IngestState, Depends(state_of)]
+
+_CASE_EXAMPLE = {
+    "Id": "5003X00002AbCdEQAV",
+    "CaseNumber": "00017342",
+    "CreatedDate": "2025-03-05T09:12:44.000+0000",
+    "ClosedDate": "2025-03-12T15:02:10.000+0000",
+    "IsClosed": True,
+    "Origin": "Phone",
+    "Type": "Loan Terms",
+    "Reason": "Interest Rate",
+    "Priority": "High",
+    "Status": "Closed",
+    "Branch_Code__c": "BR-NAI-01",
+    "Client_Reference__c": "1042",
+    "Subject": "never forwarded",
+    "Description": "never forwarded",
+}
+
+
+@router.post(
+    "/complaints",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Complaint records from a CRM (one record, an array, or {'records': [...]})",
+    description="Records are mapped by the configured field mapping (INGEST_CRM_MAPPING; default "
+    "a Salesforce Case mapping) to spm.complaint.opened.v1 and, for closed cases, "
+    "spm.complaint.resolved.v1. Result indexes are record positions.",
+    responses={
+        202: {"model": IngestResponse},
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": RejectedResponse},
+        503: {"model": ErrorResponse},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": ["object", "array"]},
+                    "examples": {"case": {"summary": "a closed case", "value": _CASE_EXAMPLE}},
+                }
+            },
+        }
+    },
+)
+async def post_complaints(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
+    raw = await read_body(request, state.settings.ingest_max_body_bytes)
+    records = _records(parse_json(raw))
+    if len(records) > state.settings.ingest_max_batch_events:
+        raise BodyError(status.HTTP_413_CONTENT_TOO_LARGE, "too many records")
+    for source in state.crm.sources:
+        if not principal.may_send(source):
+            raise BodyError(
+                status.HTTP_403_FORBIDDEN,
+                "this API key may not send events of this source",
+                field="source",
+                reason="source not allowed for this API key",
+            )
+    events, origins = state.crm.events(records)
+    try:
+        result = await state.pipeline.ingest(events)
+    except PublishFailed:
+        return publish_failed(state)
+    by_record = BatchResult(
+        [Outcome(origins[o.index], o.id, o.status, o.errors) for o in result.outcomes]
+    )
+    return answer(by_record)
+
+
+def _records(body: Any) -> list[Any]:
+    if isinstance(body, dict) and isinstance(body.get("records"), list):
+        return list(body["records"])
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        return [body]
+    raise BodyError(status.HTTP_422_UNPROCESSABLE_CONTENT, "expected a record or an array")

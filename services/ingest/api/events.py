@@ -1,0 +1,163 @@
+"""``POST /v1/events`` and ``POST /v1/events/batch``: CloudEvents from source systems."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse, Response
+
+from contracts.examples import EXAMPLES
+from services.common.auth import Principal, require
+from services.ingest.api.body import (
+    JSON_TYPES,
+    NDJSON,
+    BodyError,
+    media_type,
+    parse_batch,
+    parse_json,
+    read_body,
+    unsupported,
+)
+from services.ingest.api.state import IngestState, state_of
+from services.ingest.errors import PublishFailed
+from services.ingest.pipeline import BatchResult
+from services.ingest.schemas import ErrorResponse, IngestResponse, RejectedResponse
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["events"])
+
+PrincipalDep = Annotated[Principal, Depends(require("ingest:write"))]
+StateDep = Annotated[IngestState, Depends(state_of)]
+
+_INPUT_EXAMPLES = {
+    name: {"summary": name, "value": example.input()}
+    for name, example in EXAMPLES.items()
+    if example.input() is not None
+}
+_EVENT_SCHEMA = {"type": "object", "description": "A CloudEvent 1.0 in structured JSON mode."}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": IngestResponse, "description": "Accepted events are on Kafka (acks=all)."},
+    401: {"model": ErrorResponse, "description": "No or unknown API key."},
+    403: {"model": ErrorResponse, "description": "Scope or source not allowed for this key."},
+    413: {"model": ErrorResponse, "description": "Body or batch over the configured limits."},
+    415: {"model": ErrorResponse, "description": "Unsupported content type."},
+    422: {"model": RejectedResponse, "description": "Nothing in the request was accepted."},
+    503: {"model": ErrorResponse, "description": "Kafka unavailable; retry after Retry-After."},
+}
+
+
+def _body_doc(types: tuple[str, ...], schema: dict[str, Any], examples: Any) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": schema, "examples": examples} for t in types},
+        }
+    }
+
+
+_BATCH_EXAMPLES = {
+    "batch": {
+        "summary": "two events",
+        "value": [example["value"] for example in list(_INPUT_EXAMPLES.values())[:2]],
+    }
+}
+_BATCH_DOC = _body_doc(
+    ("application/json", "application/cloudevents-batch+json"),
+    {"type": "array", "items": _EVENT_SCHEMA},
+    _BATCH_EXAMPLES,
+)
+_BATCH_DOC["requestBody"]["content"][NDJSON] = {
+    "schema": {"type": "string", "description": "One structured CloudEvent per line."}
+}
+
+
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send one event (CloudEvents structured JSON, input form of contract v1)",
+    responses=_RESPONSES,
+    openapi_extra=_body_doc(JSON_TYPES, _EVENT_SCHEMA, _INPUT_EXAMPLES),
+)
+async def post_event(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
+    media = media_type(request)
+    if media not in JSON_TYPES:
+        raise unsupported(media, JSON_TYPES)
+    raw = await read_body(request, state.settings.ingest_max_body_bytes)
+    return await _ingest([parse_json(raw)], principal, state)
+
+
+@router.post(
+    "/events/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a batch: a JSON array of events, or NDJSON (application/x-ndjson)",
+    responses=_RESPONSES,
+    openapi_extra=_BATCH_DOC,
+)
+async def post_batch(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
+    raw = await read_body(request, state.settings.ingest_max_body_bytes)
+    events = parse_batch(raw, media_type(request))
+    limit = state.settings.ingest_max_batch_events
+    if not events:
+        raise BodyError(status.HTTP_422_UNPROCESSABLE_CONTENT, "the batch holds no events")
+    if len(events) > limit:
+        raise BodyError(status.HTTP_413_CONTENT_TOO_LARGE, f"a batch holds at most {limit} events")
+    return await _ingest(events, principal, state)
+
+
+async def _ingest(events: list[Any], principal: Principal, state: IngestState) -> Response:
+    check_sources(events, principal)
+    try:
+        result = await state.pipeline.ingest(events)
+    except PublishFailed:
+        return publish_failed(state)
+    log.info(
+        "ingested request",
+        extra={
+            "key": principal.name,
+            "events": len(events),
+            "accepted": result.count("accepted"),
+            "duplicates": result.count("duplicate"),
+            "rejected": result.count("rejected"),
+        },
+    )
+    return answer(result)
+
+
+def publish_failed(state: IngestState) -> Response:
+    """503 + Retry-After: Kafka (or the dedup store) did not take the events."""
+    retry = str(state.settings.ingest_retry_after_s)
+    body = {"detail": "Kafka is unavailable; nothing was accepted, retry later", "errors": []}
+    return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": retry})
+
+
+def check_sources(events: list[Any], principal: Principal) -> None:
+    """403 when the key may not send one of the events' sources (nothing is processed)."""
+    for index, event in enumerate(events):
+        source = event.get("source") if isinstance(event, dict) else None
+        if isinstance(source, str) and not principal.may_send(source):
+            raise BodyError(
+                status.HTTP_403_FORBIDDEN,
+                "this API key may not send events of this source",
+                field=f"[{index}].source",
+                reason="source not allowed for this API key",
+            )
+
+
+def answer(result: BatchResult) -> Response:
+    body = IngestResponse.body(result)
+    if body["accepted"] or body["duplicates"]:
+        return _json(body, status.HTTP_202_ACCEPTED)
+    body["detail"] = "no event was accepted"
+    body["errors"] = [
+        {"field": f"[{r['index']}].{e['field']}", "reason": e["reason"]}
+        for r in body["results"]
+        for e in r["errors"]
+    ]
+    return _json(body, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _json(body: dict[str, Any], code: int) -> Response:
+    return Response(json.dumps(body), code, media_type="application/json")

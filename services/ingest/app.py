@@ -1,0 +1,202 @@
+"""The ingest service's app factory and lifespan (``spm serve ingest``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
+from services.common.auth import KeyRing
+from services.common.bus import Bus, BusError, create_bus
+from services.common.db import (
+    DatabaseError,
+    create_engine,
+    database_errors,
+    is_sqlite,
+    migrate,
+    service_database_url,
+    session_factory,
+)
+from services.common.http import create_service_app
+from services.common.settings import CommonSettings
+from services.ingest.api import crm, events
+from services.ingest.api.body import BodyError
+from services.ingest.api.state import IngestState
+from services.ingest.config import SCHEMA, IngestSettings
+from services.ingest.crm import CrmMapper
+from services.ingest.errors import IngestError
+from services.ingest.fineract import hooks as fineract_hooks
+from services.ingest.fineract.runtime import fineract_consumer_running
+from services.ingest.metrics import IngestMetrics
+from services.ingest.models import purge_dedup
+from services.ingest.pipeline import IngestPipeline
+from services.ingest.pseudonym import Pseudonymiser
+from services.ingest.telemetry import ensure_telemetry
+from services.ingest.validation import DateBounds, Validator
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+PRODUCED_TOPICS = (CLIENTS, LOANS, COMPLAINTS, DEADLETTER)
+
+DESCRIPTION = """The door of SPM Monitor: core-banking and CRM systems send events here
+(CloudEvents 1.0 structured JSON, input form of contract v1). Valid events are pseudonymised,
+deduplicated on (source, id) and published to Kafka; `202` means Kafka acknowledged every
+accepted event. Authenticate with `Authorization: Bearer <api key>` (scope `ingest:write`)."""
+
+
+def ingest_settings(settings: CommonSettings) -> IngestSettings:
+    """The ingest settings: as given, or the shared ones plus ingest's own from the env."""
+    if isinstance(settings, IngestSettings):
+        return settings
+    return IngestSettings(**settings.model_dump())
+
+
+def pseudonymiser_of(settings: IngestSettings) -> Pseudonymiser:
+    pepper = settings.pseudonym_pepper
+    if pepper is None:
+        raise IngestError("PSEUDONYM_PEPPER is not set: ingest cannot pseudonymise without it")
+    return Pseudonymiser(pepper.get_secret_value())
+
+
+def validator_of(settings: IngestSettings) -> Validator:
+    bounds = DateBounds(settings.ingest_min_business_date, settings.ingest_max_future_days)
+    return Validator(pseudonymiser_of(settings), settings.institution_currency, bounds)
+
+
+@asynccontextmanager
+async def pipeline_resources(
+    settings: IngestSettings, bus: Bus | None = None
+) -> AsyncIterator[tuple[IngestPipeline, AsyncEngine]]:
+    """Migrated database, provisioned topics and a started producer, wired into a pipeline.
+
+    Shared by the HTTP app and ``spm import csv``; everything is closed on exit.
+    """
+    schema = settings.ingest_db_schema
+    url = service_database_url(settings.database_url, SCHEMA)
+    await migrate(url, schema, MIGRATIONS)
+    bus = bus or create_bus(settings)
+    await bus.ensure_topics(PRODUCED_TOPICS)
+    engine = create_engine(url, SCHEMA)
+    if schema != SCHEMA and not is_sqlite(engine):
+        engine = engine.execution_options(schema_translate_map={SCHEMA: schema})
+    producer = bus.producer()
+    try:
+        await producer.start()
+        pipeline = IngestPipeline(
+            producer=producer,
+            sessions=session_factory(engine),
+            validator=validator_of(settings),
+            metrics=IngestMetrics(),
+            publish_timeout_s=settings.ingest_publish_timeout_s,
+        )
+        try:
+            yield pipeline, engine
+        finally:
+            await pipeline.close()
+            await producer.stop()
+    finally:
+        await engine.dispose()
+        await bus.close()
+
+
+async def _purge_forever(pipeline: IngestPipeline, settings: IngestSettings) -> None:
+    retention = timedelta(days=settings.ingest_dedup_retention_days)
+    while True:
+        try:
+            with database_errors():
+                async with pipeline.sessions() as session, session.begin():
+                    purged = await purge_dedup(session, retention)
+            log.info("purged dedup keys", extra={"purged": purged})
+        except DatabaseError as exc:
+            log.warning("dedup purge failed (retrying later): %s", exc.code)
+        await asyncio.sleep(settings.ingest_dedup_purge_interval_s)
+
+
+def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
+    """The ingest app; ``bus`` overrides the one the settings give (embedded mode, tests)."""
+    config = ingest_settings(settings)
+    ensure_telemetry(config)
+    pseudonymiser = pseudonymiser_of(config)
+    crm_mapper = CrmMapper.load(
+        config.ingest_crm_mapping,
+        config.ingest_crm_source,
+        config.institution_timezone,
+        pseudonymiser,
+    )
+    keyring = KeyRing.from_json(config.api_keys.get_secret_value() if config.api_keys else None)
+    own_bus = bus or create_bus(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            pipeline_resources(config, own_bus) as (pipeline, engine),
+            fineract_consumer_running(config, own_bus),
+        ):
+            app.state.ingest = IngestState(config, pipeline, crm_mapper)
+            app.state.engine = engine
+            purger = asyncio.create_task(_purge_forever(pipeline, config))
+            try:
+                yield
+            finally:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
+                app.state.ingest = None
+
+    app = create_service_app(
+        service="ingest",
+        title="SPM Monitor — ingest",
+        description=DESCRIPTION,
+        keyring=keyring,
+        routers=[events.router, crm.router, fineract_hooks.router],
+        lifespan=lifespan,
+        readiness=[lambda: _kafka_ready(own_bus), lambda: _db_ready(app)],
+    )
+    app.add_exception_handler(BodyError, _body_error)
+    app.add_exception_handler(IngestError, _ingest_error)
+    return app
+
+
+async def _kafka_ready(bus: Bus) -> bool:
+    """The broker answers a metadata request (an admin round trip; topics already exist)."""
+    try:
+        await bus.ensure_topics(())
+    except BusError:
+        return False
+    return True
+
+
+async def _db_ready(app: FastAPI) -> bool:
+    engine: AsyncEngine | None = getattr(app.state, "engine", None)
+    if engine is None:
+        return False
+    try:
+        with database_errors():
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except DatabaseError:
+        return False
+    return True
+
+
+async def _body_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyError)  # noqa: S101 - registered for BodyError only
+    return JSONResponse(exc.body, exc.status_code)
+
+
+async def _ingest_error(request: Request, exc: Exception) -> Response:
+    body = {"detail": str(exc), "errors": []}
+    retriable = isinstance(exc, IngestError) and exc.retriable
+    code = status.HTTP_503_SERVICE_UNAVAILABLE if retriable else status.HTTP_400_BAD_REQUEST
+    return JSONResponse(body, code, {"Retry-After": "5"} if retriable else None)

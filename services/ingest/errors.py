@@ -1,0 +1,15 @@
+"""The ingest service's exception base."""
+
+from __future__ import annotations
+
+from services.common.errors import SpmError
+
+
+class IngestError(SpmError):
+    """Something ingest cannot do; ``retriable`` says whether a retry may succeed."""
+
+
+class PublishFailed(IngestError):
+    """Kafka (or the dedup store) did not take the events; nothing was reported accepted."""
+
+    retriable = True

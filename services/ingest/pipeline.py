@@ -1,0 +1,318 @@
+"""The one path every adapter sends events through: validate -> pseudonymise -> dedup -> publish.
+
+HTTP, CSV, the CRM webhook and the Fineract adapter all end here, so the rules are the same
+whichever door an event comes through.
+
+Exactly-once publishing, per (source, id):
+
+1. in one database transaction, claim the events' dedup keys (``INSERT … ON CONFLICT DO
+   NOTHING``): a key claimed by a concurrent, still-open request blocks until that one ends, so
+   two requests never both publish the same event;
+2. publish the newly claimed events and wait for Kafka's ``acks=all`` on each;
+3. commit. If some sends failed, their claims are deleted before the commit (so a retry is
+   accepted again) while the claims of events Kafka did take are kept (so a retry reports them
+   as duplicates instead of publishing them twice), and the caller is told nothing was accepted.
+
+A crash between Kafka's acknowledgement and the commit loses the claims, not the events: the
+events are on Kafka and a retry publishes them again. That window is the time of one commit;
+consumers dedup on (source, id) anyway (ARCHITECTURE "exactly-once effect").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from opentelemetry import trace
+from sqlalchemy import Table, delete, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.envelope import CanonicalEvent, FieldError, to_kafka
+from contracts.topics import DEADLETTER
+from services.common.bus import Delivery, Message, Producer
+from services.common.db import DatabaseError, database_errors
+from services.common.offsets import claim_new
+from services.common.telemetry import inject_trace_headers
+from services.ingest.errors import PublishFailed
+from services.ingest.metrics import IngestMetrics
+from services.ingest.models import ingested_events
+from services.ingest.validation import Invalid, Prepared, Validator
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("spm.ingest.pipeline")
+
+Status = Literal["accepted", "duplicate", "rejected"]
+DedupKey = tuple[str, str]
+_DELETE_CHUNK = 1000
+SEND_CHUNK = 250
+"""Records per ``send_many``: the unit that succeeds or fails together."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one input event, by its position in the request."""
+
+    index: int
+    id: str | None
+    status: Status
+    errors: tuple[FieldError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record ready to publish and the key that dedups it (by default its source and id)."""
+
+    id: str
+    source: str
+    type: str
+    message: Message
+    dedup_key: DedupKey | None = None
+
+    @property
+    def key(self) -> DedupKey:
+        return self.dedup_key or (self.source, self.id)
+
+    @classmethod
+    def of(cls, event: CanonicalEvent, dedup_key: DedupKey | None = None) -> Outgoing:
+        """For adapters that hold a canonical event (e.g. Fineract, with its own dedup key)."""
+        return cls(event.id, event.source, event.type, _message(event), dedup_key)
+
+    @classmethod
+    def prepared(cls, prepared: Prepared) -> Outgoing:
+        return cls(prepared.id, prepared.source, prepared.type, prepared.message)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+
+class IngestPipeline:
+    """Validation, pseudonymisation, dedup and publishing, shared by every adapter."""
+
+    def __init__(
+        self,
+        *,
+        producer: Producer,
+        sessions: async_sessionmaker[AsyncSession],
+        validator: Validator,
+        metrics: IngestMetrics | None = None,
+        dedup: Table = ingested_events,
+        publish_timeout_s: float = 5.0,
+    ) -> None:
+        self.producer = producer
+        self.publish_timeout_s = publish_timeout_s
+        self._in_doubt: set[DedupKey] = set()
+        self._settlers: set[asyncio.Task[None]] = set()
+        self.sessions = sessions
+        self.validator = validator
+        self.metrics = metrics or IngestMetrics()
+        self.dedup = dedup
+
+    def prepare(self, obj: Any) -> Outgoing:
+        """Validate and pseudonymise one structured input event; raises ``Invalid``."""
+        return Outgoing.prepared(self.validator.prepare(obj))
+
+    async def ingest(self, objs: Sequence[Any]) -> BatchResult:
+        """Run structured input events through the whole pipeline in one transaction.
+
+        Raises :class:`PublishFailed` when Kafka or the database failed: then nothing was
+        accepted (a retry of the same events is safe).
+        """
+        with tracer.start_as_current_span("ingest.batch") as span:
+            result, ready = self._validate_all(objs)
+            if ready:
+                statuses = await self.publish_in_transaction([o for _, o in ready])
+                for (index, item), published in zip(ready, statuses, strict=True):
+                    status: Status = "accepted" if published else "duplicate"
+                    result.outcomes.append(Outcome(index, item.id, status))
+                result.outcomes.sort(key=lambda o: o.index)
+            self._count(result, dict(ready))
+            span.set_attribute("spm.ingest.events", len(objs))
+            span.set_attribute("spm.ingest.accepted", result.count("accepted"))
+            return result
+
+    def _validate_all(self, objs: Sequence[Any]) -> tuple[BatchResult, list[tuple[int, Outgoing]]]:
+        result = BatchResult()
+        ready: list[tuple[int, Outgoing]] = []
+        for index, obj in enumerate(objs):
+            try:
+                if isinstance(obj, Invalid):  # refused while parsing (a bad NDJSON line)
+                    raise obj
+                item = self.prepare(obj)
+            except Invalid as exc:
+                result.outcomes.append(Outcome(index, exc.event_id, "rejected", tuple(exc.errors)))
+                continue
+            ready.append((index, item))
+        return result, ready
+
+    async def publish_in_transaction(self, items: Sequence[Outgoing]) -> list[bool]:
+        """:meth:`publish` in a transaction of its own; committed also after a partial failure,
+        so the events Kafka did take stay claimed."""
+        failure: PublishFailed | None = None
+        try:
+            with database_errors():
+                async with self.sessions() as session, session.begin():
+                    try:
+                        return await self.publish(session, items)
+                    except PublishFailed as exc:
+                        failure = exc  # leaving the block commits the claims that are kept
+        except DatabaseError as exc:
+            log.error("dedup store failed: %s", exc.code or type(exc.__cause__).__name__)
+            raise PublishFailed("dedup store unavailable") from exc
+        assert failure is not None  # noqa: S101 - the block either returned or failed
+        raise failure
+
+    async def publish(self, session: AsyncSession, items: Sequence[Outgoing]) -> list[bool]:
+        """Claim, publish and await the acks of ``items`` in the caller's transaction.
+
+        Returns per item whether it was published (False: a duplicate, in this batch or
+        before). On :class:`PublishFailed` the claims of events Kafka did not take have been
+        deleted in the session; the caller should still commit it (without its own effects) so
+        the events that did reach Kafka stay claimed.
+        """
+        first: dict[DedupKey, int] = {}
+        for position, item in enumerate(items):
+            first.setdefault(item.key, position)
+        if self._in_doubt.intersection(first):
+            raise PublishFailed("an earlier attempt to publish some of these events is pending")
+        claimed = await claim_new(session, self.dedup, sorted(first))
+        if self._in_doubt.intersection(claimed):  # went in doubt while we waited for a lock
+            await self._unclaim(session, sorted(claimed))
+            raise PublishFailed("an earlier attempt to publish some of these events is pending")
+        to_send = [(key, items[first[key]]) for key in first if key in claimed]
+        failed, pending = await self._send([item.message for _, item in to_send])
+        if failed or pending:
+            await self._unclaim(session, [to_send[i][0] for i in failed + list(pending)])
+            if pending:
+                self._settle_later({to_send[i][0]: task for i, task in pending.items()})
+            raise PublishFailed(
+                f"Kafka did not acknowledge {len(failed) + len(pending)} of {len(to_send)} events"
+            )
+        published_positions = {first[key] for key, _ in to_send}
+        return [position in published_positions for position in range(len(items))]
+
+    async def _send(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[int], dict[int, asyncio.Task[list[Delivery]]]]:
+        """Send in chunks and await every ack for up to the publish timeout.
+
+        Returns the positions that failed and the sends still pending at the deadline (Kafka
+        unreachable: the producer keeps retrying them, so they may still land). A chunk fails
+        or succeeds as a whole: if Kafka took part of a failed chunk, a retry publishes that
+        part again (consumers dedup on source and id); a pending chunk is followed to its end.
+        """
+        if not messages:
+            return [], {}
+        trace_headers = inject_trace_headers(())  # once per request, not per record
+        records = [replace(m, headers=m.headers + trace_headers) for m in messages]
+        chunks = [
+            (
+                start,
+                asyncio.ensure_future(self.producer.send_many(records[start : start + SEND_CHUNK])),
+            )
+            for start in range(0, len(records), SEND_CHUNK)
+        ]
+        done, _ = await asyncio.wait([t for _, t in chunks], timeout=self.publish_timeout_s)
+        failed: list[int] = []
+        pending: dict[int, asyncio.Task[list[Delivery]]] = {}
+        errors: set[str] = set()
+        for start, task in chunks:
+            positions = range(start, min(start + SEND_CHUNK, len(records)))
+            if task not in done:
+                pending.update(dict.fromkeys(positions, task))
+            elif (error := task.exception()) is not None:
+                failed += positions
+                errors.add(type(error).__name__)
+        if failed or pending:
+            log.warning(
+                "publish failed: %d of %d events not acknowledged (%d pending) %s",
+                len(failed) + len(pending),
+                len(messages),
+                len(pending),
+                ",".join(sorted(errors)),
+            )
+        return failed, pending
+
+    def _settle_later(self, pending: dict[DedupKey, asyncio.Task[list[Delivery]]]) -> None:
+        """Follow sends that outlived their request: claim those Kafka takes after all.
+
+        Until they settle their keys are *in doubt*: a retry is refused (503) rather than
+        publishing a second copy next to one the producer may still deliver.
+        """
+        self._in_doubt.update(pending)
+        task = asyncio.create_task(self._settle(pending))
+        self._settlers.add(task)
+        task.add_done_callback(self._settlers.discard)
+
+    async def _settle(self, pending: dict[DedupKey, asyncio.Task[list[Delivery]]]) -> None:
+        try:
+            await asyncio.wait(set(pending.values()))
+            delivered = [k for k, t in pending.items() if not t.cancelled() and not t.exception()]
+            if delivered:
+                with database_errors():
+                    async with self.sessions() as session, session.begin():
+                        await claim_new(session, self.dedup, sorted(delivered))
+            log.info(
+                "late sends settled: %d delivered, %d failed",
+                len(delivered),
+                len(pending) - len(delivered),
+            )
+        except DatabaseError as exc:
+            log.error("could not record late deliveries (a retry may duplicate): %s", exc.code)
+        finally:
+            self._in_doubt.difference_update(pending)
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Give pending sends a chance to settle (their claims recorded) before shutdown."""
+        if self._settlers:
+            await asyncio.wait(list(self._settlers), timeout=timeout_s)
+        for task in list(self._settlers):
+            task.cancel()
+
+    async def _unclaim(self, session: AsyncSession, keys: Sequence[DedupKey]) -> None:
+        c = self.dedup.c
+        for start in range(0, len(keys), _DELETE_CHUNK):
+            chunk = keys[start : start + _DELETE_CHUNK]
+            await session.execute(delete(self.dedup).where(tuple_(c.source, c.id).in_(chunk)))
+
+    async def dead_letter(
+        self,
+        *,
+        value: bytes | None,
+        key: bytes | None,
+        reason: str,
+        source: str,
+        event_type: str = "unknown",
+        headers: Iterable[tuple[str, bytes]] = (),
+    ) -> None:
+        """Park input that cannot be accepted on the dead-letter topic, with the reason.
+
+        For Kafka-fed adapters; ``reason`` and ``headers`` must not carry personal data.
+        """
+        all_headers = (
+            ("error.reason", reason.encode()),
+            ("error.source", source.encode()),
+            *headers,
+        )
+        await self.producer.send(Message(DEADLETTER.name, value, key, tuple(all_headers)))
+        self.metrics.count([("dead_lettered", event_type, source)])
+
+    def _count(self, result: BatchResult, events: dict[int, Outgoing]) -> None:
+        labels = []
+        for outcome in result.outcomes:
+            event = events.get(outcome.index)
+            type_, source = (event.type, event.source) if event else ("invalid", "invalid")
+            labels.append((outcome.status, type_, source))
+        self.metrics.count(labels)
+
+
+def _message(event: CanonicalEvent) -> Message:
+    record = to_kafka(event)
+    return Message(record.topic, record.value, record.key, tuple(record.headers))

@@ -1,0 +1,274 @@
+"""Input CloudEvents -> canonical events: validation, pseudonymisation, scoping.
+
+The one place that decides what of a source's event may travel on: the envelope (CloudEvents
+1.0, a known source event type, ``time`` with a UTC offset), the payload (the type's input model,
+unknown fields dropped), the institution's currency, dates within bounds. Raw client/officer ids
+become keyed pseudonyms; loan/transaction/complaint ids get the source's scope. The input
+``subject`` and any extension attribute are dropped (free text may hide there); the canonical
+subject is derived (the loan id for loan events).
+
+Errors never quote the offending value: it may be personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from contracts.envelope import CanonicalEvent, EventId, FieldError, Source, field_errors
+from contracts.events import InputData
+from contracts.registry import EVENT_TYPES, EventType
+from services.common.bus import Message
+from services.ingest.pseudonym import (
+    MAX_SCOPED_LENGTH,
+    PSEUDONYMISED,
+    SCOPED_FIELDS,
+    Pseudonymiser,
+    scoped,
+)
+
+# C0/C1 control characters (NUL above all) break databases and logs downstream.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_REASON = "must not contain control characters"
+
+# Source fields that give away an exact birth date; ingest keeps only the year.
+BIRTH_DATE_FIELDS = ("birth_date", "date_of_birth", "dob", "birthdate")
+
+
+class InputEnvelope(BaseModel):
+    """The structured-mode CloudEvent a source sends; extension attributes are dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    specversion: Literal["1.0"]
+    id: EventId
+    source: Source
+    type: str
+    time: AwareDatetime
+    datacontenttype: Annotated[str, Field(pattern=r"^application/(cloudevents\+)?json")] | None = (
+        None
+    )
+    data: Any
+
+
+@cache
+def _typed_envelope(type_: str) -> type[InputEnvelope]:
+    """The input envelope whose ``data`` is the type's input model: one validation pass."""
+    input_model = EVENT_TYPES[type_].input_model
+    assert input_model is not None  # noqa: S101 - only source event types get here
+    model: type[InputEnvelope] = create_model(
+        f"{input_model.__name__}Envelope",
+        __base__=InputEnvelope,
+        data=(input_model, ...),
+    )
+    return model
+
+
+class DateBounds:
+    """Dates must lie between ``earliest`` and today (UTC) plus ``future_days``."""
+
+    def __init__(self, earliest: date, future_days: int) -> None:
+        self.earliest = earliest
+        self.future_days = future_days
+        self._latest = earliest
+        self._refresh_at = 0.0
+
+    def latest(self) -> date:
+        now = time.monotonic()
+        if now >= self._refresh_at:  # recomputed once a minute, not per field
+            self._latest = datetime.now(UTC).date() + timedelta(days=self.future_days)
+            self._refresh_at = now + 60
+        return self._latest
+
+    def check(self, value: date, field: str) -> FieldError | None:
+        day = value.astimezone(UTC).date() if isinstance(value, datetime) else value
+        if day < self.earliest:
+            return FieldError(field, f"must not be before {self.earliest.isoformat()}")
+        latest = self.latest()
+        if day > latest:
+            return FieldError(field, f"must not be after {latest.isoformat()} (in the future)")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated, pseudonymised event as the Kafka record ingest publishes."""
+
+    id: str
+    source: str
+    type: str
+    message: Message
+
+
+class Invalid(Exception):
+    """An input event that cannot be accepted, with every field at fault and why."""
+
+    def __init__(self, errors: list[FieldError], event_id: str | None = None) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
+        self.errors = errors
+        self.event_id = event_id
+
+
+class Validator:
+    """Validates input events and turns them into canonical ones."""
+
+    def __init__(self, pseudonymiser: Pseudonymiser, currency: str, bounds: DateBounds) -> None:
+        self._pseudonymiser = pseudonymiser
+        self._currency = currency
+        self._bounds = bounds
+
+    def canonical(self, obj: Any) -> CanonicalEvent:
+        """The canonical event for one structured input event; raises :class:`Invalid`.
+
+        Fully validated against the canonical model (for adapters that want the object).
+        """
+        envelope, spec, payload = self._check(obj)
+        data = self._canonical_data(envelope, payload.model_dump(exclude_none=True), obj["data"])
+        try:
+            return CanonicalEvent(
+                id=envelope.id,
+                source=envelope.source,
+                type=envelope.type,
+                time=envelope.time,
+                subject=data.get("loan_id"),
+                data=spec.model.model_validate(data),
+            )
+        except ValidationError as exc:
+            raise Invalid(field_errors(exc, "data"), envelope.id) from None
+
+    def prepare(self, obj: Any) -> Prepared:
+        """The Kafka record of one structured input event (the HTTP fast path).
+
+        The same bytes and headers as ``to_kafka(self.canonical(obj))`` (a test holds them
+        equal) without building and re-validating the canonical model: every value was
+        validated by the input twin of that model (same field types), pseudonyms are HMAC hex
+        and scoped ids are length-checked.
+        """
+        envelope, spec, payload = self._check(obj)
+        json_data = payload.model_dump(mode="json", exclude_none=True)
+        data = self._canonical_data(envelope, json_data, obj["data"])
+        ordered = {name: data.get(name) for name in spec.model.model_fields}
+        key = "|".join(data[name] for name in spec.key_fields)
+        attributes = envelope.model_dump(mode="json", include={"id", "source", "type", "time"})
+        headers: list[tuple[str, bytes]] = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", attributes["id"].encode()),
+            ("ce_source", attributes["source"].encode()),
+            ("ce_type", attributes["type"].encode()),
+            ("ce_time", attributes["time"].encode()),
+        ]
+        if "loan_id" in data:
+            headers.append(("ce_subject", data["loan_id"].encode()))
+        headers += [("ce_partitionkey", key.encode()), ("content-type", b"application/json")]
+        value = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        message = Message(spec.topic.name, value, key.encode(), tuple(headers))
+        return Prepared(envelope.id, envelope.source, envelope.type, message)
+
+    def _check(self, obj: Any) -> tuple[InputEnvelope, EventType, InputData]:
+        """Validate envelope and payload in one pass (one model per event type)."""
+        if not isinstance(obj, Mapping):
+            raise Invalid([FieldError("(event)", "must be a JSON object")])
+        raw_id = obj.get("id")
+        event_id = raw_id if isinstance(raw_id, str) else None
+        type_ = obj.get("type")
+        spec = EVENT_TYPES.get(type_) if isinstance(type_, str) else None
+        if spec is None or spec.input_model is None:
+            try:
+                InputEnvelope.model_validate(obj)
+            except ValidationError as exc:
+                raise Invalid(field_errors(exc) + self._type_errors(type_), event_id) from None
+            self._source_type(str(type_), event_id)  # raises: unknown or not sent by sources
+            raise AssertionError("unreachable")
+        try:
+            envelope = _typed_envelope(spec.type).model_validate(obj)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            raw_data = obj.get("data")
+            if isinstance(raw_data, Mapping) and not any(
+                e.field == "data.currency" for e in errors
+            ):
+                errors += self._currency_errors(raw_data.get("currency"))
+            raise Invalid(errors, event_id) from None
+        payload = envelope.data
+        assert isinstance(payload, InputData)  # noqa: S101 - the typed envelope's data field
+        errors = [
+            FieldError(name, CONTROL_REASON)
+            for name in ("id", "source")
+            if _CONTROL.search(getattr(envelope, name))
+        ]
+        if bound_error := self._bounds.check(envelope.time, "time"):
+            errors.append(bound_error)
+        errors += self._payload_errors(payload)
+        if errors:
+            raise Invalid(errors, event_id)
+        return envelope, spec, payload
+
+    def _type_errors(self, type_: Any) -> list[FieldError]:
+        if isinstance(type_, str) and type_ not in EVENT_TYPES:
+            return [FieldError("type", "unknown event type")]
+        return []
+
+    def _source_type(self, type_: str, event_id: str | None) -> EventType:
+        spec = EVENT_TYPES.get(type_)
+        if spec is None:
+            raise Invalid([FieldError("type", "unknown event type")], event_id)
+        if spec.input_model is None:
+            raise Invalid([FieldError("type", "not an event sources may send")], event_id)
+        return spec
+
+    def _currency_errors(self, currency: Any) -> list[FieldError]:
+        if currency is None or currency == self._currency:
+            return []
+        return [FieldError("data.currency", f"must be the institution's currency {self._currency}")]
+
+    def _payload_errors(self, payload: InputData) -> list[FieldError]:
+        errors = self._currency_errors(getattr(payload, "currency", None))
+        for name, value in payload:
+            if isinstance(value, str):
+                if _CONTROL.search(value):
+                    errors.append(FieldError(f"data.{name}", CONTROL_REASON))
+            elif isinstance(value, date) and (error := self._bounds.check(value, f"data.{name}")):
+                errors.append(error)
+        return errors
+
+    def _canonical_data(
+        self, envelope: InputEnvelope, data: dict[str, Any], raw_data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Pseudonymise and scope a dumped input payload (python or JSON mode)."""
+        source = envelope.source
+        for canonical_name, (input_name, kind) in PSEUDONYMISED.items():
+            raw = data.pop(input_name, None)
+            if raw is not None:
+                data[canonical_name] = self._pseudonymiser.pseudonym(source, kind, raw)
+        for name in SCOPED_FIELDS:
+            if name in data:
+                data[name] = scoped(source, data[name])
+                if len(data[name]) > MAX_SCOPED_LENGTH:
+                    raise Invalid(
+                        [FieldError(f"data.{name}", "too long once scoped by the source")],
+                        envelope.id,
+                    )
+        if envelope.type == "spm.client.registered.v1" and "birth_year" not in data:
+            year = _birth_year(raw_data)
+            if year is not None:
+                data["birth_year"] = year
+        return data
+
+
+def _birth_year(raw: Mapping[str, Any]) -> int | None:
+    """The year of an exact birth date a source sent (the date itself is dropped)."""
+    for name in BIRTH_DATE_FIELDS:
+        value = raw.get(name)
+        if isinstance(value, str) and len(value) >= 4 and value[:4].isdigit():
+            year = int(value[:4])
+            if 1900 <= year <= 2100:
+                return year
+    return None
