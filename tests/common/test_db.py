@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
     DatabaseError,
     create_engine,
     database_errors,
@@ -191,7 +192,7 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path
                 (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
                 for name in ("journal_mode", "foreign_keys", "busy_timeout")
             ]
-        assert pragmas == ["wal", 1, 10_000]
+        assert pragmas == ["wal", 1, SQLITE_BUSY_TIMEOUT_MS]
     finally:
         await engine.dispose()
 
