@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
 
-.PHONY: install test lint format infra-up infra-down contracts run clean bench-indicators bench-ingest
+.PHONY: install test lint format infra-up infra-down contracts run dev clean bench-indicators bench-ingest bench-e2e
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ format:
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+run: install ## the embedded mode with the demo: dashboard URL and API key are printed
+	$(BIN)/spm demo
+
+dev: install ## the embedded mode without the simulated data
+	$(BIN)/spm dev
+
 infra-up: ## start local Kafka (KRaft) and PostgreSQL; prints the settings to export
 	$(INFRA) up
 
@@ -40,6 +46,11 @@ bench-ingest: ## ingest HTTP batches vs raw aiokafka producer (starts local infr
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
 		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
 	$(BIN)/python bench/ingest_throughput.py $(BENCH_ARGS)
+
+bench-e2e: ## ingest 202 -> alert e-mail latency, four services as processes (starts local infra)
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
+		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
+	$(BIN)/python bench/e2e_latency.py $(BENCH_ARGS)
 
 contracts: ## regenerate JSON Schemas, AsyncAPI document and examples
 	$(BIN)/spm contracts export

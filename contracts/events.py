@@ -214,6 +214,34 @@ class TargetChanged(CanonicalData):
     changed_at: AwareDatetime
 
 
+class AlertChanged(CanonicalData):
+    """Output of the alert service: an alert changed state, or was acknowledged (key =
+    fingerprint).
+
+    One alert per target, segment and ``kind`` (the fingerprint); ``alert_id`` names one episode
+    of it. ``inactive`` is a pending alert that cleared before firing (no notification was sent).
+    """
+
+    alert_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,64}$")]
+    target_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    objective_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    objective_code: Code
+    indicator: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    segment: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    kind: Literal["breach", "warning", "trend", "nodata"]
+    state: Literal["pending", "firing", "resolved", "inactive"]
+    severity: Literal["info", "warning", "critical"]
+    value: Decimal | None = None
+    threshold: Decimal | None = None
+    as_of: date | None = None
+    """The business date of the value that caused the change."""
+    since: date | None = None
+    """First business date of the episode's breach."""
+    acknowledged_by: Annotated[str, StringConstraints(max_length=200)] | None = None
+    changed_at: AwareDatetime
+
+
 class InputData(BaseModel):
     """Base of every input payload: unknown fields (names, phones, notes…) are dropped."""
 

@@ -357,6 +357,30 @@ _EXAMPLES = (
             "changed_at": "2025-01-15T09:30:00Z",
         },
     ),
+    Example(
+        type="spm.alert.changed.v1",
+        id="e3b7a1f2-6c4d-4e9b-8a2f-1d5c7e9b3a60",
+        source="spm:alerts",
+        time="2025-06-16T00:00:03Z",
+        subject="3f9c2a7d1e8b4c60",
+        canonical_data={
+            "alert_id": "b2c4e6a8-1d3f-4a5b-9c7e-0f2d4b6a8c1e",
+            "fingerprint": "3f9c2a7d1e8b4c60",
+            "target_id": "7d9e1c2a-4b3f-4e8a-9c1d-2f6a5b8e0c47",
+            "objective_id": "0b8f3a6e-5d2c-4a1b-8e7f-9c6d3b2a1f05",
+            "objective_code": "women-outreach",
+            "indicator": "women_borrower_share",
+            "segment": "all",
+            "kind": "breach",
+            "state": "firing",
+            "severity": "warning",
+            "value": "0.5932",
+            "threshold": "0.60",
+            "as_of": "2025-06-16",
+            "since": "2025-06-02",
+            "changed_at": "2025-06-16T00:00:03Z",
+        },
+    ),
 )
 
 EXAMPLES: dict[str, Example] = {example.type: example for example in _EXAMPLES}

@@ -6,7 +6,15 @@ import builtins
 from dataclasses import dataclass, field
 
 from contracts import events as ev
-from contracts.topics import CLIENTS, COMPLAINTS, INDICATORS, LOANS, OBJECTIVES, TopicSpec
+from contracts.topics import (
+    ALERTS,
+    CLIENTS,
+    COMPLAINTS,
+    INDICATORS,
+    LOANS,
+    OBJECTIVES,
+    TopicSpec,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,13 @@ OUTPUT_EVENTS: tuple[EventType, ...] = (
         OBJECTIVES,
         ("target_id",),
         "The full current state of a target, or its retirement (key = target id).",
+    ),
+    EventType(
+        "spm.alert.changed.v1",
+        ev.AlertChanged,
+        ALERTS,
+        ("fingerprint",),
+        "An alert changed state or was acknowledged (key = alert fingerprint).",
     ),
 )
 

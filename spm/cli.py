@@ -11,6 +11,8 @@ import typer
 from contracts.cli import contracts_app
 from services.ingest.cli import import_app
 from services.objectives.cli import objectives_app
+from spm.devcli import demo, dev
+from spm.simulator.cli import simulate_command
 
 app = typer.Typer(
     help="SPM Monitor: continuous social performance management.", no_args_is_help=True
@@ -18,6 +20,9 @@ app = typer.Typer(
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(import_app, name="import")
 app.add_typer(objectives_app, name="objectives")
+app.command("simulate")(simulate_command)
+app.command("dev")(dev)
+app.command("demo")(demo)
 
 
 class Service(StrEnum):

@@ -1,0 +1,210 @@
+"""End-to-end alert latency: from the ingest API's 202 for an event that breaks a target to the
+e-mail's arrival at an SMTP server, with the four services as separate processes.
+
+1. Start ingest, indicators, objectives and alerts (`spm serve X`) on fresh schemas, consumer
+   groups and topics where the services allow it, with `for_days` 0 and `group_wait` 0.
+2. Background load: a steady stream of healthy events (a control branch) at ``--rate`` events/s.
+3. Samples: for each sample a fresh branch gets a target (women_borrower_share ≥ 0.5) through
+   the objectives API and a registered male client; then one loan disbursement — the breaking
+   event — is posted; latency = e-mail arrival − the 202 of that post.
+4. Baseline, same run: the round trip of one event through the ingest API alone (202 time).
+
+The first sample is a warm-up (the indicator service first reads the shared canonical topics'
+history, since ingest writes to the catalog's topic names); it is printed but not counted.
+
+Last line: ``e2e_alert_latency p50=<s> p99=<s> rate=<events/s>``.
+Needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (`make bench-e2e` starts local infra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.common.auth import hash_key  # noqa: E402
+from tests.alerts.servers import REPO, Proc, free_port  # noqa: E402
+
+ADMIN = "bench-admin-secret"
+
+
+class Inbox:
+    """SMTP handler recording each message's subject and arrival time."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        now = time.monotonic()
+        folded = str(email.message_from_bytes(envelope.content)["Subject"])
+        subject = folded.replace("\r", "").replace("\n", "")
+        with self.lock:
+            self.arrivals.setdefault(subject, now)
+        return "250 OK"
+
+    def find(self, needle: str) -> float | None:
+        with self.lock:
+            return next((t for s, t in self.arrivals.items() if needle in s), None)
+
+
+def event(u: str, type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "specversion": "1.0", "id": f"{u}-{uuid.uuid4().hex}", "source": f"bench:{u}",
+        "type": type_, "time": "2025-06-02T09:00:00+00:00", "data": data,
+    }  # fmt: skip
+
+
+def registration(u: str, client: str, branch: str, gender: str) -> dict[str, Any]:
+    return event(u, "spm.client.registered.v1", {
+        "client_id": client, "branch_id": branch, "gender": gender,
+        "registered_on": "2025-06-02"})  # fmt: skip
+
+
+def loan(u: str, client: str, branch: str) -> dict[str, Any]:
+    return event(u, "spm.loan.disbursed.v1", {
+        "loan_id": f"l-{client}", "client_id": client, "branch_id": branch, "product_id": "P1",
+        "amount": "1000.00", "currency": "KES", "disbursed_on": "2025-06-02"})  # fmt: skip
+
+
+def environment(u: str, smtp_port: int) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ALERTS_", "INDICATORS_"))},
+        "PYTHONPATH": str(REPO),
+        "API_KEYS": json.dumps([{"name": "admin", "sha256": hash_key(ADMIN), "scopes": ["admin"]}]),
+        "PSEUDONYM_PEPPER": "bench-pepper-0123456789abcdef",
+        "INGEST_DB_SCHEMA": f"ingest_{u}",
+        "INDICATORS_DB_SCHEMA": f"indicators_{u}",
+        "INDICATORS_GROUP_ID": f"indicators-{u}",
+        "INDICATORS_EMIT_INTERVAL_SECONDS": "0.2",
+        "OBJECTIVES_DB_SCHEMA": f"objectives_{u}",
+        "OBJECTIVES_TOPIC": f"spm.objectives.v1-{u}",
+        "ALERTS_DB_SCHEMA": f"alerts_{u}",
+        "ALERTS_GROUP_ID": f"alerts-{u}",
+        "ALERTS_OBJECTIVES_TOPIC": f"spm.objectives.v1-{u}",
+        "ALERTS_TOPIC": f"spm.alerts.v1-{u}",
+        "ALERTS_SMTP_HOST": "127.0.0.1",
+        "ALERTS_SMTP_PORT": str(smtp_port),
+        "ALERTS_GROUP_WAIT_S": "0",
+        "ALERTS_GROUP_INTERVAL_S": "0",
+        "ALERTS_FLUSH_INTERVAL_S": "0.2",
+    }
+
+
+async def load(client: httpx.AsyncClient, url: str, u: str, rate: int, stop: asyncio.Event,
+               sent: list[int]) -> None:  # fmt: skip
+    """Healthy control-branch events at ``rate`` events/s, in 10 batches a second."""
+    per_batch = max(2, rate // 10) // 2
+    n = 0
+    next_at = time.monotonic()
+    while not stop.is_set():
+        batch: list[dict[str, Any]] = []
+        for _ in range(per_batch):
+            n += 1
+            gender = "female" if n % 2 else "male"
+            batch += [
+                registration(u, f"ctl{n}", f"CTL-{u}", gender),
+                loan(u, f"ctl{n}", f"CTL-{u}"),
+            ]
+        r = await client.post(url, json=batch)
+        if r.status_code == 202:
+            sent[0] += len(batch)
+        next_at += 0.1
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=int, default=500, help="background events per second")
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    u = uuid.uuid4().hex[:8]
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    logs = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    env = environment(u, smtp.port)
+    procs = {s: Proc(env, free_port(), logs / f"{s}.log", s)
+             for s in ("ingest", "indicators", "objectives", "alerts")}  # fmt: skip
+    try:
+        for p in procs.values():
+            p.start()
+        for p in procs.values():
+            await p.ready(within=180)
+        base = {s: f"http://127.0.0.1:{p.port}" for s, p in procs.items()}
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30) as c:
+            ingest = f"{base['ingest']}/v1/events/batch"
+            # baseline: one event through the ingest API alone
+            baseline = []
+            for i in range(20):
+                t0 = time.monotonic()
+                r = await c.post(ingest, json=[registration(u, f"b{i}", f"BASE-{u}", "female")])
+                baseline.append(time.monotonic() - t0)
+            stop, sent = asyncio.Event(), [0]
+            loader = asyncio.create_task(load(c, ingest, u, args.rate, stop, sent))
+            started = time.monotonic()
+            latencies: list[float] = []
+            warm = True  # the first sample waits for the services to catch up with history
+            i = -1
+            while len(latencies) < args.samples and i < args.samples * 2:
+                i += 1
+                branch = f"S{i}-{u}"
+                r = await c.post(f"{base['objectives']}/v1/objectives", json={
+                    "code": f"bench-{u}-{i}", "name": f"Sample {i}", "dimension": "D1",
+                    "owner": "bench", "targets": [{
+                        "indicator": "women_borrower_share", "segment": f"branch:{branch}",
+                        "direction": "at_least", "threshold": "0.5", "for_days": 0,
+                        "severity": "critical", "notify": ["ops@example.org"],
+                        "effective_from": "2025-01-01"}]})  # fmt: skip
+                r.raise_for_status()
+                await c.post(ingest, json=[registration(u, f"s{i}", branch, "male")])
+                await asyncio.sleep(1.0)  # the target and the client have settled
+                r = await c.post(ingest, json=[loan(u, f"s{i}", branch)])
+                t0 = time.monotonic()
+                r.raise_for_status()
+                deadline = t0 + (180 if warm else 30)
+                while (arrived := inbox.find(f"({'branch:' + branch})")) is None:
+                    if time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.01)
+                if arrived is None:
+                    print(f"sample {i}: no e-mail within 30 s", flush=True)
+                    continue
+                print(f"sample {i}: {arrived - t0:.3f} s{' (warm-up)' if warm else ''}", flush=True)
+                if not warm:
+                    latencies.append(arrived - t0)
+                warm = False
+            stop.set()
+            await loader
+            rate = sent[0] / (time.monotonic() - started)
+    finally:
+        for p in procs.values():
+            p.stop()
+        smtp.stop()
+    if not latencies:
+        raise SystemExit(f"no e-mail arrived; logs in {logs}")
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else None
+    p50 = statistics.median(latencies)
+    p99 = q[98] if q else latencies[0]
+    print(f"baseline ingest 202 round trip p50={statistics.median(baseline):.4f}s")
+    print(f"samples={len(latencies)} (of {i + 1} tried) max={max(latencies):.3f}s logs={logs}")
+    print(f"e2e_alert_latency p50={p50:.3f} p99={p99:.3f} rate={rate:.0f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

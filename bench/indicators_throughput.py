@@ -1,0 +1,175 @@
+"""Throughput of the indicator engine against a raw Kafka consumer, in the same run.
+
+1. Generate a realistic stream (tests/indicators/oracle/generator.py) and produce it to fresh,
+   suffixed canonical topics.
+2. Baseline: a raw aiokafka consumer that only fetches and JSON-decodes every record of the same
+   topics.
+3. Engine: `spm serve indicators` as a subprocess on a fresh schema and consumer group; its rate
+   is measured from the offsets it commits with its effects (exactly-once, in PostgreSQL) — from
+   the first commit seen to the last record, so start-up and migrations are not counted.
+4. Rebuild: a fresh instance consumes a 1,000,000-event stream from the start until every offset
+   is committed (every indicator rebuilt); prints the time and the service's peak RSS (VmHWM).
+
+Last line: ``indicators_vs_raw_consumer ratio=<r> engine=<events/s> raw=<events/s>``.
+Needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (`make bench-indicators` starts local infra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.indicators.oracle.generator import GenConfig, generate  # noqa: E402
+from tests.indicators.oracle.harness import (  # noqa: E402
+    ServiceConfig,
+    ServiceProcess,
+    ensure_topics,
+    produce,
+    stored_offsets,
+)
+
+TOPICS = ("spm.clients.v1", "spm.loans.v1", "spm.complaints.v1")
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+async def raw_consumer(bootstrap: str, suffix: str, total: int) -> float:
+    """Events/s of a consumer that fetches and JSON-decodes every record, nothing else."""
+    consumer = AIOKafkaConsumer(
+        *(t + suffix for t in TOPICS),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    json.loads(record.value)
+                    seen += 1
+        assert started is not None
+        return total / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def engine_run(
+    cfg: ServiceConfig, ends: Mapping[tuple[str, int], int], timeout_s: float
+) -> tuple[float, float, int]:
+    """(events/s from the first commit to the end, seconds from start to the end, peak RSS kB)."""
+    total = sum(ends.values())
+    service = ServiceProcess(cfg, f"bench-{cfg.group}")
+    launched = time.perf_counter()
+    service.start()
+    first: tuple[float, int] | None = None
+    peak = 0
+    try:
+        while True:
+            stored = await stored_offsets(cfg.database_url, cfg.schema, cfg.group)
+            now = time.perf_counter()
+            done = sum(min(stored.get(tp, 0), end) for tp, end in ends.items())
+            peak = max(peak, _rss_peak_kb(service))
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= total:
+                break
+            if not service.alive():
+                raise SystemExit(f"service died:\n{service.last_log()}")
+            if now - launched > timeout_s:
+                raise SystemExit(f"engine at {done}/{total} after {timeout_s} s")
+            await asyncio.sleep(0.2)
+        assert first is not None
+        elapsed = max(now - first[0], 1e-6)
+        rate = (total - first[1]) / elapsed if total > first[1] else total / (now - launched)
+        return rate, now - launched, max(peak, _rss_peak_kb(service))
+    finally:
+        service.stop()
+
+
+def _rss_peak_kb(service: ServiceProcess) -> int:
+    """VmHWM of the service process and its children (uvicorn runs in the `spm` process)."""
+    if service.proc is None:
+        return 0
+    try:
+        status = Path(f"/proc/{service.proc.pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def stage(bootstrap: str, n: int, seed: int, suffix: str) -> dict[tuple[str, int], int]:
+    t0 = time.perf_counter()
+    events = generate(GenConfig(seed=seed, n_events=n))
+    await ensure_topics(bootstrap, suffix)
+    ends = await produce(bootstrap, events, suffix)
+    say(f"generated and produced {sum(ends.values())} events in {time.perf_counter() - t0:.1f} s")
+    return ends
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="throughput stream size")
+    parser.add_argument("--rebuild-events", type=int, default=1_000_000, help="0 = skip")
+    parser.add_argument("--timeout", type=float, default=7200)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    database_url = os.environ.get("DATABASE_URL")
+    if not bootstrap or not database_url:
+        raise SystemExit("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (make bench-indicators)")
+    run = uuid.uuid4().hex[:8]
+    logs = Path(tempfile.mkdtemp(prefix="bench-indicators-"))
+    say(f"logs in {logs}")
+
+    suffix = f"-bench-{run}"
+    ends = await stage(bootstrap, args.events, 11, suffix)
+    total = sum(ends.values())
+    raw = await raw_consumer(bootstrap, suffix, total)
+    say(f"raw aiokafka consumer (fetch + JSON decode): {raw:,.0f} events/s")
+    cfg = ServiceConfig(bootstrap, database_url, suffix, f"bench-{run}", f"ind_bench_{run}", logs)
+    engine, wall, _ = await engine_run(cfg, ends, args.timeout)
+    say(f"engine (exactly-once commits to PostgreSQL): {engine:,.0f} events/s; {wall:.1f} s wall")
+
+    if args.rebuild_events:
+        rsuffix = f"-rebuild-{run}"
+        rends = await stage(bootstrap, args.rebuild_events, 12, rsuffix)
+        rcfg = ServiceConfig(
+            bootstrap, database_url, rsuffix, f"rebuild-{run}", f"ind_rebuild_{run}", logs
+        )
+        _, rebuild_s, peak_kb = await engine_run(rcfg, rends, args.timeout)
+        say(
+            f"rebuild of every indicator from {sum(rends.values()):,} events: {rebuild_s:.1f} s "
+            f"(start to last offset committed); peak RSS {peak_kb / 1024:.0f} MiB"
+        )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    say(f"bench process (streaming generator + producer) peak RSS {own:.0f} MiB")
+    say(f"indicators_vs_raw_consumer ratio={engine / raw:.3f} engine={engine:.0f} raw={raw:.0f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,9 @@
+"""The alert service: detects drift of indicators from their social targets and tells staff.
+
+Consumes ``spm.indicator.changed.v1`` (spm.indicators.v1) and ``spm.target.changed.v1``
+(spm.objectives.v1, read as a compacted table). Produces ``spm.alert.changed.v1`` (spm.alerts.v1)
+through the shared Kafka outbox, and notifications (e-mail over SMTP, webhooks) through its own
+notification outbox. Stores, in the ``alerts`` schema: targets, recent indicator observations,
+alerts (one row per episode), silences, notification groups (the notification log), the
+notification outbox, consumer offsets and processed-event keys.
+"""

@@ -1,0 +1,68 @@
+"""/v1/alerts: list, read, acknowledge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+
+from services.alerts import models as m
+from services.alerts import store
+from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
+from services.alerts.api.errors import ApiError, not_found
+from services.alerts.schemas import AckCreate, AlertRead, AlertState
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+
+
+@router.get("/alerts", response_model=list[AlertRead])
+async def list_alerts(
+    svc: ServiceDep,
+    _: ReaderDep,
+    state: AlertState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first; without ``state``, pending and firing ones."""
+    c = m.alerts.c
+    stmt = select(m.alerts).order_by(c.updated_at.desc(), c.id).limit(limit)
+    stmt = stmt.where(c.state == state) if state else stmt.where(c.state.in_(store.ACTIVE))
+    async with svc.read() as session:
+        return [dict(r._mapping) for r in (await session.execute(stmt)).all()]
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertRead)
+async def get_alert(alert_id: str, svc: ServiceDep, _: ReaderDep) -> dict[str, Any]:
+    async with svc.read() as session:
+        row = (await session.execute(select(m.alerts).where(m.alerts.c.id == alert_id))).first()
+    if row is None:
+        raise not_found("alert_id", "alert")
+    return dict(row._mapping)
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertRead)
+async def ack_alert(
+    alert_id: str, svc: ServiceDep, who: AckerDep, body: AckCreate | None = None
+) -> dict[str, Any]:
+    """Stop reminders for this episode; its resolution and any escalation are still sent."""
+    async with svc.write() as session:
+        found = (
+            await session.execute(
+                select(m.alerts).where(m.alerts.c.id == alert_id).with_for_update()
+            )
+        ).first()
+        if found is None:
+            raise not_found("alert_id", "alert")
+        row = dict(found._mapping)
+        if row["state"] not in store.ACTIVE:
+            raise ApiError(
+                status.HTTP_409_CONFLICT, "alert_id", f"alert is {row['state']}",
+                "only a pending or firing alert can be acknowledged",
+            )  # fmt: skip
+        now = svc.clock.now()
+        await store.change_alert(
+            session, row, acked_at=now, acked_by=who.name,
+            ack_comment=body.comment if body else None, ack_severity=row["severity"],
+        )  # fmt: skip
+        await store.announce(session, svc.publisher, row, row["state"], now)
+    return row

@@ -1,0 +1,64 @@
+"""/v1/silences: create, list, expire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from services.alerts import silences
+from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
+from services.alerts.api.errors import ApiError, not_found
+from services.alerts.schemas import SilenceCreate, SilenceRead
+
+router = APIRouter(prefix="/v1", tags=["silences"])
+MAX_SILENCE = timedelta(days=366)
+
+
+def _read(row: dict[str, Any], svc: ServiceDep) -> dict[str, Any]:
+    now = svc.clock.now()
+    if row["ends_at"] <= now:
+        state = "expired"
+    elif row["starts_at"] > now:
+        state = "pending"
+    else:
+        state = "active"
+    return {**row, "status": state}
+
+
+@router.post("/silences", status_code=status.HTTP_201_CREATED, response_model=SilenceRead)
+async def create_silence(body: SilenceCreate, svc: ServiceDep, who: AckerDep) -> dict[str, Any]:
+    now = svc.clock.now()
+    starts = body.starts_at or now
+    if body.ends_at <= max(starts, now):
+        raise ApiError(
+            422, "ends_at", "must be in the future and after starts_at", "invalid silence"
+        )
+    if body.ends_at - starts > MAX_SILENCE:
+        raise ApiError(422, "ends_at", "a silence lasts at most 366 days", "invalid silence")
+    async with svc.write() as session:
+        row = await silences.create(
+            session, matchers=[mt.model_dump() for mt in body.matchers], created_by=who.name,
+            comment=body.comment, starts_at=starts, ends_at=body.ends_at, now=now,
+        )  # fmt: skip
+    return _read(row, svc)
+
+
+@router.get("/silences", response_model=list[SilenceRead])
+async def list_silences(
+    svc: ServiceDep, _: ReaderDep, include_expired: bool = False
+) -> list[dict[str, Any]]:
+    async with svc.read() as session:
+        rows = await silences.listing(session, svc.clock.now(), include_expired=include_expired)
+    return [_read(r, svc) for r in rows]
+
+
+@router.delete("/silences/{silence_id}", response_model=SilenceRead)
+async def expire_silence(silence_id: str, svc: ServiceDep, who: AckerDep) -> dict[str, Any]:
+    """Expire the silence now (it is kept for the record)."""
+    async with svc.write() as session:
+        row = await silences.expire(session, silence_id, who.name, svc.clock.now())
+    if row is None:
+        raise not_found("silence_id", "silence")
+    return _read(row, svc)

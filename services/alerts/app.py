@@ -1,0 +1,55 @@
+"""App factory of the alert service: ``spm serve alerts`` (Kafka + PostgreSQL), or in-process on
+the memory bus + SQLite (the embedded mode composes it)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from services.alerts.api import alerts, notifications, silences
+from services.alerts.api.errors import ApiError, api_error, database_error
+from services.alerts.clock import Clock
+from services.alerts.config import AlertSettings
+from services.alerts.runtime import AlertService
+from services.common.auth import KeyRing
+from services.common.bus import Bus, create_bus
+from services.common.db import DatabaseError
+from services.common.http import create_service_app
+from services.common.settings import CommonSettings
+
+
+def create_app(
+    settings: CommonSettings | None = None, *, bus: Bus | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """The alert service; ``bus`` lets the embedded mode share its bus, ``clock`` lets tests
+    drive the notification timers."""
+    cfg = AlertSettings.of(settings)
+    own_bus = bus is None
+    the_bus = bus if bus is not None else create_bus(cfg)
+    service = AlertService(cfg, the_bus, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+            if own_bus:
+                await the_bus.close()
+
+    app = create_service_app(
+        service="alerts",
+        title="SPM Monitor — alerts",
+        description="Alerts on indicators drifting from social targets; silences; notifications.",
+        keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
+        routers=[alerts.router, silences.router, notifications.router],
+        lifespan=lifespan,
+        readiness=[service.ready],
+    )
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(DatabaseError, database_error)
+    app.state.alerts = service
+    return app

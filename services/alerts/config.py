@@ -1,0 +1,174 @@
+"""Settings of the alert service (environment variables, case-insensitive).
+
+Evaluation (driven by business dates, i.e. the ``as_of`` of indicator values):
+
+- ``ALERTS_BUSINESS_WEEKDAYS`` ([0,1,2,3,4]): weekdays (Monday = 0) that count as business days.
+- ``ALERTS_HOLIDAYS`` ([]): dates that are not business days.
+- ``ALERTS_HYSTERESIS_RELATIVE`` (0.02) / ``ALERTS_HYSTERESIS_ABSOLUTE`` (0): a firing alert
+  resolves only once the value is back past the threshold by max(relative × |threshold|,
+  absolute).
+- ``ALERTS_TREND_DAYS`` (10): business days of values in the least-squares fit of trend alerts.
+- ``ALERTS_TREND_MIN_POINTS`` (5): fewer values than this give no trend alert.
+- ``ALERTS_TREND_HORIZON_DAYS`` (20): a trend alert fires when the fitted line crosses the
+  threshold within this many business days.
+- ``ALERTS_NODATA_DAYS`` (3): a target's indicator that has not updated for more than this many
+  business days (behind the newest business date seen) raises a ``nodata`` alert …
+- ``ALERTS_NODATA_GRACE_S`` (300): … once its last value is also this old in wall-clock time.
+  The indicator service publishes a whole day's values as a burst that can span several batches
+  (a replay or catch-up moves many business days in seconds); without the grace, keys later in
+  the burst would look stale for an instant.
+
+Notifications (wall-clock timers; seconds, so tests may use small values):
+
+- ``ALERTS_ROUTES``: JSON or YAML, or ``ALERTS_ROUTES_FILE``: a path to one. Shape::
+
+      receivers:
+        ops: {email: [ops@example.org], webhooks: [{url: "https://…", format: slack}]}
+      routes:
+        - {receiver: ops, segment: "branch:*", severity: [critical], continue: false}
+      default_receiver: ops
+
+  A target's ``notify`` names receivers; e-mail addresses in it get a receiver of their own.
+- ``ALERTS_GROUP_BY`` (["objective"]): alert labels that form a group (objective, target,
+  indicator, segment, kind, severity).
+- ``ALERTS_GROUP_WAIT_S`` (30), ``ALERTS_GROUP_INTERVAL_S`` (300), ``ALERTS_REPEAT_INTERVAL_S``
+  (86400): Alertmanager's timers.
+- ``ALERTS_FLUSH_INTERVAL_S`` (1): how often groups are examined.
+- ``ALERTS_SEND_MAX_ATTEMPTS`` (8), ``ALERTS_SEND_BACKOFF_S`` (2), ``ALERTS_SEND_BACKOFF_MAX_S``
+  (600): delivery retries, exponential backoff (base × 2^attempt, capped).
+- ``ALERTS_SMTP_HOST`` (localhost), ``ALERTS_SMTP_PORT`` (25), ``ALERTS_SMTP_USERNAME``,
+  ``ALERTS_SMTP_PASSWORD``, ``ALERTS_SMTP_STARTTLS`` (false), ``ALERTS_SMTP_TIMEOUT_S`` (10),
+  ``ALERTS_MAIL_FROM`` (spm-monitor@localhost).
+- ``ALERTS_WEBHOOK_TIMEOUT_S`` (10).
+- ``ALERTS_DASHBOARD_URL`` (http://127.0.0.1:8000): base of links in notifications.
+
+Runtime:
+
+- ``ALERTS_DB_SCHEMA`` ("alerts"), ``ALERTS_GROUP_ID`` ("spm-alerts"), ``ALERTS_SOURCE``
+  ("spm:alerts"), ``ALERTS_INDICATORS_TOPIC``, ``ALERTS_OBJECTIVES_TOPIC``, ``ALERTS_TOPIC``
+  (the catalog's names by default; tests use their own).
+- ``OBJECTIVES_URL`` (unset): when set, ``GET {OBJECTIVES_URL}/v1/targets`` is read at start-up
+  (with ``ALERTS_OBJECTIVES_API_KEY``) in addition to the topic.
+- ``ALERTS_CRASH_AFTER_SEND`` (false; tests only): the process kills itself (SIGKILL) after the
+  first delivery and before recording it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from contracts.topics import ALERTS, INDICATORS, OBJECTIVES, TopicSpec
+from services.common.settings import CommonSettings
+
+GroupLabel = Literal["objective", "target", "indicator", "segment", "kind", "severity"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://")
+    format: Literal["generic", "slack", "teams"] = "generic"
+
+
+class Receiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: list[str] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+
+class Route(BaseModel):
+    """Sends matching alerts to ``receiver``; ``segment`` and ``indicator`` are globs."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    receiver: str
+    segment: str | None = None
+    indicator: str | None = None
+    severity: list[Severity] | None = None
+    kind: list[Literal["breach", "warning", "trend", "nodata"]] | None = None
+    continue_: bool = Field(default=False, alias="continue")
+
+
+class Routing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    receivers: dict[str, Receiver] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+    default_receiver: str | None = None
+
+
+class AlertSettings(CommonSettings):
+    alerts_business_weekdays: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1)
+    alerts_holidays: list[date] = Field(default_factory=list)
+    alerts_hysteresis_relative: float = Field(default=0.02, ge=0, le=1)
+    alerts_hysteresis_absolute: float = Field(default=0.0, ge=0)
+    alerts_trend_days: int = Field(default=10, ge=2, le=366)
+    alerts_trend_min_points: int = Field(default=5, ge=2, le=366)
+    alerts_trend_horizon_days: int = Field(default=20, ge=1, le=366)
+    alerts_nodata_days: int = Field(default=3, ge=1, le=366)
+    alerts_nodata_grace_s: float = Field(default=300.0, ge=0)
+
+    alerts_routes: str | None = None
+    alerts_routes_file: Path | None = None
+    alerts_group_by: list[GroupLabel] = Field(default=["objective"])
+    alerts_group_wait_s: float = Field(default=30.0, ge=0)
+    alerts_group_interval_s: float = Field(default=300.0, ge=0)
+    alerts_repeat_interval_s: float = Field(default=86_400.0, gt=0)
+    alerts_flush_interval_s: float = Field(default=1.0, gt=0)
+    alerts_send_max_attempts: int = Field(default=8, ge=1, le=100)
+    alerts_send_backoff_s: float = Field(default=2.0, gt=0)
+    alerts_send_backoff_max_s: float = Field(default=600.0, gt=0)
+    alerts_smtp_host: str = "localhost"
+    alerts_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alerts_smtp_username: str | None = None
+    alerts_smtp_password: SecretStr | None = None
+    alerts_smtp_starttls: bool = False
+    alerts_smtp_timeout_s: float = Field(default=10.0, gt=0)
+    alerts_mail_from: str = "spm-monitor@localhost"
+    alerts_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    alerts_dashboard_url: str = "http://127.0.0.1:8000"
+
+    alerts_db_schema: str = Field(default="alerts", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    alerts_group_id: str = Field(default="spm-alerts", min_length=1, max_length=200)
+    alerts_source: str = "spm:alerts"
+    alerts_indicators_topic: str = INDICATORS.name
+    alerts_objectives_topic: str = OBJECTIVES.name
+    alerts_topic: str = ALERTS.name
+    alerts_batch_size: int = Field(default=500, ge=1, le=100_000)
+    objectives_url: str | None = None
+    alerts_objectives_api_key: SecretStr | None = None
+    alerts_crash_after_send: bool = False
+
+    @classmethod
+    def of(cls, settings: CommonSettings | None) -> AlertSettings:
+        """These settings from the common ones the CLI passes (environment still applies)."""
+        if isinstance(settings, AlertSettings):
+            return settings
+        if settings is None:
+            return cls()
+        return cls(**settings.model_dump(exclude_unset=True))
+
+    def routing(self) -> Routing:
+        """The routing tree from ``ALERTS_ROUTES`` or ``ALERTS_ROUTES_FILE`` (empty if neither)."""
+        raw: str | None = self.alerts_routes
+        if raw is None and self.alerts_routes_file is not None:
+            raw = self.alerts_routes_file.read_text(encoding="utf-8")
+        if not raw:
+            return Routing()
+        data: Any = yaml.safe_load(raw)  # JSON is YAML
+        return Routing.model_validate(data or {})
+
+    def topic_specs(self) -> list[TopicSpec]:
+        return [
+            dataclasses.replace(INDICATORS, name=self.alerts_indicators_topic),
+            dataclasses.replace(OBJECTIVES, name=self.alerts_objectives_topic),
+            dataclasses.replace(ALERTS, name=self.alerts_topic),
+        ]

@@ -1,0 +1,64 @@
+"""What a batch of each input topic does to the alert state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import CanonicalEvent
+from contracts.events import IndicatorChanged, TargetChanged
+from services.alerts import targets
+from services.alerts.evaluation import (
+    Evaluator,
+    advance_business_date,
+    business_date,
+    targeted,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Handlers:
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+
+    async def indicators(self, session: AsyncSession, events: Sequence[CanonicalEvent]) -> None:
+        """Evaluate each watched value in order, then the no-data rule if anything changed.
+
+        Values no target watches only advance the business date: most of the stream is
+        segments nobody set a target for."""
+        values = [e.data for e in events if isinstance(e.data, IndicatorChanged)]
+        if not values:
+            return
+        watched = await targeted(session)
+        applied: set[tuple[str, str]] = set()
+        for data in values:
+            if (data.code, data.segment) in watched:
+                await self.evaluator.apply_indicator(session, data)
+                applied.add((data.code, data.segment))
+        if await advance_business_date(session, max(v.as_of for v in values)):
+            await self.evaluator.check_nodata(session)  # a new day: every target may be stale
+        elif applied:
+            await self.evaluator.check_nodata(session, only=applied)  # these came back
+
+    async def targets(self, session: AsyncSession, events: Sequence[CanonicalEvent]) -> None:
+        await apply_targets(session, self.evaluator, [e.data for e in events])
+
+
+async def apply_targets(
+    session: AsyncSession, evaluator: Evaluator, states: Sequence[object]
+) -> None:
+    """Keep the targets table current; a retired target is removed and its alerts resolve."""
+    today = await business_date(session)
+    now = evaluator.clock.now()
+    for data in states:
+        if not isinstance(data, TargetChanged):
+            continue
+        if data.status == "retired":
+            await targets.remove_target(session, data.target_id)
+            await evaluator.resolve_target(session, data.target_id)
+        else:
+            await targets.upsert_target(session, data, today, now)
+            await evaluator.apply_target(session, data)

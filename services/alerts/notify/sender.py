@@ -1,0 +1,128 @@
+"""The sender: delivers notification outbox rows, retrying with exponential backoff.
+
+Each row is delivered in its own transaction that holds the row (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so several instances never send the same row at once) and records the outcome. A
+crash after delivering but before the commit leaves the row pending: it is delivered again after
+the restart with the same idempotency key — at least once, never under two keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerts import models as m
+from services.alerts.clock import Clock
+from services.alerts.config import AlertSettings
+from services.alerts.errors import DeliveryError
+from services.alerts.notify.channels import Channels
+from services.common.db import database_errors
+from services.common.errors import SpmError
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: AlertSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        channels: Channels,
+        clock: Clock,
+        lock: asyncio.Lock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.channels = channels
+        self.clock = clock
+        self.lock = lock or asyncio.Lock()
+        """Held while sending: one sender at a time in this process (and the SQLite writer)."""
+        self.wakeup = asyncio.Event()
+        self.delivered = 0
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before attempt ``attempts + 1``: base × 2^(attempts − 1), capped."""
+        s = self.settings
+        return float(
+            min(s.alerts_send_backoff_s * 2 ** max(attempts - 1, 0), s.alerts_send_backoff_max_s)
+        )
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.send_due()
+            except SpmError as exc:
+                log.warning("alerts: sender cycle failed (%s)", exc)
+                sent = 0
+            if not sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.wakeup.wait(), self.settings.alerts_flush_interval_s
+                    )
+                self.wakeup.clear()
+
+    async def send_due(self, limit: int = 50) -> int:
+        """Try every due row once; returns how many were attempted."""
+        c = m.notifications.c
+        now = self.clock.now()
+        with database_errors():
+            async with self.sessions() as session:
+                ids = list(
+                    await session.scalars(
+                        select(c.id)
+                        .where(c.status == "pending", c.next_attempt_at <= now)
+                        .order_by(c.created_at, c.id)
+                        .limit(limit)
+                    )
+                )
+        for notification_id in ids:
+            with database_errors():
+                async with self.lock:
+                    await self._attempt(notification_id)
+        return len(ids)
+
+    async def _attempt(self, notification_id: str) -> None:
+        c = m.notifications.c
+        async with self.sessions() as session, session.begin():
+            found = (
+                await session.execute(
+                    select(m.notifications)
+                    .where(
+                        c.id == notification_id,
+                        c.status == "pending",
+                        c.next_attempt_at <= self.clock.now(),
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            ).first()
+            if found is None:
+                return  # sent or retried meanwhile, or another instance holds it
+            row = dict(found._mapping)
+            attempts = row["attempts"] + 1
+            values: dict[str, Any] = {"attempts": attempts}
+            try:
+                await self.channels.deliver(row)
+            except DeliveryError as exc:
+                give_up = not exc.retriable or attempts >= self.settings.alerts_send_max_attempts
+                values["last_error"] = str(exc)[:1000]
+                if give_up:
+                    values["status"] = "failed"
+                    log.error("alerts: notification %s failed for good (%s)", row["id"], exc)
+                else:
+                    values["next_attempt_at"] = self.clock.now() + timedelta(
+                        seconds=self.backoff(attempts)
+                    )
+            else:
+                if self.settings.alerts_crash_after_send:
+                    os.kill(os.getpid(), signal.SIGKILL)  # tests: die between send and record
+                values.update(status="sent", sent_at=self.clock.now())
+                self.delivered += 1
+            await session.execute(update(m.notifications).where(c.id == row["id"]).values(**values))

@@ -1,0 +1,185 @@
+"""The running parts of one alert-service instance: consumers, evaluation, the Kafka outbox
+relay, the notification flusher and the sender."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.alerts import models as m
+from services.alerts import store, targets
+from services.alerts.clock import Clock, SystemClock
+from services.alerts.config import AlertSettings
+from services.alerts.consumers.handlers import Handlers, apply_targets
+from services.alerts.consumers.loop import Loop, Serial
+from services.alerts.errors import AlertsError
+from services.alerts.evaluation import Evaluator, Rules
+from services.alerts.notify.channels import Channels
+from services.alerts.notify.pipeline import Pipeline
+from services.alerts.notify.sender import Sender
+from services.common.bus import Bus
+from services.common.db import (
+    create_engine,
+    database_errors,
+    is_sqlite,
+    migrate,
+    service_database_url,
+    session_factory,
+)
+from services.common.errors import SpmError
+from services.common.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def database_url(settings: AlertSettings) -> str:
+    return service_database_url(settings.database_url, settings.alerts_db_schema)
+
+
+def open_database(settings: AlertSettings) -> AsyncEngine:
+    """The engine, with the tables' schema mapped onto the configured one."""
+    engine = create_engine(database_url(settings), m.SCHEMA)
+    if is_sqlite(engine) or settings.alerts_db_schema == m.SCHEMA:
+        return engine
+    return engine.execution_options(schema_translate_map={m.SCHEMA: settings.alerts_db_schema})
+
+
+class AlertService:
+    def __init__(self, settings: AlertSettings, bus: Bus, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.clock = clock or SystemClock()
+        self.engine = open_database(settings)
+        self.sessions = session_factory(self.engine)
+        self.routing = settings.routing()
+        self.publisher = store.Publisher(settings.alerts_topic, settings.alerts_source)
+        self.evaluator = Evaluator(Rules.of(settings), self.publisher, self.clock)
+        handlers = Handlers(self.evaluator)
+        group = settings.alerts_group_id
+        serial = Serial(f"spm-alerts-evaluate:{settings.alerts_db_schema}")
+        # SQLite has one writer: every writing task of this process takes the same lock there.
+        embedded = is_sqlite(self.engine)
+        self.write_lock = serial.lock if embedded else None
+        self.flush_lock = serial.lock if embedded else asyncio.Lock()
+        self.relay = OutboxRelay(
+            self.engine, m.outbox, bus, lock_name=f"spm-alerts-outbox:{settings.alerts_db_schema}",
+            poll_interval_s=0.5,
+        )  # fmt: skip
+        self.targets_loop = Loop(
+            bus, self.sessions, f"{group}-targets", [settings.alerts_objectives_topic],
+            handlers.targets, batch_size=settings.alerts_batch_size, after_batch=self._changed,
+            serial=serial,
+        )  # fmt: skip
+        self.indicators_loop = Loop(
+            bus, self.sessions, f"{group}-indicators", [settings.alerts_indicators_topic],
+            handlers.indicators, batch_size=settings.alerts_batch_size, after_batch=self._changed,
+            serial=serial,
+        )  # fmt: skip
+        self.pipeline = Pipeline(settings, self.routing, self.clock)
+        self.channels = Channels(settings)
+        self.sender = Sender(
+            settings, self.sessions, self.channels, self.clock,
+            serial.lock if embedded else asyncio.Lock(),
+        )  # fmt: skip
+        self.flush_wakeup = asyncio.Event()
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def _changed(self) -> None:
+        self.relay.notify()
+        self.flush_wakeup.set()
+
+    async def start(self, *, run: bool = True) -> None:
+        await migrate(database_url(self.settings), self.settings.alerts_db_schema, MIGRATIONS_DIR)
+        await self.bus.ensure_topics(self.settings.topic_specs())
+        if not run:
+            return
+        await self._seed_from_api()
+        await self.targets_loop.catch_up()
+        self.tasks += [
+            asyncio.create_task(self.targets_loop.run(), name="alerts-targets"),
+            asyncio.create_task(self.indicators_loop.run(), name="alerts-indicators"),
+            asyncio.create_task(self.relay.run(), name="alerts-relay"),
+            asyncio.create_task(self._flush_forever(), name="alerts-flush"),
+            asyncio.create_task(self.sender.run(), name="alerts-sender"),
+        ]
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+        await self.channels.close()
+        await self.engine.dispose()
+
+    async def ready(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return all(not t.done() for t in self.tasks)
+
+    async def flush_once(self) -> int:
+        """Run the pipeline once (the loop does this every ``ALERTS_FLUSH_INTERVAL_S``)."""
+        with database_errors():
+            async with self.flush_lock, self.sessions() as session, session.begin():
+                written = await self.pipeline.flush(session)
+        if written:
+            self.sender.wakeup.set()
+        return written
+
+    async def _flush_forever(self) -> None:
+        while True:
+            try:
+                await self.flush_once()
+            except SpmError as exc:
+                log.warning("alerts: flush failed (%s)", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.flush_wakeup.wait(), self.settings.alerts_flush_interval_s
+                )
+            self.flush_wakeup.clear()
+
+    async def _seed_from_api(self) -> None:
+        url = self.settings.objectives_url
+        if not url:
+            return
+        key = self.settings.alerts_objectives_api_key
+        try:
+            states = await targets.fetch_from_api(
+                url, key.get_secret_value() if key else None, self.clock.now()
+            )
+            with database_errors():
+                async with self.sessions() as session, session.begin():
+                    await apply_targets(session, self.evaluator, states)
+        except AlertsError as exc:
+            log.warning("alerts: could not seed targets from %s (%s); the topic suffices", url, exc)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        with database_errors():
+            async with self.sessions() as session:
+                yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One transaction, committed on success; the relay and flusher wake after it."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self.write_lock is not None:
+                await stack.enter_async_context(self.write_lock)
+            with database_errors():
+                async with self.sessions() as session, session.begin():
+                    yield session
+        self._changed()

@@ -1,0 +1,250 @@
+"""The indicator API (scope ``indicators:read``): current values, series, breakdowns, catalog."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.common.auth import Principal, require
+from services.common.db import database_errors
+from services.common.errors import SpmError
+from services.common.http import error_body
+from services.indicators import query
+from services.indicators.api.render import (
+    DecimalJSONResponse,
+    csv_response,
+    value_fields,
+    wants_csv,
+)
+from services.indicators.catalog import GENDERS, Indicator, human_formula, indicators, lookup
+from services.indicators.config import IndicatorSettings
+
+MAX_SERIES_DAYS = 3700
+DEFAULT_SERIES_DAYS = 90
+SEGMENT_RE = re.compile(
+    r"^(all|branch:[A-Za-z0-9_.:-]{1,64}|product:[A-Za-z0-9_.:-]{1,64}"
+    r"|gender:(female|male|other|unknown)|rural:(true|false))$"
+)
+ITEM_COLUMNS = ("code", "segment", "as_of", "value", "numerator", "denominator", "n", "unit")
+POINT_COLUMNS = ("code", "segment", "as_of", "value", "numerator", "denominator", "n")
+
+
+class ApiError(SpmError):
+    """A request the API refuses: ``status`` with the field and the reason."""
+
+    def __init__(self, status: int, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.status, self.field, self.reason = status, field, reason
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
+    return JSONResponse(error_body([(exc.field, exc.reason)], exc.reason), exc.status)
+
+
+@dataclass
+class Runtime:
+    settings: IndicatorSettings
+    sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def parameters(self) -> query.Parameters:
+        return query.Parameters(
+            self.settings.indicators_gni_per_capita, self.settings.indicators_min_cell_size
+        )
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime = request.app.state.indicators
+    assert isinstance(runtime, Runtime)  # noqa: S101 - set by create_app
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+ReaderDep = Annotated[Principal, Depends(require("indicators:read"))]
+router = APIRouter(prefix="/v1", tags=["indicators"])
+
+
+def _check_segment(segment: str, ind: Indicator | None, seen: dict[str, list[str]]) -> None:
+    if not SEGMENT_RE.match(segment):
+        raise ApiError(
+            422,
+            "query.segment",
+            "must be all, branch:<id>, product:<id>, gender:<female|male|other|unknown> "
+            "or rural:<true|false>",
+        )
+    dim, _, value = segment.partition(":")
+    if ind is not None and dim not in ind.segments:
+        raise ApiError(422, "query.segment", f"{ind.code} has no {dim} segments")
+    if dim in ("branch", "product") and value not in seen.get(dim, []):
+        raise ApiError(404, "query.segment", f"{segment} has never been seen")
+
+
+def _indicator(code: str, seen: dict[str, list[str]], field: str = "path.code") -> Indicator:
+    ind = lookup(code, set(seen.get("reason", [])))
+    if ind is None:
+        raise ApiError(404, field, f"unknown indicator {code}")
+    return ind
+
+
+async def _as_of(
+    session: AsyncSession, as_of: date | None, field: str = "query.as_of"
+) -> date | None:
+    current = await query.business_date(session)
+    if as_of is None:
+        return current
+    if current is None:
+        raise ApiError(422, field, "no values yet: no event has been processed")
+    if as_of > current:
+        raise ApiError(422, field, f"after the business date {current.isoformat()}")
+    return as_of
+
+
+def _unit(ind: Indicator, settings: IndicatorSettings) -> str:
+    return settings.institution_currency if ind.unit == "currency" else ind.unit
+
+
+@router.get("/catalog", summary="Every indicator: definition, formula, window, unit, segments")
+async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
+    settings = runtime.settings
+    with database_errors():
+        async with runtime.sessions() as session:
+            seen = await query.seen(session)
+    items = [
+        {
+            "code": ind.code,
+            "name": ind.name,
+            "kind": ind.kind,
+            "window_days": ind.window,
+            "unit": _unit(ind, settings),
+            "family": ind.family,
+            "formula": human_formula(ind),
+            "numerator": [f"{t.measure}({t.component})" for t in ind.numerator],
+            "denominator": None
+            if ind.denominator is None
+            else [f"{t.measure}({t.component})" for t in ind.denominator],
+            "multiplier": ind.multiplier,
+            "quantile": ind.quantile,
+            "segments": list(ind.segments),
+            "serves": ind.serves,
+            "reference": ind.reference or None,
+            "parameters": list(ind.parameters),
+        }
+        for ind in indicators(seen.get("reason", []))
+    ]
+    parameters: dict[str, Any] = {
+        "sla_days": settings.indicators_sla_days,
+        "dsti_limit": settings.indicators_dsti_limit,
+        "lender_count": settings.indicators_lender_count,
+        "gni_per_capita": settings.indicators_gni_per_capita,
+        "dropout_delay_days": settings.indicators_dropout_delay_days,
+        "min_cell_size": settings.indicators_min_cell_size,
+        "currency": settings.institution_currency,
+        "timezone": settings.institution_timezone,
+        "genders": list(GENDERS),
+    }
+    return DecimalJSONResponse({"parameters": parameters, "indicators": items})
+
+
+@router.get("/indicators", summary="Values on one day (default: the business date)")
+async def current(
+    request: Request,
+    runtime: RuntimeDep,
+    _: ReaderDep,
+    code: str | None = None,
+    segment: str | None = None,
+    as_of: date | None = None,
+) -> Response:
+    with database_errors():
+        async with runtime.sessions() as session:
+            seen = await query.seen(session)
+            ind = _indicator(code, seen, "query.code") if code is not None else None
+            if segment is not None:
+                _check_segment(segment, ind, seen)
+            day = await _as_of(session, as_of)
+            values = {} if day is None else await query.snapshot(
+                session, day, runtime.parameters, None if ind is None else [ind]
+            )  # fmt: skip
+    catalog = {i.code: i for i in indicators(seen.get("reason", []))}
+    if ind is not None:
+        catalog[ind.code] = ind
+    items = [
+        {"code": c, "segment": s, "as_of": day, **value_fields(v),
+         "unit": _unit(catalog[c], runtime.settings)}
+        for (c, s), v in values.items()
+        if segment is None or s == segment
+    ]  # fmt: skip
+    if segment is not None and ind is not None and not items and day is not None:
+        raise ApiError(404, "query.segment", f"{segment} has never been seen")
+    if wants_csv(request):
+        return csv_response(ITEM_COLUMNS, items, "indicators")
+    return DecimalJSONResponse({"as_of": day, "items": items})
+
+
+@router.get("/indicators/{code}/series", summary="One value per day")
+async def series(
+    request: Request,
+    runtime: RuntimeDep,
+    _: ReaderDep,
+    code: str,
+    segment: str = "all",
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    with database_errors():
+        async with runtime.sessions() as session:
+            seen = await query.seen(session)
+            ind = _indicator(code, seen)
+            _check_segment(segment, ind, seen)
+            end = await _as_of(session, last, "query.to")
+            if end is None:
+                points = []
+            else:
+                start = first or end - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+                if start > end:
+                    raise ApiError(422, "query.from", "after to")
+                if (end - start).days >= MAX_SERIES_DAYS:
+                    raise ApiError(422, "query.from", f"at most {MAX_SERIES_DAYS} days per series")
+                points = await query.series(session, ind, segment, start, end, runtime.parameters)
+    rows = [{"as_of": d, **value_fields(v)} for d, v in points]
+    if wants_csv(request):
+        return csv_response(
+            POINT_COLUMNS, [{"code": code, "segment": segment, **r} for r in rows], "series"
+        )
+    return DecimalJSONResponse({"code": code, "segment": segment, "points": rows})
+
+
+@router.get("/indicators/{code}/breakdown", summary="One value per segment of a dimension")
+async def breakdown(
+    request: Request,
+    runtime: RuntimeDep,
+    _: ReaderDep,
+    code: str,
+    by: Literal["branch", "product", "gender", "rural"],
+    as_of: date | None = None,
+) -> Response:
+    with database_errors():
+        async with runtime.sessions() as session:
+            seen = await query.seen(session)
+            ind = _indicator(code, seen)
+            if by not in ind.segments:
+                raise ApiError(422, "query.by", f"{code} has no {by} segments")
+            day = await _as_of(session, as_of)
+            values = {} if day is None else await query.snapshot(
+                session, day, runtime.parameters, [ind]
+            )  # fmt: skip
+    items = [
+        {"code": code, "segment": s, "as_of": day, **value_fields(v),
+         "unit": _unit(ind, runtime.settings)}
+        for (_, s), v in values.items()
+        if s.startswith(f"{by}:")
+    ]  # fmt: skip
+    if wants_csv(request):
+        return csv_response(ITEM_COLUMNS, items, "breakdown")
+    return DecimalJSONResponse({"code": code, "by": by, "as_of": day, "items": items})

@@ -1,0 +1,78 @@
+"""Settings of the indicator service (environment variables, case-insensitive).
+
+Indicator parameters (they change what the engine stores: a change needs a rebuild):
+
+- ``INDICATORS_SLA_DAYS`` (30): complaint resolution SLA in days.
+- ``INDICATORS_DSTI_LIMIT`` (0.5): instalment ÷ household income above which a disbursement
+  breaches.
+- ``INDICATORS_LENDER_COUNT`` (3): k, other active lenders that make a disbursement "multiple".
+- ``INDICATORS_GNI_PER_CAPITA`` (unset): GNI per capita in local currency; without it
+  ``avg_balance_gni_ratio`` is null (read-time only: no rebuild needed).
+- ``INDICATORS_DROPOUT_DELAY_DAYS`` (90): days after the last loan ended before an inferred exit.
+
+Runtime:
+
+- ``INDICATORS_GROUP_ID`` ("spm-indicators"): the consumer group of the engine.
+- ``INDICATORS_TOPIC_SUFFIX`` (""): appended to every topic name the service uses (input topics,
+  dead-letter topic, output topic), e.g. ``-t1`` makes it consume ``spm.clients.v1-t1``; lets
+  tests isolate runs on a shared broker.
+- ``INDICATORS_DB_SCHEMA`` ("indicators"): the PostgreSQL schema (one schema per consumer group).
+- ``INDICATORS_BATCH_SIZE`` (5000): records applied per database transaction (at most).
+- ``INDICATORS_MIN_CELL_SIZE`` (0 = off): values whose n or denominator is below it are withheld.
+- ``INDICATORS_TICK_SECONDS`` (60): period of the daily tick.
+- ``INDICATORS_FOLLOW_CLOCK`` (false): when true the tick advances the business date to today (in
+  the institution's time zone) even without events; otherwise the business date is the largest
+  event date seen.
+- ``INDICATORS_EMIT_INTERVAL_SECONDS`` (5): how often the emitter looks for changed values.
+- ``INDICATORS_EMITTER`` (true): run the value-stream emitter in this instance.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, INDICATORS, LOANS
+from services.common.settings import CommonSettings
+
+
+class IndicatorSettings(CommonSettings):
+    indicators_sla_days: int = Field(default=30, ge=0, le=3650)
+    indicators_dsti_limit: Decimal = Field(default=Decimal("0.5"), gt=0)
+    indicators_lender_count: int = Field(default=3, ge=0, le=100)
+    indicators_gni_per_capita: Decimal | None = Field(default=None, gt=0)
+    indicators_dropout_delay_days: int = Field(default=90, ge=0, le=3650)
+
+    indicators_group_id: str = Field(default="spm-indicators", min_length=1, max_length=200)
+    indicators_topic_suffix: str = Field(default="", max_length=100)
+    indicators_db_schema: str = Field(default="indicators", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    indicators_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    indicators_min_cell_size: int = Field(default=0, ge=0)
+    indicators_tick_seconds: float = Field(default=60.0, gt=0)
+    indicators_follow_clock: bool = False
+    indicators_emit_interval_seconds: float = Field(default=5.0, gt=0)
+    indicators_emitter: bool = True
+
+    def topic(self, base: str) -> str:
+        return base + self.indicators_topic_suffix
+
+    @property
+    def clients_topic(self) -> str:
+        return self.topic(CLIENTS.name)
+
+    @property
+    def loans_topic(self) -> str:
+        return self.topic(LOANS.name)
+
+    @property
+    def complaints_topic(self) -> str:
+        return self.topic(COMPLAINTS.name)
+
+    @property
+    def deadletter_topic(self) -> str:
+        return self.topic(DEADLETTER.name)
+
+    @property
+    def output_topic(self) -> str:
+        return self.topic(INDICATORS.name)

@@ -1,0 +1,168 @@
+"""Apply a batch of accepted events to one unit's state and return the exact delta rows.
+
+Each touched entity's contribution is subtracted before and added after the change, so the
+stored deltas always equal the contributions of the current state (see contributions.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts import events as ev
+from contracts.registry import SOURCE_EVENTS
+from services.indicators.contributions import (
+    Deltas,
+    Params,
+    client_contribution,
+    complaint_contribution,
+    loan_contribution,
+    resolution,
+    summarize,
+)
+from services.indicators.state import (
+    UNREGISTERED,
+    Attrs,
+    LoanKey,
+    LoanSummary,
+    Touched,
+    UnitState,
+)
+
+KIND_OF_TYPE: dict[str, int] = {e.type: i for i, e in enumerate(SOURCE_EVENTS, start=1)}
+MODEL_OF_KIND: dict[int, type[ev.CanonicalData]] = {
+    i: e.model for i, e in enumerate(SOURCE_EVENTS, start=1)
+}
+
+
+@dataclass
+class UnitChanges:
+    deltas: Deltas = field(default_factory=lambda: defaultdict(int))
+    resolutions: dict[tuple[str, str], tuple[str, int, int] | None] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _attrs(unit: UnitState, pid: str) -> Attrs:
+    client = unit.clients.get(pid)
+    return client.attrs if client is not None else UNREGISTERED
+
+
+def _summaries(unit: UnitState, pid: str) -> list[LoanSummary]:
+    client = unit.clients.get(pid)
+    if client is None:
+        return []
+    out = []
+    for key in client.loans:
+        summary = unit.loans[key].summary
+        if summary is not None:
+            out.append(summary)
+    return out
+
+
+def _snapshot(
+    unit: UnitState, touched: Touched, clients: set[str], params: Params, acc: Deltas, sign: int
+) -> None:
+    for key in touched.loans:
+        loan = unit.loans.get(key)
+        if loan is not None and loan.disb is not None:
+            loan_contribution(loan, _attrs(unit, loan.disb.client), params, acc, sign)
+    for pid in clients:
+        client = unit.clients.get(pid)
+        if client is not None:
+            client_contribution(client, _summaries(unit, pid), params, acc, sign)
+    for ckey in touched.complaints:
+        complaint = unit.complaints.get(ckey)
+        if complaint is not None:
+            complaint_contribution(complaint, params, acc, sign)
+
+
+def _borrowing_changes(
+    unit: UnitState,
+    pids: set[str],
+    old_summaries: dict[LoanKey, LoanSummary | None],
+    old_loans: dict[str, set[LoanKey]],
+    params: Params,
+    acc: Deltas,
+) -> None:
+    """Clients touched only through their loans: their own state did not change, so their
+    contribution changes only if a loan's summary did (most repayments change none)."""
+    for pid in pids:
+        client = unit.clients.get(pid)
+        if client is None:
+            continue
+        before_keys = old_loans.get(pid, set())
+        if client.loans == before_keys and all(
+            unit.loans[k].summary == old_summaries[k] for k in client.loans if k in old_summaries
+        ):
+            continue
+        before = [
+            s
+            for k in before_keys
+            if (s := old_summaries[k] if k in old_summaries else unit.loans[k].summary) is not None
+        ]
+        client_contribution(client, before, params, acc, -1)
+        client_contribution(client, _summaries(unit, pid), params, acc, +1)
+
+
+def seen_values(data: ev.CanonicalData) -> list[tuple[str, str]]:
+    if isinstance(data, ev.ClientRegistered | ev.ComplaintOpened):
+        return [("branch", data.branch_id)]
+    if isinstance(data, ev.LoanDisbursed):
+        return [("branch", data.branch_id), ("product", data.product_id)]
+    if isinstance(data, ev.ClientExited) and data.reason_code is not None:
+        return [("reason", data.reason_code)]
+    return []
+
+
+def apply_batch(
+    unit: UnitState, events: list[tuple[str, ev.CanonicalData]], params: Params
+) -> UnitChanges:
+    """Mutates ``unit``; on any later failure the caller must reload it from the database."""
+    changes = UnitChanges()
+    touched = Touched()
+    for source, data in events:
+        unit.touch_before(source, data, touched)
+    before_res = {
+        k: resolution(unit.complaints[k]) for k in touched.complaints if k in unit.complaints
+    }
+    direct = touched.client_events
+    via_loans = touched.clients - direct
+    old_summaries = {k: unit.loans[k].summary if k in unit.loans else None for k in touched.loans}
+    old_loans = {p: set(unit.clients[p].loans) for p in via_loans if p in unit.clients}
+    _snapshot(unit, touched, direct, params, changes.deltas, -1)
+    for source, data in events:
+        unit.apply(source, data)
+        changes.seen.update(seen_values(data))
+    for key in touched.loans:
+        loan = unit.loans[key]
+        loan.summary = summarize(loan)
+    _snapshot(unit, touched, direct, params, changes.deltas, +1)
+    _borrowing_changes(unit, via_loans, old_summaries, old_loans, params, changes.deltas)
+    for ckey in touched.complaints:
+        after = resolution(unit.complaints[ckey])
+        if after != before_res.get(ckey):
+            changes.resolutions[ckey] = after
+    return changes
+
+
+def replay(unit: UnitState, facts: list[tuple[int, str, str]]) -> None:
+    """Re-apply stored facts to a unit's state (no deltas: those are stored already); call
+    :func:`finish_replay` once every fact is in."""
+    for kind, source, body in facts:
+        unit.apply(source, MODEL_OF_KIND[kind].model_validate_json(body))
+
+
+def finish_replay(unit: UnitState) -> None:
+    for loan in unit.loans.values():
+        loan.summary = summarize(loan)
+
+
+def fact_row(unit_id: int, seq: int, type_: str, source: str, data: Any) -> dict[str, Any]:
+    return {
+        "unit": unit_id,
+        "seq": seq,
+        "kind": KIND_OF_TYPE[type_],
+        "source": source,
+        "body": data.model_dump_json(),
+    }

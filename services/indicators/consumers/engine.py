@@ -1,0 +1,338 @@
+"""The aggregation engine: consume the input topics as one group and apply each batch exactly
+once (facts + deltas + dedup rows + offsets in one transaction).
+
+On every assignment the owned units are rebuilt from the database and the consumer seeks to the
+stored offsets. Each batch compare-and-sets the stored offsets of the units it touches, so an
+instance that lost a partition in a rebalance cannot write after the new owner did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts import events as ev
+from contracts.envelope import ContractViolation
+from services.common.bus import Bus, Consumer, Message, Producer, Record, TopicPartition
+from services.common.db import database_errors
+from services.common.errors import SpmError
+from services.indicators import models as m
+from services.indicators import store
+from services.indicators.config import IndicatorSettings
+from services.indicators.consumers.apply import apply_batch, fact_row, finish_replay, replay
+from services.indicators.consumers.decode import Decoded, decode
+from services.indicators.contributions import Params
+from services.indicators.state import UnitState
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: Record
+    reason: str
+
+
+def params_of(settings: IndicatorSettings) -> Params:
+    return Params(
+        settings.indicators_sla_days,
+        settings.indicators_dsti_limit,
+        settings.indicators_lender_count,
+        settings.indicators_dropout_delay_days,
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: IndicatorSettings,
+        bus: Bus,
+        sessions: async_sessionmaker[AsyncSession],
+        producer: Producer,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.sessions = sessions
+        self.producer = producer
+        self.params = params_of(settings)
+        self.group_id = settings.indicators_group_id
+        self.tz = ZoneInfo(settings.institution_timezone)
+        self.client_topics = (settings.clients_topic, settings.loans_topic)
+        self.complaints_topic = settings.complaints_topic
+        self.units: dict[int, UnitState] = {}
+        self.expected: dict[tuple[str, int], int] = {}
+        self.seen: set[tuple[str, str]] = set()
+        self.set_ids: dict[tuple[str, ...], int] = {}
+        self.known_sets: set[int] = set()
+        self._pending_sets: set[int] = set()
+        self._pending_seen: set[tuple[str, str]] = set()
+        self.lock = asyncio.Lock()
+        self.generation = 0
+        self.changed = asyncio.Event()
+        self.applied = 0
+        self._consumer: Consumer | None = None
+        self._assigned: frozenset[TopicPartition] = frozenset()
+
+    # --- units ----------------------------------------------------------------------------------
+
+    def unit_of(self, topic: str, partition: int) -> int:
+        return m.COMPLAINT_UNIT_BASE + partition if topic == self.complaints_topic else partition
+
+    def unit_tps(self, unit: int) -> list[tuple[str, int]]:
+        if unit >= m.COMPLAINT_UNIT_BASE:
+            return [(self.complaints_topic, unit - m.COMPLAINT_UNIT_BASE)]
+        return [(topic, unit) for topic in self.client_topics]
+
+    async def _load_units(self, units: set[int]) -> None:
+        self.seen, self.known_sets = set(), set()  # re-read: never trust an aborted batch
+        self._pending_seen, self._pending_sets = set(), set()
+        for unit in sorted(units):
+            tps = self.unit_tps(unit)
+            with database_errors():
+                async with self.sessions() as session, session.begin():
+                    await store.ensure_offsets(session, self.group_id, tps)
+                state = UnitState(self.tz)
+                async with self.sessions() as session, session.begin():
+                    offsets = await store.read_offsets(session, self.group_id, tps)
+                    async for facts in store.stream_facts(session, unit):
+                        replay(state, facts)
+                        await asyncio.sleep(0)  # keep the group heartbeat going
+                    seen = await store.load_seen(session)
+                    self.known_sets |= await store.load_set_ids(session)
+            finish_replay(state)
+            self.units[unit] = state
+            self.expected.update(offsets)
+            self.seen |= seen
+
+    async def on_assign(self, tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
+        async with self.lock:
+            self.generation += 1
+            self._assigned = tps
+            self.units.clear()
+            self.expected.clear()
+            await self._load_units({self.unit_of(tp.topic, tp.partition) for tp in tps})
+            log.info("indicators: assigned %d partitions", len(tps))
+            return {tp: self.expected[(tp.topic, tp.partition)] for tp in tps}
+
+    async def on_revoke(self, tps: frozenset[TopicPartition]) -> None:
+        async with self.lock:
+            self.generation += 1
+            self.units.clear()
+            self.expected.clear()
+
+    async def _recover(self, consumer: Consumer) -> None:
+        """After a failed batch: rebuild owned units from the database and seek back."""
+        async with self.lock:
+            self.generation += 1
+            units = set(self.units)
+            self.units.clear()
+            self.expected.clear()
+            await self._load_units(units)
+            for tp in consumer.assignment():
+                stored = self.expected.get((tp.topic, tp.partition))
+                if stored is not None:
+                    consumer.seek(tp, stored)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        topics = [*self.client_topics, self.complaints_topic]
+        consumer = self.bus.consumer(
+            self.group_id,
+            topics,
+            on_assign=self.on_assign,
+            on_revoke=self.on_revoke,
+            max_records=self.settings.indicators_batch_size,
+        )
+        await _start(consumer)
+        self._consumer = consumer
+        backoff = 0.1
+        try:
+            while True:
+                _raise_if_cancelled()
+                generation = self.generation
+                records = await consumer.getmany(timeout_ms=500)
+                if not records:
+                    continue
+                try:
+                    async with self.lock:
+                        await self.process(records, stale=generation != self.generation)
+                    backoff = 0.1
+                except Exception as exc:  # any failure: rebuild from the database, never skip
+                    retriable = isinstance(exc, SpmError) and exc.retriable
+                    log.warning("indicators: batch failed (%r); recovering", exc)
+                    await asyncio.sleep(backoff if retriable else MAX_BACKOFF_S)
+                    backoff = min(MAX_BACKOFF_S, backoff * 2)
+                    await self._recover(consumer)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def process(self, records: list[Record], *, stale: bool = False) -> None:
+        """Apply one batch (caller holds ``self.lock``).
+
+        Records below the stored offset were applied already and are skipped. A batch fetched
+        across a rebalance (``stale``) that starts above the stored offset may have a hole: its
+        partition is sought back to the stored offset instead.
+        """
+        by_unit: dict[int, list[Record]] = defaultdict(list)
+        next_offsets: dict[tuple[str, int], int] = {}
+        rewound: set[tuple[str, int]] = set()
+        for r in records:
+            key = (r.topic, r.partition)
+            unit = self.unit_of(r.topic, r.partition)
+            if unit not in self.units or r.offset < self.expected.get(key, 0) or key in rewound:
+                continue
+            if stale and key not in next_offsets and r.offset > self.expected.get(key, 0):
+                rewound.add(key)
+                if self._consumer is not None:
+                    self._consumer.seek(TopicPartition(*key), self.expected.get(key, 0))
+                continue
+            by_unit[unit].append(r)
+            next_offsets[key] = max(next_offsets.get(key, 0), r.offset + 1)
+        if not by_unit:
+            return
+        decoded: dict[int, list[Decoded]] = {}
+        dead: list[DeadLetter] = []
+        for unit, recs in by_unit.items():
+            decoded[unit] = []
+            for r in recs:
+                event = self._decode(r, dead)
+                if event is not None:
+                    decoded[unit].append(event)
+        if dead:
+            await self._dead_letter(dead)
+        touched_tps = {tp for unit in by_unit for tp in self.unit_tps(unit)}
+        expected = {tp: self.expected.get(tp, 0) for tp in touched_tps}
+        new_offsets = {tp: next_offsets.get(tp, expected[tp]) for tp in touched_tps}
+        with database_errors():
+            async with self.sessions() as session, session.begin():
+                await store.check_and_store_offsets(session, self.group_id, expected, new_offsets)
+                await self._apply(session, decoded)
+        self.expected.update(new_offsets)
+        self.known_sets |= self._pending_sets  # only once committed
+        self.seen |= self._pending_seen
+        self.applied += len(records)
+        self.changed.set()
+
+    def _decode(self, r: Record, dead: list[DeadLetter]) -> Decoded | None:
+        try:
+            event = decode(r)
+        except ContractViolation as exc:
+            dead.append(DeadLetter(r, f"contract violation: {exc}"[:1000]))
+            return None
+        expected_topic = event.topic + self.settings.indicators_topic_suffix
+        if expected_topic != r.topic or event.type == "spm.indicator.changed.v1":
+            dead.append(DeadLetter(r, f"{event.type} does not belong on {r.topic}"))
+            return None
+        return event
+
+    async def _apply(self, session: AsyncSession, decoded: dict[int, list[Decoded]]) -> None:
+        keys = [(e.source, e.id) for events in decoded.values() for e in events]
+        new = await store.claim_new(session, keys)
+        facts: list[dict[str, object]] = []
+        deltas: list[dict[str, object]] = []
+        upserts: list[dict[str, object]] = []
+        deletes: list[tuple[int, str, str]] = []
+        marks: dict[int, int] = {}
+        seen: set[tuple[str, str]] = set()
+        new_sets: dict[int, tuple[str, ...]] = {}
+        for unit_id, events in sorted(decoded.items()):
+            accepted: list[tuple[str, ev.CanonicalData]] = []
+            for e in events:
+                key = (e.source, e.id)
+                if key in new:
+                    new.discard(key)  # a second copy in the same batch is a duplicate too
+                    facts.append(fact_row(unit_id, self.units[unit_id].seq + len(accepted) + 1,
+                                          e.type, e.source, e.data))  # fmt: skip
+                    accepted.append((e.source, e.data))
+            if not accepted:
+                continue
+            unit = self.units[unit_id]
+            before_day = unit.max_day
+            changes = apply_batch(unit, accepted, self.params)
+            for (c, segs, d), v in changes.deltas.items():
+                if v:
+                    sid = self.set_ids.get(segs)
+                    if sid is None:
+                        sid = self.set_ids[segs] = store.set_id(segs)
+                    if sid not in self.known_sets:
+                        new_sets[sid] = segs
+                    deltas.append(
+                        {"unit": unit_id, "component": c, "set_id": sid, "day": d, "value": v}
+                    )
+            for (source, cid), res in changes.resolutions.items():
+                if res is None:
+                    deletes.append((unit_id, source, cid))
+                else:
+                    upserts.append(
+                        {"unit": unit_id, "source": source, "complaint_id": cid,
+                         "branch": res[0], "resolved_day": res[1], "micros": res[2]}
+                    )  # fmt: skip
+            if unit.max_day is not None and unit.max_day != before_day:
+                marks[unit_id] = unit.max_day
+            seen |= changes.seen - self.seen
+        await store.write_facts(session, facts)
+        await store.add_segment_sets(session, new_sets)
+        await store.add_deltas(session, deltas)
+        await store.set_resolutions(session, upserts, deletes)
+        await store.add_seen(session, seen)
+        await store.raise_watermarks(session, marks)
+        self._pending_seen = seen
+        self._pending_sets = set(new_sets)
+
+    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        messages = []
+        for d in dead:
+            r = d.record
+            headers = tuple(h for h in r.headers if not h[0].startswith("error.")) + (
+                ("error.reason", d.reason.encode()),
+                ("error.source", b"indicators"),
+                ("error.topic", r.topic.encode()),
+                ("error.partition", str(r.partition).encode()),
+                ("error.offset", str(r.offset).encode()),
+            )
+            messages.append(Message(self.settings.deadletter_topic, r.value, r.key, headers))
+        await self.producer.send_many(messages)
+        log.warning("indicators: %d record(s) sent to the dead-letter topic", len(dead))
+
+
+async def _start(consumer: Consumer) -> None:
+    """Start the consumer; if cancelled meanwhile, let the start finish and stop it, so no
+    client is left open."""
+    starting = asyncio.ensure_future(consumer.start())
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await starting
+            await consumer.stop()
+        raise
+
+
+def _raise_if_cancelled() -> None:
+    """Python 3.11's ``wait_for`` can swallow a cancellation racing with a result (the bus
+    waits with it): honour a pending cancellation at the top of every loop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def run_forever(engine: Engine) -> None:
+    """Run the engine, restarting its consumer after infrastructure failures."""
+    while True:
+        _raise_if_cancelled()
+        try:
+            await engine.run()
+        except SpmError as exc:
+            log.warning("indicators: engine stopped (%s); restarting", exc)
+            await asyncio.sleep(1.0)

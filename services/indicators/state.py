@@ -1,0 +1,264 @@
+"""Per-partition state of the engine: what the accepted events say about each client, loan and
+complaint, kept in memory and rebuilt from the stored facts on assignment.
+
+Application is order-insensitive except where INDICATORS.md breaks ties by arrival ("the last
+received"), which ``seq`` (the arrival order within the partition) decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from contracts import events as ev
+
+LoanKey = tuple[str, str]  # (source, loan_id)
+ComplaintKey = tuple[str, str]  # (source, complaint_id)
+TxKey = tuple[str, str]  # (source, transaction_id)
+
+MONEY = Decimal(10) ** 4
+LIKELIHOOD = Decimal(10) ** 10
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def scaled(value: Decimal, factor: Decimal) -> int:
+    """An exact integer in the component's unit (money has at most 4 decimals, likelihood 10)."""
+    return int(value * factor)
+
+
+@dataclass(slots=True)
+class Attrs:
+    """How a client's contributions are segmented (from its latest registration)."""
+
+    registered: bool
+    branch: str | None = None
+    gender: str = "unknown"
+    rural: bool | None = None
+
+
+UNREGISTERED = Attrs(False)
+
+
+@dataclass(slots=True)
+class ClientState:
+    reg_day: int | None = None  # earliest registered_on (ordinal)
+    latest: tuple[int, int] | None = None  # (registered_on, seq) of the attribute source
+    attrs: Attrs = field(default_factory=lambda: UNREGISTERED)
+    exit: tuple[int, str, str | None] | None = None  # earliest (exited_on, type, reason)
+    assessments: list[tuple[int, int]] = field(default_factory=list)  # (day, likelihood e10)
+    loans: set[LoanKey] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Disbursement:
+    client: str
+    branch: str
+    product: str
+    day: int
+    amount: int  # money e4
+    cycle: int | None
+    instalment: Decimal | None
+    income: Decimal | None
+    lenders: int | None
+
+
+@dataclass(slots=True)
+class LoanSummary:
+    """What the client-level computation needs of a loan (refreshed after every change)."""
+
+    branch: str
+    product: str
+    start: int  # first day open with outstanding > 0
+    stop: int | None  # first day no longer (None = still)
+    end: int | None  # the day the loan ended
+
+
+@dataclass(slots=True)
+class LoanState:
+    disb: Disbursement | None = None
+    repayments: dict[TxKey, list[tuple[int, int]]] = field(default_factory=dict)
+    reversed: set[TxKey] = field(default_factory=set)
+    delinquency: dict[int, tuple[int, int]] = field(default_factory=dict)  # as_of -> (seq, dpd)
+    closed: int | None = None  # earliest closed_on
+    written_off: int | None = None  # earliest written_off_on
+    writeoffs: list[tuple[int, int]] = field(default_factory=list)  # (day, principal e4)
+    summary: LoanSummary | None = None
+
+    @property
+    def end(self) -> int | None:
+        ends = [d for d in (self.closed, self.written_off) if d is not None]
+        return min(ends) if ends else None
+
+
+@dataclass(slots=True)
+class ComplaintState:
+    branch: str | None = None
+    category: str | None = None
+    opened_day: int | None = None
+    opened_us: int | None = None  # opened_at in epoch microseconds
+    resolved_day: int | None = None
+    resolved_us: int | None = None
+
+
+@dataclass(slots=True)
+class Touched:
+    clients: set[str] = field(default_factory=set)
+    client_events: set[str] = field(default_factory=set)  # clients with events of their own
+    loans: set[LoanKey] = field(default_factory=set)
+    complaints: set[ComplaintKey] = field(default_factory=set)
+
+
+def _epoch_us(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass
+class UnitState:
+    """Everything one input partition (unit) knows; clients/loans or complaints."""
+
+    tz: ZoneInfo
+    clients: dict[str, ClientState] = field(default_factory=dict)
+    loans: dict[LoanKey, LoanState] = field(default_factory=dict)
+    complaints: dict[ComplaintKey, ComplaintState] = field(default_factory=dict)
+    seq: int = 0
+    max_day: int | None = None
+
+    def client(self, pid: str) -> ClientState:
+        state = self.clients.get(pid)
+        if state is None:
+            state = self.clients[pid] = ClientState()
+        return state
+
+    def loan(self, key: LoanKey) -> LoanState:
+        state = self.loans.get(key)
+        if state is None:
+            state = self.loans[key] = LoanState()
+        return state
+
+    def touch_before(self, source: str, data: ev.CanonicalData, touched: Touched) -> None:
+        """Mark what an event will change, before it is applied (for the 'before' snapshot)."""
+        if isinstance(data, ev.ComplaintOpened | ev.ComplaintResolved):
+            touched.complaints.add((source, data.complaint_id))
+            return
+        if isinstance(data, ev.ClientRegistered):
+            touched.clients.add(data.client_pid)
+            touched.client_events.add(data.client_pid)
+            touched.loans.update(self.client(data.client_pid).loans)
+            return
+        if isinstance(data, ev.ClientExited | ev.PovertyAssessed):
+            touched.clients.add(data.client_pid)
+            touched.client_events.add(data.client_pid)
+            return
+        key = (source, data.loan_id)  # type: ignore[attr-defined]
+        touched.loans.add(key)
+        loan = self.loans.get(key)
+        owner = loan.disb.client if loan is not None and loan.disb is not None else None
+        touched.clients.add(owner or data.client_pid)  # type: ignore[attr-defined]
+
+    def apply(self, source: str, data: ev.CanonicalData) -> None:
+        self.seq += 1
+        seq = self.seq
+        day = _business_day(data, self.tz)
+        if day is not None and (self.max_day is None or day > self.max_day):
+            self.max_day = day
+        if isinstance(data, ev.ClientRegistered):
+            self._registered(data, seq)
+        elif isinstance(data, ev.ClientExited):
+            c = self.client(data.client_pid)
+            d = data.exited_on.toordinal()
+            if c.exit is None or d < c.exit[0]:
+                c.exit = (d, data.exit_type, data.reason_code)
+        elif isinstance(data, ev.PovertyAssessed):
+            self.client(data.client_pid).assessments.append(
+                (data.assessed_on.toordinal(), scaled(data.likelihood, LIKELIHOOD))
+            )
+        elif isinstance(data, ev.ComplaintOpened | ev.ComplaintResolved):
+            self._complaint(source, data)
+        else:
+            self._loan_event(source, data, seq)
+
+    def _registered(self, data: ev.ClientRegistered, seq: int) -> None:
+        c = self.client(data.client_pid)
+        d = data.registered_on.toordinal()
+        if c.reg_day is None or d < c.reg_day:
+            c.reg_day = d
+        if c.latest is None or (d, seq) >= c.latest:
+            c.latest = (d, seq)
+            c.attrs = Attrs(True, data.branch_id, data.gender, data.rural)
+
+    def _loan_event(self, source: str, data: ev.CanonicalData, seq: int) -> None:
+        key = (source, data.loan_id)  # type: ignore[attr-defined]
+        loan = self.loan(key)
+        if isinstance(data, ev.LoanDisbursed):
+            if loan.disb is None:
+                loan.disb = Disbursement(
+                    data.client_pid,
+                    data.branch_id,
+                    data.product_id,
+                    data.disbursed_on.toordinal(),
+                    scaled(data.amount, MONEY),
+                    data.loan_cycle,
+                    data.instalment_monthly,
+                    data.household_income_monthly,
+                    data.other_active_lenders,
+                )
+                self.client(data.client_pid).loans.add(key)
+        elif isinstance(data, ev.LoanRepayment):
+            loan.repayments.setdefault((source, data.transaction_id), []).append(
+                (data.value_date.toordinal(), scaled(data.principal_paid, MONEY))
+            )
+        elif isinstance(data, ev.LoanTransactionReversed):
+            loan.reversed.add((source, data.transaction_id))
+        elif isinstance(data, ev.LoanDelinquency):
+            loan.delinquency[data.as_of.toordinal()] = (seq, data.days_past_due)
+        elif isinstance(data, ev.LoanWrittenOff):
+            d = data.written_off_on.toordinal()
+            loan.writeoffs.append((d, scaled(data.principal_written_off, MONEY)))
+            loan.written_off = d if loan.written_off is None else min(loan.written_off, d)
+        elif isinstance(data, ev.LoanClosed):
+            d = data.closed_on.toordinal()
+            loan.closed = d if loan.closed is None else min(loan.closed, d)
+
+    def _complaint(self, source: str, data: ev.ComplaintOpened | ev.ComplaintResolved) -> None:
+        key = (source, data.complaint_id)
+        c = self.complaints.get(key)
+        if c is None:
+            c = self.complaints[key] = ComplaintState()
+        if isinstance(data, ev.ComplaintOpened):
+            if c.opened_day is None:
+                c.branch = data.branch_id
+                c.category = data.category
+                c.opened_day = data.opened_at.astimezone(self.tz).date().toordinal()
+                c.opened_us = _epoch_us(data.opened_at)
+        else:
+            us = _epoch_us(data.resolved_at)
+            if c.resolved_us is None or us < c.resolved_us:
+                c.resolved_us = us
+                c.resolved_day = data.resolved_at.astimezone(self.tz).date().toordinal()
+
+
+_DAY_FIELD: dict[type[ev.CanonicalData], str] = {
+    ev.ClientRegistered: "registered_on",
+    ev.ClientExited: "exited_on",
+    ev.PovertyAssessed: "assessed_on",
+    ev.LoanDisbursed: "disbursed_on",
+    ev.LoanRepayment: "value_date",
+    ev.LoanDelinquency: "as_of",
+    ev.LoanWrittenOff: "written_off_on",
+    ev.LoanClosed: "closed_on",
+}
+
+
+def _business_day(data: ev.CanonicalData, tz: ZoneInfo) -> int | None:
+    """The event's business day (INDICATORS.md "Days and history"); reversals have none."""
+    name = _DAY_FIELD.get(type(data))
+    if name is not None:
+        value: date = getattr(data, name)
+        return value.toordinal()
+    if isinstance(data, ev.ComplaintOpened):
+        return data.opened_at.astimezone(tz).date().toordinal()
+    if isinstance(data, ev.ComplaintResolved):
+        return data.resolved_at.astimezone(tz).date().toordinal()
+    return None

@@ -1,0 +1,255 @@
+"""Database access of the engine: load a unit's facts, and write one batch in the caller's
+transaction (facts, deltas, resolutions, seen values, watermarks) with a compare-and-set on the
+consumer offsets so that an instance that lost its partitions (a zombie) cannot write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import case, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common import offsets
+from services.common.errors import SpmError
+from services.indicators import models as m
+
+TP = tuple[str, int]
+CHUNK = 1000
+
+
+class StaleOwnership(SpmError):
+    """The stored offsets moved under us: another instance owns (or owned) these partitions."""
+
+    retriable = True
+
+
+def _insert(session: AsyncSession, table: Any) -> postgresql.Insert | sqlite.Insert:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+async def ensure_offsets(session: AsyncSession, group_id: str, tps: Iterable[TP]) -> None:
+    """Create missing offset rows (next offset 0) so that every later batch can lock them."""
+    rows = [{"group_id": group_id, "topic": t, "partition": p, "next_offset": 0} for t, p in tps]
+    if rows:
+        stmt = _insert(session, m.consumer_offsets).on_conflict_do_nothing()
+        await session.execute(stmt, rows)
+
+
+async def read_offsets(
+    session: AsyncSession, group_id: str, tps: Iterable[TP], *, lock: bool = False
+) -> dict[TP, int]:
+    wanted = set(tps)
+    c = m.consumer_offsets.c
+    query = select(c.topic, c.partition, c.next_offset).where(
+        c.group_id == group_id, c.topic.in_({t for t, _ in wanted})
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    rows = await session.execute(query)
+    return {(t, p): o for t, p, o in rows if (t, p) in wanted}
+
+
+async def check_and_store_offsets(
+    session: AsyncSession, group_id: str, expected: Mapping[TP, int], new: Mapping[TP, int]
+) -> None:
+    """Lock the unit's offset rows, abort unless they still hold what we loaded, then advance."""
+    stored = await read_offsets(session, group_id, expected, lock=True)
+    if stored != dict(expected):
+        raise StaleOwnership(f"stored offsets moved: expected {expected}, found {stored}")
+    c = m.consumer_offsets.c
+    for (topic, partition), offset in new.items():
+        await session.execute(
+            update(m.consumer_offsets)
+            .where(c.group_id == group_id, c.topic == topic, c.partition == partition)
+            .values(next_offset=offset, updated_at=_now())
+        )
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+async def stream_facts(
+    session: AsyncSession, unit: int, chunk: int = 2000
+) -> AsyncIterator[list[tuple[int, str, str]]]:
+    """A unit's facts in arrival order, in chunks (a large state never sits in memory twice)."""
+    c = m.facts.c
+    result = await session.stream(
+        select(c.kind, c.source, c.body).where(c.unit == unit).order_by(c.seq),
+        execution_options={"yield_per": chunk},
+    )
+    async for rows in result.partitions(chunk):
+        yield [(k, s, b) for k, s, b in rows]
+
+
+def set_id(segments: tuple[str, ...]) -> int:
+    """A stable 63-bit id of a segment set (the same in every instance and run)."""
+    digest = hashlib.blake2b("\x1f".join(segments).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+async def load_set_ids(session: AsyncSession) -> set[int]:
+    return set((await session.execute(select(m.segment_sets.c.set_id).distinct())).scalars())
+
+
+async def add_segment_sets(session: AsyncSession, sets: dict[int, tuple[str, ...]]) -> None:
+    rows = [{"set_id": i, "segment": seg} for i, segs in sorted(sets.items()) for seg in segs]
+    if rows:
+        await session.execute(_insert(session, m.segment_sets).on_conflict_do_nothing(), rows)
+
+
+async def load_seen(session: AsyncSession) -> set[tuple[str, str]]:
+    rows = await session.execute(select(m.seen_values.c.dimension, m.seen_values.c.value))
+    return {(d, v) for d, v in rows}
+
+
+def _pg_schema(session: AsyncSession) -> str | None:
+    """The schema the tables live in on PostgreSQL (after the schema translation), else None."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return None
+    mapping = bind.get_execution_options().get("schema_translate_map") or {}
+    return str(mapping.get(m.SCHEMA, m.SCHEMA))
+
+
+async def claim_new(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """``services.common.offsets.claim_new`` on the dedup table, in one statement on PostgreSQL."""
+    schema = _pg_schema(session)
+    unique = list(dict.fromkeys(keys))
+    if schema is None or not unique:
+        return await offsets.claim_new(session, m.processed_events, unique)
+    rows = await session.execute(
+        text(
+            f'INSERT INTO "{schema}".processed_events (source, id) '  # noqa: S608
+            "SELECT * FROM unnest(CAST(:s AS text[]), CAST(:i AS text[])) "
+            "ON CONFLICT (source, id) DO NOTHING RETURNING source, id"
+        ),
+        {"s": [k[0] for k in unique], "i": [k[1] for k in unique]},
+    )
+    return {(source, id_) for source, id_ in rows}
+
+
+async def write_facts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    schema = _pg_schema(session)
+    if schema is not None:
+        await session.execute(
+            text(
+                f'INSERT INTO "{schema}".facts (unit, seq, kind, source, body) '  # noqa: S608
+                "SELECT * FROM unnest(CAST(:u AS integer[]), CAST(:q AS bigint[]), "
+                "CAST(:k AS smallint[]), CAST(:s AS text[]), CAST(:b AS text[]))"
+            ),
+            {
+                "u": [r["unit"] for r in rows],
+                "q": [r["seq"] for r in rows],
+                "k": [r["kind"] for r in rows],
+                "s": [r["source"] for r in rows],
+                "b": [r["body"] for r in rows],
+            },
+        )
+        return
+    for chunk in _chunks(rows):
+        await session.execute(m.facts.insert(), list(chunk))
+
+
+async def add_deltas(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Upsert-add ``value`` into (unit, component, segment, day)."""
+    if not rows:
+        return
+    schema = _pg_schema(session)
+    if schema is not None:
+        # one statement with arrays: far cheaper than a row-by-row executemany
+        await session.execute(
+            text(
+                f'INSERT INTO "{schema}".deltas AS d (unit, component, set_id, day, value) '  # noqa: S608
+                "SELECT * FROM unnest(CAST(:u AS integer[]), CAST(:c AS text[]), "
+                "CAST(:s AS bigint[]), CAST(:d AS integer[]), CAST(:v AS bigint[])) "
+                "ON CONFLICT (unit, component, set_id, day) "
+                "DO UPDATE SET value = d.value + excluded.value"
+            ),
+            {
+                "u": [r["unit"] for r in rows],
+                "c": [r["component"] for r in rows],
+                "s": [r["set_id"] for r in rows],
+                "d": [r["day"] for r in rows],
+                "v": [r["value"] for r in rows],
+            },
+        )
+        return
+    stmt = _insert(session, m.deltas)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[m.deltas.c.unit, m.deltas.c.component, m.deltas.c.set_id, m.deltas.c.day],
+        set_={"value": m.deltas.c.value + stmt.excluded.value},
+    )
+    for chunk in _chunks(rows):
+        await session.execute(stmt, list(chunk))
+
+
+async def set_resolutions(
+    session: AsyncSession, upserts: list[dict[str, Any]], deletes: list[tuple[int, str, str]]
+) -> None:
+    c = m.resolutions.c
+    for unit, source, cid in deletes:
+        await session.execute(
+            m.resolutions.delete().where(c.unit == unit, c.source == source, c.complaint_id == cid)
+        )
+    if upserts:
+        stmt = _insert(session, m.resolutions)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.unit, c.source, c.complaint_id],
+            set_={
+                "branch": stmt.excluded.branch,
+                "resolved_day": stmt.excluded.resolved_day,
+                "micros": stmt.excluded.micros,
+            },
+        )
+        for chunk in _chunks(upserts):
+            await session.execute(stmt, list(chunk))
+
+
+async def add_seen(session: AsyncSession, values: Iterable[tuple[str, str]]) -> None:
+    rows = [{"dimension": d, "value": v} for d, v in sorted(values)]
+    if rows:
+        await session.execute(_insert(session, m.seen_values).on_conflict_do_nothing(), rows)
+
+
+async def raise_watermarks(session: AsyncSession, marks: Mapping[int, int]) -> None:
+    if not marks:
+        return
+    stmt = _insert(session, m.watermarks)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[m.watermarks.c.unit],
+        set_={
+            "max_day": case(
+                (stmt.excluded.max_day > m.watermarks.c.max_day, stmt.excluded.max_day),
+                else_=m.watermarks.c.max_day,
+            )
+        },
+    )
+    await session.execute(stmt, [{"unit": u, "max_day": d} for u, d in sorted(marks.items())])
+
+
+async def raise_tick(session: AsyncSession, day: int) -> None:
+    """Advance the daily tick's date (never backwards)."""
+    stmt = _insert(session, m.clock)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[m.clock.c.name],
+        set_={
+            "day": case((stmt.excluded.day > m.clock.c.day, stmt.excluded.day), else_=m.clock.c.day)
+        },
+    )
+    await session.execute(stmt, [{"name": "tick", "day": day}])

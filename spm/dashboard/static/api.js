@@ -1,0 +1,82 @@
+// Calls to the service APIs with the signed-in key. The key lives in sessionStorage only: it is
+// gone when the tab closes, and it is never put in a URL.
+const KEY = "spm.apiKey";
+let config = { title: "SPM Monitor", apis: {} };
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function loadConfig() {
+  try {
+    const resp = await fetch("config.json", { cache: "no-store" });
+    if (resp.ok) config = await resp.json();
+  } catch {
+    /* keep the defaults: every API on this origin */
+  }
+  return config;
+}
+
+export const getKey = () => sessionStorage.getItem(KEY);
+export const setKey = (key) => sessionStorage.setItem(KEY, key);
+export const clearKey = () => sessionStorage.removeItem(KEY);
+
+function urlOf(name, path, params) {
+  const base = (config.apis && config.apis[name]) || "";
+  const url = new URL(base + path, base ? undefined : window.location.origin);
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
+  }
+  return url;
+}
+
+function message(status, data) {
+  if (data && typeof data.detail === "string") {
+    const fields = (data.errors || []).map((e) => `${e.field}: ${e.reason}`).join("; ");
+    return fields && !data.detail.includes(fields) ? `${data.detail} (${fields})` : data.detail;
+  }
+  if (status === 403) return "Your key does not have the scope this page needs.";
+  return `The server answered ${status}.`;
+}
+
+/** Call API `name` (indicators, objectives, alerts, ingest, demo); resolves to parsed JSON. */
+export async function api(name, path, { method = "GET", params, body } = {}) {
+  const key = getKey();
+  if (!key) throw new ApiError(401, "Sign in first.");
+  const headers = { Authorization: `Bearer ${key}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(urlOf(name, path, params), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, `The ${name} service cannot be reached.`);
+  }
+  const text = await resp.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!resp.ok) throw new ApiError(resp.status, message(resp.status, data), data);
+  return data;
+}
+
+/** Like api(), but a missing API or a missing scope gives `fallback` instead of an error. */
+export async function optional(name, path, fallback, opts) {
+  try {
+    return await api(name, path, opts);
+  } catch (err) {
+    if (err instanceof ApiError && [0, 403, 404, 405].includes(err.status)) return fallback;
+    throw err;
+  }
+}

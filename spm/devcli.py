@@ -1,0 +1,86 @@
+"""``spm dev`` and ``spm demo`` commands (the embedded mode)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DataDir = Annotated[
+    Path, typer.Option(help="Where the embedded mode keeps its SQLite files and pepper.")
+]
+Port = Annotated[int, typer.Option(help="The one port for the APIs and the dashboard.")]
+ApiKey = Annotated[
+    str | None, typer.Option(help="The admin API key to accept (default: a new one per run).")
+]
+Smtp = Annotated[
+    str | None,
+    typer.Option(
+        help="host:port of a real SMTP server (default: a local sink the dashboard shows)."
+    ),
+]
+
+
+def _serve(
+    data_dir: Path,
+    port: int,
+    api_key: str | None,
+    smtp: str | None,
+    demo: bool,
+    days: int,
+    days_per_second: float,
+) -> None:
+    import asyncio
+
+    import uvicorn
+
+    from spm.devmode import build_dev_stack, demo_config, demo_lifespan
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    server_smtp = None
+    if smtp:
+        host, _, smtp_port = smtp.rpartition(":")
+        server_smtp = (host, int(smtp_port))
+    stack = build_dev_stack(
+        data_dir=data_dir,
+        port=port,
+        api_key=api_key,
+        smtp=server_smtp,
+        alert_overrides={"alerts_group_wait_s": 2.0} if demo else None,
+    )
+    if demo:
+        stack.lifespans.append(demo_lifespan(stack, demo_config(days), days_per_second))
+    typer.echo(f"\n  SPM Monitor dashboard: {stack.base_url}/dashboard/")
+    typer.echo(f"  API key (sign in with it): {stack.api_key}")
+    typer.echo(f"  APIs: {stack.base_url}/v1/…  (Authorization: Bearer <key>)\n")
+    config = uvicorn.Config(stack.app, host="127.0.0.1", port=port, log_level="warning")
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+def dev(
+    data_dir: DataDir = Path("var/dev"),
+    port: Port = 8000,
+    api_key: ApiKey = None,
+    smtp: Smtp = None,
+) -> None:
+    """All four services in one process (in-process bus, SQLite) with the dashboard."""
+    _serve(data_dir, port, api_key, smtp, demo=False, days=0, days_per_second=0)
+
+
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Data directory (wiped at start).")] = Path(
+        "var/demo"
+    ),
+    port: Port = 8000,
+    api_key: ApiKey = None,
+    smtp: Smtp = None,
+    days: Annotated[int, typer.Option(help="Simulated days.")] = 300,
+    days_per_second: Annotated[float, typer.Option(help="Simulation pace.")] = 8.0,
+) -> None:
+    """``spm dev`` + the sample strategy + a simulated MFI whose branch BR-MSA drifts."""
+    import shutil
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    _serve(data_dir, port, api_key, smtp, demo=True, days=days, days_per_second=days_per_second)

@@ -1,0 +1,109 @@
+"""The embedded mode: all four services in one process, on the in-process bus and SQLite.
+
+Each service keeps its own app, tables (one SQLite file per service) and consumer groups; they
+share one ``MemoryBus`` exactly as they would share a Kafka cluster. One port serves every API
+(their paths are disjoint) and the staff dashboard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.common.auth import KeyRing
+from services.common.bus import MemoryBus
+from services.common.settings import CommonSettings
+
+# Which service answers which path prefix (all APIs share one origin in the embedded mode).
+ROUTES: dict[str, tuple[str, ...]] = {
+    "ingest": ("/v1/events", "/v1/sources"),
+    "indicators": ("/v1/indicators", "/v1/catalog"),
+    "objectives": ("/v1/objectives", "/v1/targets"),
+    "alerts": ("/v1/alerts", "/v1/silences", "/v1/notifications"),
+}
+
+
+class PathDispatcher:
+    """An ASGI app that hands each request to the service owning its path, unchanged."""
+
+    def __init__(self, routes: Sequence[tuple[str, ASGIApp]], default: ASGIApp) -> None:
+        self._routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
+        self._default = default
+
+    def app_for(self, path: str) -> ASGIApp:
+        for prefix, app in self._routes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return app
+        return self._default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            await self.app_for(scope["path"])(scope, receive, send)
+        else:
+            await self._default(scope, receive, send)
+
+
+AppFactory = Callable[..., FastAPI]
+
+
+def service_factories() -> dict[str, AppFactory]:
+    from services.alerts.app import create_app as alerts_app
+    from services.indicators.app import create_app as indicators_app
+    from services.ingest.app import create_app as ingest_app
+    from services.objectives.app import create_app as objectives_app
+
+    return {
+        "ingest": ingest_app,
+        "indicators": indicators_app,
+        "objectives": objectives_app,
+        "alerts": alerts_app,
+    }
+
+
+def build_embedded_app(
+    settings: CommonSettings,
+    *,
+    bus: MemoryBus | None = None,
+    settings_for: Mapping[str, CommonSettings] | None = None,
+    extra_routers: Sequence[Any] = (),
+    extra_lifespans: Sequence[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = (),
+) -> tuple[PathDispatcher, FastAPI, dict[str, FastAPI]]:
+    """Compose the four services on one bus; returns (asgi app, host app, service apps).
+
+    ``settings_for`` gives a service its own settings (default: ``settings``).
+    ``extra_lifespans`` are entered after the services started, in order, when the app starts
+    (the sequence is read then, so callers may still add to a list they passed).
+    """
+    shared_bus = bus or MemoryBus()
+    own = settings_for or {}
+    services = {
+        name: factory(own.get(name, settings), bus=shared_bus)
+        for name, factory in service_factories().items()
+    }
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for service_app in services.values():
+                await stack.enter_async_context(service_app.router.lifespan_context(service_app))
+            for extra in extra_lifespans:
+                await stack.enter_async_context(extra())
+            yield
+
+    host = FastAPI(title="SPM Monitor (embedded)", lifespan=lifespan, docs_url=None)
+    host.state.keyring = KeyRing.from_json(
+        settings.api_keys.get_secret_value() if settings.api_keys else None
+    )
+
+    @host.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for router in extra_routers:
+        host.include_router(router)
+    routes = [(prefix, services[name]) for name, prefixes in ROUTES.items() for prefix in prefixes]
+    return PathDispatcher(routes, host), host, services

@@ -1,0 +1,158 @@
+"""Real receivers for the alert tests: an SMTP server (aiosmtpd) and a tiny HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+from aiosmtpd.controller import Controller
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class MailHandler:
+    """Collects messages; refuses the first ``refuse`` DATA commands with 451."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.refuse = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self._lock:
+            if self.refused < self.refuse:
+                self.refused += 1
+                return "451 4.3.0 try again later"
+            self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.handler = MailHandler()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.handler.messages
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class HttpReceiver:
+    """A minimal HTTP/1.1 server that records JSON POSTs and answers 200."""
+
+    port: int = field(default_factory=free_port)
+    requests: list[Request] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.requests.append(Request(method, path, headers, json.loads(body or b"null")))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+class Proc:
+    """One service run as ``spm serve <service>`` in its own process."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path, service: str = "alerts") -> None:
+        self.service = service
+        self.env = env
+        self.log = log
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, **extra: str) -> None:
+        with self.log.open("ab") as log:
+            self._spawn(log, extra)
+
+    def _spawn(self, log: BinaryIO, extra: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [str(REPO / ".venv" / "bin" / "spm"), "serve", self.service, "--port", str(self.port)],
+            cwd=REPO,
+            env={**self.env, **extra},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    async def ready(self, within: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        async with httpx.AsyncClient() as client:
+            while loop.time() < deadline:
+                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[
+                    -3000:
+                ]
+                try:
+                    r = await client.get(f"http://127.0.0.1:{self.port}/readyz")
+                    if r.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{self.service} did not become ready: {self.log.read_text()[-2000:]}")

@@ -1,0 +1,165 @@
+"""The dashboard in headless Chromium (Playwright driving the Debian ``chromium`` package) against
+the real indicator, objectives and alert apps fed by the simulator. Screenshots go to
+``test-artifacts/``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from spm.simulator import Scenario, SimConfig
+from tests.dashboard.harness import STAFF_KEY, Stack, dashboard_stack
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=150, clients=500, scenario=Scenario.drift)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with dashboard_stack(tmp_path, CONFIG) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def _page(browser: Browser, **options: object) -> Page:
+    context = await browser.new_context(**options)  # type: ignore[arg-type]
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+async def _sign_in(page: Page, url: str, key: str) -> None:
+    await page.goto(url + "/")
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = await _page(browser, viewport={"width": 1280, "height": 900})
+
+    # nothing is visible without a key, and a wrong key is refused
+    await page.goto(stack.url + "/#/overview")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("table")).to_have_count(0)
+    await _sign_in(page, stack.url, "not-a-key")
+    await expect(page.get_by_text("That key was not accepted.")).to_be_visible()
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-signin.png"))
+
+    # overview: every target of the sample strategy with its current value, status and trend
+    await _sign_in(page, stack.url, STAFF_KEY)
+    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Prevent over-indebtedness")).to_be_visible()
+    rows = page.locator("tr[data-target]")
+    assert await rows.count() == 9
+    par30 = page.locator(
+        "tr[data-target]", has=page.get_by_role("link", name="Portfolio at risk > 30 days")
+    )
+    current = await par30.locator("td").nth(2).inner_text()
+    assert current.endswith("%") and current != "–", current
+    assert await par30.locator("svg.spark polyline").count() == 1
+    statuses = await rows.evaluate_all("rows => rows.map(r => r.dataset.status)")
+    assert set(statuses) <= {"ok", "warning", "breached", "nodata"}
+    assert "nodata" not in set(statuses)
+    # status is told in words and icons, not colour alone
+    await expect(par30.locator(".badge").first).to_contain_text(
+        ("On target", "Warning", "Off target")[
+            ["ok", "warning", "breached"].index(await par30.get_attribute("data-status") or "ok")
+        ]
+    )
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
+
+    # indicator page: chart with target and warning lines, breakdown by branch, formula
+    await par30.get_by_role("link", name="Portfolio at risk > 30 days").click()
+    await expect(page.get_by_role("heading", name="Portfolio at risk > 30 days")).to_be_visible()
+    chart = page.locator("figure svg.chart").first
+    await expect(chart.locator("polyline.series")).to_have_count(1)
+    await expect(chart.locator("line.target-line")).to_have_count(1)
+    await expect(chart.locator("line.warning-line")).to_have_count(1)
+    await expect(page.get_by_test_id("formula")).to_contain_text("÷")
+    branches = page.get_by_test_id("breakdown").locator("tbody tr")
+    assert await branches.count() == CONFIG.branches
+    await expect(page.get_by_test_id("breakdown")).to_contain_text(CONFIG.drift_branch_id)
+    api_value = (
+        await stack.get("indicators", "/v1/indicators", code="par30", segment="all")
+    ).json()
+    shown = await page.get_by_test_id("current-value").inner_text()
+    assert shown == f"{api_value['items'][0]['value'] * 100:.1f} %"
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-indicator.png"), full_page=True)
+
+    # the drifting branch's DSTI breaches, by segment
+    await page.goto(
+        stack.url + f"/#/indicator/dsti_breach_share?segment=branch:{CONFIG.drift_branch_id}"
+    )
+    await expect(
+        page.get_by_role("heading", name="Debt-service-to-income breaches")
+    ).to_be_visible()
+    await expect(page.get_by_test_id("current-value")).not_to_have_text("0.0 %")
+
+    # alerts: firing ones listed; acknowledge one and see its state change; silence another
+    await page.get_by_role("link", name="Alerts").click()
+    await expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
+    firing = page.locator('tr[data-state="firing"]')
+    await expect(firing.first).to_be_visible(timeout=30_000)
+    alert_id = await firing.first.get_attribute("data-alert")
+    row = page.locator(f'tr[data-alert="{alert_id}"]')
+    await expect(row).to_contain_text("Firing")
+    await row.get_by_role("button", name="Acknowledge").click()
+    await expect(page.get_by_text("Acknowledged:")).to_be_visible()
+    await expect(row.locator('td[data-label="Acknowledged"]')).to_contain_text("✓ by staff")
+    await expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    acked = (await stack.get("alerts", f"/v1/alerts/{alert_id}")).json()
+    assert acked["acked_by"] == "staff" and acked["state"] == "firing"
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-alerts-acked.png"), full_page=True)
+
+    other = page.locator("tr[data-alert]", has=page.get_by_role("button", name="Silence…"))
+    silenced_id = await other.nth(1).get_attribute("data-alert")
+    target_row = page.locator(f'tr[data-alert="{silenced_id}"]')
+    await target_row.get_by_role("button", name="Silence…").click()
+    await target_row.get_by_label("Comment").fill("Known backlog, plan agreed with branch")
+    await target_row.get_by_role("button", name="Create silence").click()
+    await expect(page.get_by_text("Silence created until")).to_be_visible()
+    await expect(target_row.locator('td[data-label="State"]')).to_contain_text("Silenced")
+    silences = (await stack.get("alerts", "/v1/silences")).json()
+    fingerprint = (await stack.get("alerts", f"/v1/alerts/{silenced_id}")).json()["fingerprint"]
+    assert [m["value"] for s in silences for m in s["matchers"]] == [fingerprint]
+    assert silences[0]["created_by"] == "staff"
+    await expect(page.get_by_role("heading", name="Notification history")).to_be_visible()
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-alerts.png"), full_page=True)
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.context.close()
+
+
+async def test_phone_layout(stack: Stack, browser: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = await _page(browser, viewport={"width": 390, "height": 844}, is_mobile=True,
+                       has_touch=True, device_scale_factor=2)  # fmt: skip
+    await _sign_in(page, stack.url, STAFF_KEY)
+    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.context.close()

@@ -1,0 +1,76 @@
+"""The demo (embedded mode + sample strategy + drift scenario) for a fixed simulated period:
+the drifting branch raises the expected alerts, the control branch none, and mail arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from spm.devmode import DevStack, build_dev_stack, demo_config, run_demo
+
+DRIFTING, CONTROL = "branch:BR-MSA", "branch:BR-NAI"
+DAYS = 240
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[tuple[DevStack, httpx.AsyncClient]]:
+    stack = build_dev_stack(
+        data_dir=tmp_path, port=8000, alert_overrides={"alerts_group_wait_s": 0.5}
+    )
+    async with stack.host_app.router.lifespan_context(stack.host_app):
+        transport = httpx.ASGITransport(app=stack.app)
+        headers = {"Authorization": f"Bearer {stack.api_key}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url=stack.base_url, headers=headers, timeout=60
+        ) as client:
+            yield stack, client
+
+
+async def wait_for(client: httpx.AsyncClient, path: str, ready: Any, within_s: float) -> Any:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        response = await client.get(path)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if ready(body) or asyncio.get_running_loop().time() > deadline:
+            return body
+        await asyncio.sleep(1)
+
+
+@pytest.mark.slow
+async def test_drifting_branch_alerts_and_control_branch_stays_quiet(
+    demo: tuple[DevStack, httpx.AsyncClient],
+) -> None:
+    stack, client = demo
+    config = demo_config(days=DAYS)
+    stats = await run_demo(stack, config, days_per_second=None)
+    assert stats.days == DAYS
+
+    last_day = config.end.isoformat()
+    caught_up = await wait_for(
+        client, "/v1/indicators?code=active_clients", lambda b: b["as_of"] == last_day, 300
+    )
+    assert caught_up["as_of"] == last_day
+
+    def drifting_fires(alerts: list[dict[str, Any]]) -> bool:
+        return any(a["segment"] == DRIFTING and a["state"] == "firing" for a in alerts)
+
+    alerts = await wait_for(client, "/v1/alerts", drifting_fires, 120)
+    firing = {(a["indicator"], a["kind"]) for a in alerts if a["segment"] == DRIFTING}
+    assert ("dsti_breach_share", "breach") in firing, alerts
+    control = [
+        (a["indicator"], a["kind"], a["state"], a["value"], a["as_of"])
+        for a in alerts
+        if a["segment"] == CONTROL
+    ]
+    assert not control, control
+
+    assert stack.mailbox is not None
+    mail = await wait_for(client, "/v1/demo/mail", lambda m: len(m) > 0, 60)
+    assert any("branch.msa@example-mfi.co.ke" in m["to"] for m in mail)
+    assert not any("branch.nai@example-mfi.co.ke" in m["to"] for m in mail)

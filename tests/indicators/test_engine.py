@@ -1,0 +1,154 @@
+"""The engine's guarantees: poison records go to the dead-letter topic and the rest is applied;
+restarts neither lose nor double-count; a zombie instance cannot write; two instances share the
+work; the value stream publishes changes in order per key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+import pytest
+
+from contracts.envelope import to_kafka
+from services.common.bus import Bus, Message, Record
+from services.indicators.app import Service
+from services.indicators.store import StaleOwnership
+from tests.indicators.conftest import Harness
+from tests.indicators.events import disb, event, pid, reg
+
+
+async def _read(
+    bus: Bus, topic: str, count: int, group: str, limit_s: float = 30.0
+) -> list[Record]:
+    consumer = bus.consumer(group, [topic], auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[Record] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while len(out) < count and loop.time() < deadline:
+            out += await consumer.getmany(timeout_ms=200)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_poison_records_go_to_the_dead_letter_topic(harness: Harness, unique: str) -> None:
+    h = harness
+    good = to_kafka(reg("A", "2024-01-01"))
+    topic = h.settings.clients_topic
+    headers = tuple(good.headers)
+    invalid = json.dumps(
+        {"client_pid": pid("Z"), "gender": "female", "registered_on": "2024-01-01"}
+    )
+    wrong_type = [(k, b"spm.nothing.v1" if k == "ce_type" else v) for k, v in headers]
+    await h.send(
+        [
+            Message(topic, b"\xff{not json", good.key, headers),
+            Message(topic, invalid.encode(), good.key, headers),  # branch_id missing
+            Message(topic, good.value, good.key, tuple(wrong_type)),
+            Message(topic, good.value, good.key, ()),  # no CloudEvents attributes at all
+            reg("A", "2024-01-01"),
+            reg("B", "2024-01-02"),
+        ]
+    )
+    assert await h.v("active_clients", "all", "2024-01-02") == 2
+    dead = await _read(h.bus, h.settings.deadletter_topic, 4, f"dlq-{unique}")
+    assert len(dead) == 4
+    reasons = [r.header("error.reason") for r in dead]
+    assert all(reason for reason in reasons)
+    assert any(b"branch_id" in (reason or b"") for reason in reasons)
+    assert all(r.header("error.source") == b"indicators" for r in dead)
+    assert all(r.header("error.topic") == topic.encode() for r in dead)
+    assert {r.header("error.offset") for r in dead} == {b"0", b"1", b"2", b"3"}
+    assert dead[0].value == b"\xff{not json"
+
+
+async def test_restart_neither_loses_nor_double_counts(harness: Harness) -> None:
+    h = harness
+    first = [reg(f"c{i}", "2024-01-01") for i in range(20)]
+    await h.send(first + [disb(f"L{i}", f"c{i}", "2024-01-02", "100") for i in range(20)])
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 2000
+    await h.restart()
+    await h.send([disb("L99", "c1", "2024-01-03", "50"), *first[:5]])  # 5 duplicates
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-03") == 2050
+    assert await h.v("active_clients", "all", "2024-01-03") == 20
+    assert await h.v("active_borrowers", "all", "2024-01-03") == 20
+
+
+async def test_a_zombie_cannot_write_after_the_new_owner(harness: Harness) -> None:
+    h = harness
+    await h.send([reg("A", "2024-01-01")])
+    zombie = Service(h.settings, h.bus)
+    try:
+        engine = zombie.engine
+        tps = frozenset(
+            tp
+            for tp in [*h.service.engine._assigned]  # the owner's partitions, all of them
+        )
+        await engine.on_assign(tps)
+        before = dict(h.ends)
+        await h.send([reg("B", "2024-01-01")])  # the owner advances the stored offsets
+        late = to_kafka(reg("C", "2024-01-01"))
+        key = next(tp for tp, end in h.ends.items() if before.get(tp) != end)
+        part = key[1]
+        records = [
+            Record(key[0], part, engine.expected[key], late.key, late.value, tuple(late.headers))
+        ]
+        async with engine.lock:
+            with pytest.raises(StaleOwnership):
+                await engine.process(records)
+    finally:
+        await zombie.base_db.dispose()
+    assert await h.v("active_clients", "all", "2024-01-01") == 2
+
+
+async def test_two_instances_share_the_work(harness: Harness) -> None:
+    h = harness
+    second = Service(h.settings, h.bus)
+    await second.start()
+    try:
+        events = [reg(f"c{i}", "2024-01-01", f"B{i % 3}") for i in range(60)]
+        await h.send(events[:30])
+        await h.send(
+            events[30:]
+            + [disb(f"L{i}", f"c{i}", "2024-01-02", "10", f"B{i % 3}") for i in range(60)]
+        )
+        assert await h.v("active_clients", "all", "2024-01-02") == 60
+        assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 600
+        assert await h.v("active_borrowers", "branch:B1", "2024-01-02") == 20
+    finally:
+        await second.stop()
+    await h.send([disb("L100", "c1", "2024-01-03", "5")])  # the survivor takes over
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-03") == 605
+
+
+async def test_value_stream_publishes_changes_in_order(harness: Harness, unique: str) -> None:
+    h = harness
+    await h.send([reg("A", "2024-01-01")])
+    await _wait(lambda: h.service.emitter.published > 0)
+    published = h.service.emitter.published
+    await h.send([reg("B", "2024-01-01")])
+    await _wait(lambda: h.service.emitter.published > published)
+    records = await _read(h.bus, h.settings.output_topic, published + 1, f"out-{unique}")
+    mine = [r for r in records if r.key == b"active_clients|all"]
+    assert [json.loads(r.value or b"")["value"] for r in mine] == ["1", "2"]
+    last = json.loads(mine[-1].value or b"")
+    assert last["previous_value"] == "1" and last["as_of"] == "2024-01-01"
+    assert last["numerator"] == "2" and last["denominator"] is None
+    assert mine[-1].header("ce_type") == b"spm.indicator.changed.v1"
+    assert len({r.partition for r in mine}) == 1
+    assert Decimal(last["value"]) == 2
+
+
+async def _wait(condition: object, limit_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not condition():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+_ = event
