@@ -147,15 +147,6 @@ class AlertSettings(CommonSettings):
     alerts_objectives_api_key: SecretStr | None = None
     alerts_crash_after_send: bool = False
 
-    @classmethod
-    def of(cls, settings: CommonSettings | None) -> AlertSettings:
-        """These settings from the common ones the CLI passes (environment still applies)."""
-        if isinstance(settings, AlertSettings):
-            return settings
-        if settings is None:
-            return cls()
-        return cls(**settings.model_dump(exclude_unset=True))
-
     def routing(self) -> Routing:
         """The routing tree from ``ALERTS_ROUTES`` or ``ALERTS_ROUTES_FILE`` (empty if neither)."""
         raw: str | None = self.alerts_routes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,16 @@ class CommonSettings(BaseSettings):
         default=None,
         description="API keys as JSON: [{name, sha256, scopes, sources}] (hashes only).",
     )
+
+    @classmethod
+    def of(cls, settings: CommonSettings | None) -> Self:
+        """A service's settings from the shared ones its caller passes; the service's own
+        fields come from the environment (or their defaults)."""
+        if isinstance(settings, cls):
+            return settings
+        if settings is None:
+            return cls()
+        return cls(**settings.model_dump(exclude_unset=True))
 
     @property
     def uses_kafka(self) -> bool:

@@ -37,14 +37,6 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
-def indicator_settings(settings: CommonSettings | None) -> IndicatorSettings:
-    if isinstance(settings, IndicatorSettings):
-        return settings
-    if settings is None:
-        return IndicatorSettings()
-    return IndicatorSettings(**{k: getattr(settings, k) for k in CommonSettings.model_fields})
-
-
 def database_url(settings: IndicatorSettings) -> str:
     return service_database_url(settings.database_url, settings.indicators_db_schema)
 
@@ -119,7 +111,7 @@ class Service:
 
 def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None) -> FastAPI:
     """The indicator service; ``bus`` lets the embedded mode share its in-process bus."""
-    cfg = indicator_settings(settings)
+    cfg = IndicatorSettings.of(settings)
     own_bus = bus is None
     the_bus = bus if bus is not None else create_bus(cfg)
     service = Service(cfg, the_bus)

@@ -55,13 +55,6 @@ deduplicated on (source, id) and published to Kafka; `202` means Kafka acknowled
 accepted event. Authenticate with `Authorization: Bearer <api key>` (scope `ingest:write`)."""
 
 
-def ingest_settings(settings: CommonSettings) -> IngestSettings:
-    """The ingest settings: as given, or the shared ones plus ingest's own from the env."""
-    if isinstance(settings, IngestSettings):
-        return settings
-    return IngestSettings(**settings.model_dump())
-
-
 def pseudonymiser_of(settings: IngestSettings) -> Pseudonymiser:
     pepper = settings.pseudonym_pepper
     if pepper is None:
@@ -125,7 +118,7 @@ async def _purge_forever(pipeline: IngestPipeline, settings: IngestSettings) -> 
 
 def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
     """The ingest app; ``bus`` overrides the one the settings give (embedded mode, tests)."""
-    config = ingest_settings(settings)
+    config = IngestSettings.of(settings)
     ensure_telemetry(config)
     pseudonymiser = pseudonymiser_of(config)
     crm_mapper = CrmMapper.load(

@@ -23,15 +23,6 @@ class ObjectivesSettings(CommonSettings):
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
 
-    @classmethod
-    def of(cls, settings: CommonSettings | None) -> ObjectivesSettings:
-        """These settings from the common ones the CLI passes (environment still applies)."""
-        if isinstance(settings, ObjectivesSettings):
-            return settings
-        if settings is None:
-            return cls()
-        return cls(**settings.model_dump(exclude_unset=True))
-
     @property
     def topic_spec(self) -> TopicSpec:
         return dataclasses.replace(OBJECTIVES, name=self.objectives_topic)

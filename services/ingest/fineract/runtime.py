@@ -26,20 +26,13 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0
 
 
-def fineract_settings(settings: CommonSettings) -> FineractSettings:
-    """The Fineract settings: as given, or the given ones plus ``FINERACT_*`` from the env."""
-    if isinstance(settings, FineractSettings):
-        return settings
-    return FineractSettings(**settings.model_dump())
-
-
 @asynccontextmanager
 async def fineract_consumer_running(
     settings: CommonSettings, bus: Bus
 ) -> AsyncIterator[FineractConsumer | None]:
     """Migrate, start the consumer as a background task, stop it on exit; ``None`` when
     ``FINERACT_ENABLED`` is off."""
-    config = fineract_settings(settings)
+    config = FineractSettings.of(settings)
     if not config.fineract_enabled:
         yield None
         return
