@@ -85,7 +85,7 @@ async def test_killed_between_send_and_record(
     await proc.ready()
     await _produce(kafka_bootstrap, unique)
     assert proc.proc is not None
-    for _ in range(300):
+    for _ in range(1200):  # up to 2 minutes: a cold broker is slow to create topics and groups
         if proc.proc.poll() is not None:
             break
         await asyncio.sleep(0.1)
@@ -98,7 +98,7 @@ async def test_killed_between_send_and_record(
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{proc.port}", headers={"Authorization": f"Bearer {ACKER}"}
     ) as client:
-        for _ in range(300):
+        for _ in range(1200):  # up to 2 minutes: a cold broker is slow to create topics and groups
             notes = (await client.get("/v1/notifications")).json()
             if notes and notes[0]["status"] == "sent":
                 break
