@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opentelemetry import trace
@@ -35,7 +35,6 @@ from contracts.topics import DEADLETTER
 from services.common.bus import Delivery, Message, Producer
 from services.common.db import DatabaseError, database_errors
 from services.common.offsets import claim_new
-from services.common.telemetry import inject_trace_headers
 from services.ingest.errors import PublishFailed
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import ingested_events
@@ -210,21 +209,21 @@ class IngestPipeline:
         """
         if not messages:
             return [], {}
-        trace_headers = inject_trace_headers(())  # once per request, not per record
-        records = [replace(m, headers=m.headers + trace_headers) for m in messages]
         chunks = [
             (
                 start,
-                asyncio.ensure_future(self.producer.send_many(records[start : start + SEND_CHUNK])),
+                asyncio.ensure_future(
+                    self.producer.send_many(messages[start : start + SEND_CHUNK])
+                ),
             )
-            for start in range(0, len(records), SEND_CHUNK)
+            for start in range(0, len(messages), SEND_CHUNK)
         ]
         done, _ = await asyncio.wait([t for _, t in chunks], timeout=self.publish_timeout_s)
         failed: list[int] = []
         pending: dict[int, asyncio.Task[list[Delivery]]] = {}
         errors: set[str] = set()
         for start, task in chunks:
-            positions = range(start, min(start + SEND_CHUNK, len(records)))
+            positions = range(start, min(start + SEND_CHUNK, len(messages)))
             if task not in done:
                 pending.update(dict.fromkeys(positions, task))
             elif (error := task.exception()) is not None:

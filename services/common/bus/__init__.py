@@ -13,9 +13,10 @@ from services.common.bus.base import (
     Producer,
     Record,
     TopicPartition,
+    partition_for_key,
 )
 from services.common.bus.kafka import KafkaBus
-from services.common.bus.memory import MemoryBus, partition_for_key
+from services.common.bus.memory import MemoryBus
 from services.common.settings import CommonSettings
 
 __all__ = [

@@ -7,11 +7,26 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from murmurhash2 import murmurhash2
+
 from contracts.topics import TopicSpec
 from services.common.errors import SpmError
 
 Headers = tuple[tuple[str, bytes], ...]
 OffsetReset = Literal["earliest", "latest"]
+
+
+KAFKA_MURMUR2_SEED = 0x9747B28C
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner for keyed records: positive murmur2 modulo the count.
+
+    The C murmur2 of ``murmurhash2`` gives the same hash as Kafka's Java client (a test checks
+    it against records placed by Kafka's console producer) at 1/50 of the cost of aiokafka's
+    pure-Python one, which was the largest single cost of publishing.
+    """
+    return (murmurhash2(key, KAFKA_MURMUR2_SEED) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True, slots=True, order=True)

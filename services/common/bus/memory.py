@@ -15,8 +15,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka.partitioner import murmur2
-
 from contracts.topics import TopicSpec
 from services.common.bus.base import (
     Bus,
@@ -28,14 +26,9 @@ from services.common.bus.base import (
     OnRevoke,
     Record,
     TopicPartition,
+    partition_for_key,
 )
 from services.common.telemetry import inject_trace_headers
-
-
-def partition_for_key(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner for keyed records: positive murmur2 modulo the count."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 @dataclass
