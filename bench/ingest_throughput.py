@@ -1,15 +1,17 @@
 """Ingest throughput: HTTP batch ingestion vs a raw aiokafka producer, same broker, same run.
 
     make bench-ingest          # starts the local infrastructure unless configured
-    .venv/bin/python bench/ingest_throughput.py [--events 100000] [--clients 4] [--workers 1]
+    .venv/bin/python bench/ingest_throughput.py [--events 50000] [--clients 4] [--workers N]
 
-The ingest service runs as its own process (``spm serve ingest``; uvicorn, ``--workers``
-processes) on the Kafka and PostgreSQL of ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``, with a
-throwaway database schema. Several concurrent clients POST batches of 1,000 events to
-``/v1/events/batch`` (bodies prepared up front). The baseline is a raw aiokafka producer with the
-bus's settings (idempotent, acks=all) sending the same canonical records (what ingest publishes
-for those events) to the same topics. Then single-event ``POST /v1/events`` latency is measured
-at a fixed rate. The last line is::
+The ingest service runs as its own process (uvicorn ``services.ingest.asgi:app`` with
+``--workers`` processes, by default one per CPU as one would deploy it; a 1-worker run is
+measured too) on the Kafka and PostgreSQL of ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``,
+with a throwaway database schema. Several concurrent clients POST batches of 1,000 events to
+``/v1/events/batch`` (bodies prepared up front). The baseline is one raw aiokafka producer with
+the bus's settings (idempotent, acks=all) and aiokafka's default partitioner, sending the same
+canonical records (what ingest publishes for those events) to the same topics; for reference
+it is also run with the C murmur2 partitioner the bus uses. Then single-event
+``POST /v1/events`` latency is measured at a fixed rate. The last line is::
 
     ingest_vs_raw_producer ratio=<r> ingest=<events/s> raw=<events/s>
 """
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -37,6 +40,7 @@ from sqlalchemy import text
 
 from contracts.envelope import to_kafka
 from services.common.auth import hash_key
+from services.common.bus import partition_for_key
 from services.common.db import create_engine
 from services.ingest.pseudonym import Pseudonymiser
 from services.ingest.validation import DateBounds, Validator
@@ -180,13 +184,24 @@ async def bench_ingest(base: str, bodies: list[bytes], clients: int) -> float:
         return time.perf_counter() - started
 
 
-async def bench_raw(bootstrap: str, records: list[Any]) -> float:
+class CMurmur2Partitioner:
+    """aiokafka's default partitioner with the bus's C murmur2 (same partitions, less CPU)."""
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return random.choice(available or all_partitions)  # noqa: S311 - load spreading
+        return all_partitions[partition_for_key(key, len(all_partitions))]
+
+
+async def bench_raw(bootstrap: str, records: list[Any], partitioner: Any = None) -> float:
+    extra = {"partitioner": partitioner} if partitioner is not None else {}
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
         max_batch_size=256 * 1024,
+        **extra,
     )
     await producer.start()
     try:
@@ -274,7 +289,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes of the ingest service (default: one per CPU); the "
+        "1-worker figure is printed as well",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="single POSTs per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
@@ -283,23 +304,58 @@ async def main() -> None:
     if not bootstrap or not database:
         raise SystemExit("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (make bench-ingest does)")
     run = uuid.uuid4().hex[:8]
-    schema = f"bench_ingest_{run}"
     n = args.events // BATCH * BATCH
+    records = canonical_records(input_events(f"{run}-raw", n))
+    await bench_raw(bootstrap, canonical_records(input_events(f"{run}-wr", BATCH)))  # warm-up
+    raw_cpu = time.process_time()
+    raw_s = await bench_raw(bootstrap, records)
+    raw_cpu = time.process_time() - raw_cpu
+    fast_s = await bench_raw(bootstrap, records, partitioner=CMurmur2Partitioner())
+    runs = sorted({1, args.workers})
+    results = {w: await ingest_run(bootstrap, database, f"{run}w{w}", n, w, args) for w in runs}
+    ingest_s, server_cpu, latencies = results[args.workers]
+    ingest_rate, raw_rate = n / ingest_s, n / raw_s
+    print(f"events={n} batch={BATCH} clients={args.clients} workers={args.workers}")
+    print(
+        f"raw aiokafka producer: {raw_s:.2f} s, {raw_rate:,.0f} events/s, "
+        f"CPU {raw_cpu * 1e6 / n:.0f} us/event (aiokafka defaults: the baseline)"
+    )
+    print(
+        f"  for reference, with the C murmur2 partitioner the bus uses: {n / fast_s:,.0f} events/s"
+        f" (ratio against it {ingest_rate * fast_s / n:.3f})"
+    )
+    for workers, (seconds, cpu, _) in results.items():
+        print(
+            f"ingest HTTP batches, {workers} worker process(es): {seconds:.2f} s, "
+            f"{n / seconds:,.0f} events/s, server CPU {cpu * 1e6 / n:.0f} us/event"
+        )
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"single POST /v1/events at {args.rate:.0f}/s for {args.seconds:.0f} s "
+        f"({args.workers} workers): p50={pct(latencies, 0.5) * 1000:.1f} ms "
+        f"p99={pct(latencies, 0.99) * 1000:.1f} ms "
+        f"mean={statistics.fmean(latencies) * 1000:.1f} ms n={len(latencies)}"
+    )
+    print(
+        f"ingest_vs_raw_producer ratio={ingest_rate / raw_rate:.3f} "
+        f"ingest={ingest_rate:.0f} raw={raw_rate:.0f}"
+    )
+
+
+async def ingest_run(
+    bootstrap: str, database: str, run: str, n: int, workers: int, args: argparse.Namespace
+) -> tuple[float, float, list[float]]:
+    """(seconds for ``n`` events in batches, server CPU seconds, single-event latencies)."""
+    schema = f"bench_ingest_{run}"
     events = input_events(run, n)
     bodies = [json.dumps(events[i : i + BATCH]).encode() for i in range(0, n, BATCH)]
-    raw_events = input_events(f"{run}-raw", n)
-    records = canonical_records(raw_events)
     port = free_port()
-    proc = start_server(port, schema, args.workers)
+    proc = start_server(port, schema, workers)
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(base, proc)
-        # warm-up: connections, metadata, JIT-free Python caches
-        await bench_ingest(base, [json.dumps(input_events(f"{run}-w", BATCH)).encode()], 1)
-        await bench_raw(bootstrap, canonical_records(input_events(f"{run}-wr", BATCH)))
-        raw_cpu = time.process_time()
-        raw_s = await bench_raw(bootstrap, records)
-        raw_cpu = time.process_time() - raw_cpu
+        warm = [json.dumps(input_events(f"{run}-w{i}", BATCH)).encode() for i in range(workers)]
+        await bench_ingest(base, warm, workers)  # connections, metadata, caches of every worker
         server_cpu = cpu_seconds(proc.pid)
         ingest_s = await bench_ingest(base, bodies, args.clients)
         server_cpu = cpu_seconds(proc.pid) - server_cpu
@@ -308,26 +364,7 @@ async def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
         await drop_schema(database, schema)
-    ingest_rate, raw_rate = n / ingest_s, n / raw_s
-    print(f"events={n} batch={BATCH} clients={args.clients} workers={args.workers}")
-    print(
-        f"raw aiokafka producer: {raw_s:.2f} s, {raw_rate:,.0f} events/s, "
-        f"CPU {raw_cpu * 1e6 / n:.0f} us/event"
-    )
-    print(
-        f"ingest HTTP batches:   {ingest_s:.2f} s, {ingest_rate:,.0f} events/s, "
-        f"server CPU {server_cpu * 1e6 / n:.0f} us/event"
-    )
-    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(
-        f"single POST /v1/events at {args.rate:.0f}/s for {args.seconds:.0f} s: "
-        f"p50={pct(latencies, 0.5) * 1000:.1f} ms p99={pct(latencies, 0.99) * 1000:.1f} ms "
-        f"mean={statistics.fmean(latencies) * 1000:.1f} ms n={len(latencies)}"
-    )
-    print(
-        f"ingest_vs_raw_producer ratio={ingest_rate / raw_rate:.3f} "
-        f"ingest={ingest_rate:.0f} raw={raw_rate:.0f}"
-    )
+    return ingest_s, server_cpu, latencies
 
 
 if __name__ == "__main__":

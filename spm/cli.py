@@ -37,20 +37,36 @@ def serve(
     service: Annotated[Service, typer.Argument(help="Which service to run.")],
     host: Annotated[str | None, typer.Option(help="Bind address (default: HTTP_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: the <SERVICE>_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the port (ingest only: the stateless HTTP door; "
+            "scale the consumers by running more instances).",
+        ),
+    ] = 1,
 ) -> None:
     """Run one service in the distributed mode (Kafka + PostgreSQL from the settings)."""
     import uvicorn
 
+    from services.common.runtime import tune_gc
     from services.common.settings import get_settings
 
     settings = get_settings()
+    host = host or settings.http_host
+    port = port or getattr(settings, f"{service.value}_port")
+    if workers > 1:
+        if service is not Service.ingest:
+            raise typer.BadParameter("only the ingest service runs several workers")
+        # each worker imports the ASGI module, which builds the app and tunes its gc
+        uvicorn.run(
+            "services.ingest.asgi:app", host=host, port=port, workers=workers, log_config=None
+        )
+        return
     module = importlib.import_module(f"services.{service.value}.app")
-    uvicorn.run(
-        module.create_app(settings),
-        host=host or settings.http_host,
-        port=port or getattr(settings, f"{service.value}_port"),
-        log_config=None,
-    )
+    service_app = module.create_app(settings)
+    tune_gc()
+    uvicorn.run(service_app, host=host, port=port, log_config=None)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ def _serve(
 
     import uvicorn
 
+    from services.common.runtime import tune_gc
     from spm.devmode import build_dev_stack, demo_config, demo_lifespan
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -56,6 +57,7 @@ def _serve(
     typer.echo(f"  API key (sign in with it): {stack.api_key}")
     typer.echo(f"  APIs: {stack.base_url}/v1/…  (Authorization: Bearer <key>)\n")
     config = uvicorn.Config(stack.app, host="127.0.0.1", port=port, log_level="warning")
+    tune_gc()
     asyncio.run(uvicorn.Server(config).serve())
 
 

@@ -111,8 +111,16 @@ class HttpReceiver:
 class Proc:
     """One service run as ``spm serve <service>`` in its own process."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path, service: str = "alerts") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        service: str = "alerts",
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.service = service
+        self.args = args
         self.env = env
         self.log = log
         self.port = port
@@ -124,7 +132,10 @@ class Proc:
 
     def _spawn(self, log: BinaryIO, extra: dict[str, str]) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [str(REPO / ".venv" / "bin" / "spm"), "serve", self.service, "--port", str(self.port)],
+            [
+                str(REPO / ".venv" / "bin" / "spm"),
+                *("serve", self.service, "--port", str(self.port), *self.args),
+            ],
             cwd=REPO,
             env={**self.env, **extra},
             stdout=subprocess.DEVNULL,

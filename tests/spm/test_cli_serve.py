@@ -1,0 +1,85 @@
+"""`spm serve`: the ingest service with several worker processes on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.alerts.servers import REPO, Proc, free_port
+from tests.ingest.conftest import PEPPER, TopicTail, api_keys_json, auth, event
+
+SPM = str(REPO / ".venv" / "bin" / "spm")
+
+
+def _registration(source: str, n: int) -> dict[str, object]:
+    data = {
+        "client_id": f"c{n}",
+        "branch_id": "BR1",
+        "gender": "female",
+        "registered_on": "2025-01-02",
+    }
+    return event("spm.client.registered.v1", f"e{n}", source, data)
+
+
+def _workers(pid: int) -> list[int]:
+    """Child processes started by multiprocessing's spawn (uvicorn's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_only_ingest_runs_several_workers() -> None:
+    refused = subprocess.run(  # noqa: S603 - our own CLI
+        [SPM, "serve", "indicators", "--workers", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "only the ingest service runs several workers" in refused.stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+async def test_ingest_workers_share_the_port_and_the_dedup_store(
+    kafka_bootstrap: str, postgres_url: str, unique: str, tmp_path: Path
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": postgres_url,
+        "PSEUDONYM_PEPPER": PEPPER,
+        "API_KEYS": api_keys_json(),
+        "INSTITUTION_CURRENCY": "KES",
+        "INGEST_DB_SCHEMA": f"ingest_workers_{unique}",
+    }
+    port = free_port()
+    proc = Proc(env, port, tmp_path / "ingest.log", service="ingest", args=("--workers", "2"))
+    proc.start()
+    assert proc.proc is not None
+    tail = TopicTail(kafka_bootstrap)
+    try:
+        await proc.ready()
+        await tail.mark()
+        assert len(_workers(proc.proc.pid)) == 2
+
+        source = f"core:{unique}"
+        batches = [[_registration(source, i * 50 + j) for j in range(50)] for i in range(6)]
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, headers=auth(), timeout=60) as http:
+            first = await asyncio.gather(*(http.post("/v1/events/batch", json=b) for b in batches))
+            again = await asyncio.gather(*(http.post("/v1/events/batch", json=b) for b in batches))
+        assert [r.status_code for r in first] == [202] * 6
+        assert sum(r.json()["accepted"] for r in first) == 300
+        assert [r.json()["duplicates"] for r in again] == [50] * 6
+        published = [r for r in await tail.read() if r.headers["ce_source"] == source.encode()]
+        assert sorted(r.headers["ce_id"] for r in published) == sorted(
+            f"e{i}".encode() for i in range(300)
+        )
+    finally:
+        proc.stop()
