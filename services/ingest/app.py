@@ -42,6 +42,7 @@ from services.ingest.models import purge_dedup
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.pseudonym import Pseudonymiser
 from services.ingest.telemetry import ensure_telemetry
+from services.ingest.topics import suffixed, with_suffix
 from services.ingest.validation import DateBounds, Validator
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,11 @@ async def pipeline_resources(
     url = service_database_url(settings.database_url, SCHEMA)
     await migrate(url, schema, MIGRATIONS)
     bus = bus or create_bus(settings)
-    await bus.ensure_topics(PRODUCED_TOPICS)
+    await bus.ensure_topics(suffixed(PRODUCED_TOPICS, settings.ingest_topic_suffix))
     engine = create_engine(url, SCHEMA)
     if schema != SCHEMA and not is_sqlite(engine):
         engine = engine.execution_options(schema_translate_map={SCHEMA: schema})
-    producer = bus.producer()
+    producer = with_suffix(bus.producer(), settings.ingest_topic_suffix)
     try:
         await producer.start()
         pipeline = IngestPipeline(

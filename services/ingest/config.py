@@ -52,6 +52,13 @@ class IngestSettings(CommonSettings):
     ingest_crm_source: str = Field(
         default="crm:salesforce", description="CloudEvents source of CRM webhook events."
     )
+    ingest_topic_suffix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,100}$",
+        description="Appended to every topic ingest publishes to (HTTP, CSV and CRM events, "
+        "dead letters), e.g. `-t1`: lets tests isolate runs on a shared broker, with "
+        "`INDICATORS_TOPIC_SUFFIX` set alike. The Fineract adapter has `FINERACT_TOPIC_PREFIX`.",
+    )
 
 
 @lru_cache(maxsize=1)
