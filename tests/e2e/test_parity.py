@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.topics import CLIENTS, COMPLAINTS, LOANS
 from services.common.auth import hash_key
 from services.common.bus import Bus, KafkaBus
 from services.indicators.app import Service
@@ -127,10 +128,6 @@ async def caught_up(
         await asyncio.sleep(0.5)
 
 
-def input_topics(settings: IndicatorSettings) -> list[str]:
-    return [settings.clients_topic, settings.loans_topic, settings.complaints_topic]
-
-
 # --- the two stacks -------------------------------------------------------------------------
 
 
@@ -164,7 +161,8 @@ async def run_embedded(config: SimConfig, data_dir: Path) -> tuple[Values, Indic
             timeout=120,
         ) as client:
             await feed(client, config)
-            ends = await end_offsets(service.bus, input_topics(settings))
+            topics = [settings.clients_topic, settings.loans_topic, settings.complaints_topic]
+            ends = await end_offsets(service.bus, topics)
 
             async def stored() -> dict[TP, int]:
                 async with service.sessions() as session:
@@ -239,10 +237,10 @@ async def run_distributed(
 
     async with httpx.AsyncClient(base_url=url("ingest"), headers=headers, timeout=120) as client:
         await feed(client, config)
-    suffixed = IndicatorSettings(indicators_topic_suffix=f".{unique}")
+    topics = [topic.name + f".{unique}" for topic in (CLIENTS, LOANS, COMPLAINTS)]
     bus = KafkaBus(kafka_bootstrap)
     try:
-        ends = await end_offsets(bus, input_topics(suffixed))
+        ends = await end_offsets(bus, topics)
     finally:
         await bus.close()
     schema, group = f"indicators_{unique}", f"indicators-{unique}"
