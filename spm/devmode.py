@@ -119,11 +119,14 @@ def build_dev_stack(
     api_key: str | None = None,
     smtp: tuple[str, int] | None = None,
     alert_overrides: dict[str, Any] | None = None,
+    extra_api_keys: list[dict[str, Any]] | None = None,
 ) -> DevStack:
-    """Compose the embedded mode. ``smtp`` = a real server; None = the local sink."""
+    """Compose the embedded mode. ``smtp`` = a real server; None = the local sink.
+    ``extra_api_keys`` are added to the admin key (entries as in ``API_KEYS``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     key = api_key or secrets.token_urlsafe(18)
     keys = [{"name": "dev-admin", "sha256": hash_key(key), "scopes": ["admin"]}]
+    keys += extra_api_keys or []
     base_url = f"http://127.0.0.1:{port}"
     common = CommonSettings(
         kafka_bootstrap_servers=None,
