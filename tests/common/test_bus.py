@@ -108,6 +108,39 @@ async def test_same_key_same_partition_as_murmur2(bus: Bus, topic: str) -> None:
     assert len({d.partition for d in first}) == PARTITIONS
 
 
+async def test_send_many_reports_where_each_record_landed(
+    bus: Bus, topic: str, unique: str
+) -> None:
+    """Deliveries come back in the order sent, even when a partition's records fill more than
+    one record batch (600 x 2 KiB > the producer's 256 KiB batches)."""
+    messages = [
+        Message(topic, f"{i}:".encode() + b"x" * 2048, f"key-{i % 7}".encode(), (("n", b"%d" % i),))
+        for i in range(600)
+    ]
+    producer = bus.producer()
+    await producer.start()
+    try:
+        deliveries = await producer.send_many(messages)
+    finally:
+        await producer.stop()
+    consumer = bus.consumer(f"g-{unique}", [topic])
+    await consumer.start()
+    try:
+        records = await drain(consumer, 600)
+    finally:
+        await consumer.stop()
+    landed = {(r.partition, r.offset): r for r in records}
+    assert len(landed) == 600
+    for message, delivery in zip(messages, deliveries, strict=True):
+        assert delivery.partition == partition_for_key(message.key or b"", PARTITIONS)
+        record = landed[(delivery.partition, delivery.offset)]
+        assert (record.key, record.value, record.header("n")) == (
+            message.key,
+            message.value,
+            message.headers[0][1],
+        )
+
+
 async def test_group_resumes_after_committed_offset(bus: Bus, topic: str, unique: str) -> None:
     await produce(bus, topic, 20)
     group = f"g-{unique}"

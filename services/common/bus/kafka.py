@@ -92,9 +92,9 @@ class KafkaProducer:
         return (await self.send_many([message]))[0]
 
     async def send_many(self, messages: Sequence[Message]) -> list[Delivery]:
-        """One record batch per partition instead of a ``send`` per record (the per-record path
-        costs more CPU than everything else ingest does); returns once every record is
-        acknowledged, in the order of ``messages``."""
+        """Records grouped into one record batch per partition (a ``send`` per record costs a
+        future, a partitioner call and a queue lookup each); returns once every record is
+        acknowledged, the deliveries in the order of ``messages``."""
         producer = self.raw
         try:
             batches = await self._enqueue(producer, messages)
