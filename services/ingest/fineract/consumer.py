@@ -80,6 +80,7 @@ class FineractConsumer:
         )
         self._last_sweep = 0.0
         self._last_purge = time.monotonic()
+        self.is_active = asyncio.Event()  # set while this instance holds the lock (not a standby)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set (or forever); retriable failures are retried."""
@@ -89,6 +90,7 @@ class FineractConsumer:
         async with exclusive(self.engine, lock, stop) as active:
             if not active:
                 return
+            self.is_active.set()
             await self.relay.start()
             try:
                 while not stop.is_set():
@@ -100,6 +102,7 @@ class FineractConsumer:
                         log.warning("fineract consumer: %s; retry in %.0fs", exc, RETRY_DELAY_S)
                         await _sleep_or_stop(stop, RETRY_DELAY_S)
             finally:
+                self.is_active.clear()
                 await self.relay.stop()
 
     async def _consume(self, stop: asyncio.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections import Counter
 
@@ -258,6 +259,7 @@ async def test_a_second_instance_waits_as_a_standby(
     s = fineract_settings
     events = sample_events()
     async with running_consumer(s) as active:
+        await asyncio.wait_for(active.is_active.wait(), 30)  # the first one holds the lock
         async with running_consumer(s) as standby:
             await produce(
                 kafka_bootstrap,
@@ -267,6 +269,7 @@ async def test_a_second_instance_waits_as_a_standby(
             await wait_outputs(kafka_bootstrap, s, lambda o: len(canonical(o)) >= 1)
             assert active.totals.records == 1
             assert standby.totals.records == 0
+            assert not standby.is_active.is_set()
         assert standby.totals.records == 0
 
 
