@@ -253,7 +253,7 @@ class Engine:
                 if key in new:
                     new.discard(key)  # a second copy in the same batch is a duplicate too
                     facts.append(fact_row(unit_id, self.units[unit_id].seq + len(accepted) + 1,
-                                          e.type, e.source, e.data))  # fmt: skip
+                                          e.type, e.source, e.body))  # fmt: skip
                     accepted.append((e.source, e.data))
             if not accepted:
                 continue
