@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case, select, text, tuple_, update
@@ -19,6 +20,38 @@ from services.indicators import models as m
 
 TP = tuple[str, int]
 CHUNK = 1000
+
+
+@dataclass(slots=True)
+class FactColumns:
+    """Facts of a batch, column by column (PostgreSQL takes each column as one array)."""
+
+    unit: list[int] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    kind: list[int] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = ("unit", "seq", "kind", "source", "body")
+        cols = (self.unit, self.seq, self.kind, self.source, self.body)
+        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
+@dataclass(slots=True)
+class DeltaColumns:
+    """Delta rows of a batch, column by column."""
+
+    unit: list[int] = field(default_factory=list)
+    component: list[str] = field(default_factory=list)
+    set_id: list[int] = field(default_factory=list)
+    day: list[int] = field(default_factory=list)
+    value: list[int] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = ("unit", "component", "set_id", "day", "value")
+        cols = (self.unit, self.component, self.set_id, self.day, self.value)
+        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
 
 
 class StaleOwnership(SpmError):
@@ -211,8 +244,8 @@ async def claim_exactly(session: AsyncSession, keys: Sequence[tuple[str, str]]) 
 async def write_batch(
     session: AsyncSession,
     claims: Sequence[tuple[str, str]],
-    facts: list[dict[str, Any]],
-    deltas: list[dict[str, Any]],
+    facts: FactColumns,
+    deltas: DeltaColumns,
     marks: Mapping[int, int],
 ) -> None:
     """Claim, facts, deltas and watermarks of one batch: on PostgreSQL in one statement (one
@@ -220,8 +253,8 @@ async def write_batch(
     schema = _pg_schema(session)
     if schema is None:
         await claim_exactly(session, claims)
-        await write_facts(session, facts)
-        await add_deltas(session, deltas)
+        await write_facts(session, facts.rows())
+        await add_deltas(session, deltas.rows())
         await raise_watermarks(session, marks)
         return
     q = f'"{schema}"'
@@ -247,16 +280,16 @@ async def write_batch(
             {
                 "cs": [k[0] for k in claims],
                 "ci": [k[1] for k in claims],
-                "fu": [r["unit"] for r in facts],
-                "fq": [r["seq"] for r in facts],
-                "fk": [r["kind"] for r in facts],
-                "fs": [r["source"] for r in facts],
-                "fb": [r["body"] for r in facts],
-                "du": [r["unit"] for r in deltas],
-                "dc": [r["component"] for r in deltas],
-                "ds": [r["set_id"] for r in deltas],
-                "dd": [r["day"] for r in deltas],
-                "dv": [r["value"] for r in deltas],
+                "fu": facts.unit,
+                "fq": facts.seq,
+                "fk": facts.kind,
+                "fs": facts.source,
+                "fb": facts.body,
+                "du": deltas.unit,
+                "dc": deltas.component,
+                "ds": deltas.set_id,
+                "dd": deltas.day,
+                "dv": deltas.value,
                 "wu": list(marks),
                 "wd": list(marks.values()),
             },

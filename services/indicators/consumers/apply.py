@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from contracts import events as ev
 from contracts.registry import SOURCE_EVENTS
@@ -185,13 +184,3 @@ def replay(unit: UnitState, facts: list[tuple[int, str, str]]) -> None:
 def finish_replay(unit: UnitState) -> None:
     for loan in unit.loans.values():
         loan.summary = summarize(loan)
-
-
-def fact_row(unit_id: int, seq: int, type_: str, source: str, body: str) -> dict[str, Any]:
-    return {
-        "unit": unit_id,
-        "seq": seq,
-        "kind": KIND_OF_TYPE[type_],
-        "source": source,
-        "body": body,
-    }

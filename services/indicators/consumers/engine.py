@@ -34,9 +34,9 @@ from services.indicators import models as m
 from services.indicators import store
 from services.indicators.config import IndicatorSettings
 from services.indicators.consumers.apply import (
+    KIND_OF_TYPE,
     UnitChanges,
     apply_batch,
-    fact_row,
     finish_replay,
     replay,
 )
@@ -65,8 +65,8 @@ class Batch:
     new_offsets: dict[tuple[str, int], int]
     claims: list[tuple[str, str]]
     records: int
-    facts: list[dict[str, object]] = field(default_factory=list)
-    deltas: list[dict[str, object]] = field(default_factory=list)
+    facts: store.FactColumns = field(default_factory=store.FactColumns)
+    deltas: store.DeltaColumns = field(default_factory=store.DeltaColumns)
     upserts: list[dict[str, object]] = field(default_factory=list)
     deletes: list[tuple[int, str, str]] = field(default_factory=list)
     marks: dict[int, int] = field(default_factory=dict)
@@ -326,6 +326,7 @@ class Engine:
     ) -> None:
         """Apply the new events to the units' state and collect the batch's rows."""
         claimed: set[tuple[str, str]] = set()
+        facts, deltas = batch.facts, batch.deltas
         for unit_id, events in sorted(decoded.items()):
             unit = self.units[unit_id]
             accepted: list[tuple[str, ev.CanonicalData]] = []
@@ -334,12 +335,14 @@ class Engine:
                 if key in known or key in claimed:
                     continue  # a duplicate (a second copy in the same batch is one too)
                 claimed.add(key)
-                batch.facts.append(
-                    fact_row(unit_id, unit.seq + len(accepted) + 1, e.type, e.source, e.body)
-                )
                 accepted.append((e.source, e.data))
+                facts.source.append(e.source)
+                facts.body.append(e.body)
+                facts.kind.append(KIND_OF_TYPE[e.type])
             if not accepted:
                 continue
+            facts.unit += [unit_id] * len(accepted)
+            facts.seq += range(unit.seq + 1, unit.seq + len(accepted) + 1)
             before_day = unit.max_day
             changes = UnitChanges()
             for start in range(0, len(accepted), APPLY_CHUNK):
@@ -356,9 +359,11 @@ class Engine:
                         sid = self.set_ids[segs] = store.set_id(segs)
                     if sid not in self.known_sets:
                         batch.new_sets[sid] = segs
-                    batch.deltas.append(
-                        {"unit": unit_id, "component": c, "set_id": sid, "day": d, "value": v}
-                    )
+                    deltas.unit.append(unit_id)
+                    deltas.component.append(c)
+                    deltas.set_id.append(sid)
+                    deltas.day.append(d)
+                    deltas.value.append(v)
             for (source, cid), res in changes.resolutions.items():
                 if res is None:
                     batch.deletes.append((unit_id, source, cid))
