@@ -23,7 +23,8 @@ Runtime:
 - ``INDICATORS_FOLLOW_CLOCK`` (false): when true the tick advances the business date to today (in
   the institution's time zone) even without events; otherwise the business date is the largest
   event date seen.
-- ``INDICATORS_EMIT_INTERVAL_SECONDS`` (5): how often the emitter looks for changed values.
+- ``INDICATORS_EMIT_INTERVAL_SECONDS`` (5): how often the emitter looks for changed values
+  (every 5th interval only while the engine is catching up, i.e. its fetches come back full).
 - ``INDICATORS_EMITTER`` (true): run the value-stream emitter in this instance.
 """
 

@@ -104,6 +104,7 @@ class Engine:
         self.expected: dict[tuple[str, int], int] = {}
         self.seen: set[tuple[str, str]] = set()
         self.set_ids: dict[tuple[str, ...], int] = {}
+        self._topic_of: dict[str, str] = {}  # event type -> the input topic it belongs on
         self.known_sets: set[int] = set()
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_claims: set[tuple[str, str]] = set()
@@ -111,6 +112,7 @@ class Engine:
         self.generation = 0
         self.changed = asyncio.Event()
         self.applied = 0
+        self.behind = False  # the last fetch came back full: catching up
         self._consumer: Consumer | None = None
         self._assigned: frozenset[TopicPartition] = frozenset()
 
@@ -213,6 +215,7 @@ class Engine:
                 _raise_if_cancelled()
                 generation = self.generation
                 records = await consumer.getmany(timeout_ms=0 if self._inflight else 500)
+                self.behind = len(records) >= self.settings.indicators_batch_size
                 try:
                     async with self.lock:
                         if not records:
@@ -315,7 +318,11 @@ class Engine:
         except ContractViolation as exc:
             dead.append(DeadLetter(r, f"contract violation: {exc}"[:1000]))
             return None
-        expected_topic = event.topic + self.settings.indicators_topic_suffix
+        expected_topic = self._topic_of.get(event.type)
+        if expected_topic is None:
+            expected_topic = self._topic_of[event.type] = (
+                event.topic + self.settings.indicators_topic_suffix
+            )
         if expected_topic != r.topic or event.type == "spm.indicator.changed.v1":
             dead.append(DeadLetter(r, f"{event.type} does not belong on {r.topic}"))
             return None
