@@ -113,6 +113,12 @@ def _borrowing_changes(
         client.added = after
 
 
+_SEEN_TYPES = frozenset(
+    {ev.ClientRegistered, ev.ComplaintOpened, ev.LoanDisbursed, ev.ClientExited}
+)
+"""The only payloads :func:`seen_values` finds anything in (most events are repayments)."""
+
+
 def seen_values(data: ev.CanonicalData) -> list[tuple[str, str]]:
     if isinstance(data, ev.ClientRegistered | ev.ComplaintOpened):
         return [("branch", data.branch_id)]
@@ -145,7 +151,8 @@ def apply_batch(
     _remember(unit, touched, direct, params)
     for source, data in events:
         unit.apply(source, data)
-        changes.seen.update(seen_values(data))
+        if type(data) in _SEEN_TYPES:
+            changes.seen.update(seen_values(data))
     for key in touched.loans:
         loan = unit.loans[key]
         if loan.disb is None:
