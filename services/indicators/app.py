@@ -70,7 +70,14 @@ class Service:
         self.sessions = session_factory(self.db)
         self.producer = bus.producer()
         self.engine = Engine(settings, bus, self.sessions, self.producer)
-        self.emitter = Emitter(settings, self.db, self.sessions, self.producer, self.engine.changed)
+        self.emitter = Emitter(
+            settings,
+            self.db,
+            self.sessions,
+            self.producer,
+            self.engine.changed,
+            busy=lambda: self.engine.behind,
+        )
         self.tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, *, run: bool = True) -> None:

@@ -17,13 +17,15 @@ Runtime:
   dead-letter topic, output topic), e.g. ``-t1`` makes it consume ``spm.clients.v1-t1``; lets
   tests isolate runs on a shared broker.
 - ``INDICATORS_DB_SCHEMA`` ("indicators"): the PostgreSQL schema (one schema per consumer group).
-- ``INDICATORS_BATCH_SIZE`` (5000): records applied per database transaction (at most).
+- ``INDICATORS_BATCH_SIZE`` (20000): records applied per database transaction (at most); large
+  batches amortise recomputing the entities they touch while the engine catches up.
 - ``INDICATORS_MIN_CELL_SIZE`` (0 = off): values whose n or denominator is below it are withheld.
 - ``INDICATORS_TICK_SECONDS`` (60): period of the daily tick.
 - ``INDICATORS_FOLLOW_CLOCK`` (false): when true the tick advances the business date to today (in
   the institution's time zone) even without events; otherwise the business date is the largest
   event date seen.
-- ``INDICATORS_EMIT_INTERVAL_SECONDS`` (5): how often the emitter looks for changed values.
+- ``INDICATORS_EMIT_INTERVAL_SECONDS`` (5): how often the emitter looks for changed values
+  (every 5th interval only while the engine is catching up, i.e. its fetches come back full).
 - ``INDICATORS_EMITTER`` (true): run the value-stream emitter in this instance.
 """
 
@@ -47,7 +49,7 @@ class IndicatorSettings(CommonSettings):
     indicators_group_id: str = Field(default="spm-indicators", min_length=1, max_length=200)
     indicators_topic_suffix: str = Field(default="", max_length=100)
     indicators_db_schema: str = Field(default="indicators", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    indicators_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    indicators_batch_size: int = Field(default=20_000, ge=1, le=100_000)
     indicators_min_cell_size: int = Field(default=0, ge=0)
     indicators_tick_seconds: float = Field(default=60.0, gt=0)
     indicators_follow_clock: bool = False

@@ -3,6 +3,8 @@
 Every contribution is a pure function of the entity's state (and its client's attributes), so an
 engine that subtracts an entity's contribution before a change and adds it after stays exact
 whatever the order of arrival: late events, re-registrations, reversals, cancelled inferred exits.
+A contribution is returned as a value (a list of (segment set, items)) so the engine can keep the
+last one it added per entity and subtract exactly that, instead of recomputing it.
 Deltas are integers in the component's unit (see ``catalog.COMPONENT_SCALE``).
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,12 +20,16 @@ from services.indicators.state import (
     Attrs,
     ClientState,
     ComplaintState,
+    Contribution,
     LoanState,
     LoanSummary,
 )
 
 Deltas = defaultdict[tuple[str, tuple[str, ...], int], int]
 """(component, segment set, day) -> delta: one row counts in every segment of its set."""
+
+Steps = tuple[list[int], list[int]]
+"""(value dates, cumulative principal repaid up to each) of a loan."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +50,44 @@ def client_segments(attrs: Attrs) -> list[str]:
     return ["all", f"branch:{attrs.branch}", f"gender:{attrs.gender}", *_rural(attrs)]
 
 
-def _add(
-    acc: Deltas, segs: Iterable[str], items: Iterable[tuple[str, int, int]], sign: int
-) -> None:
-    seg_set = tuple(segs)
-    for component, day, value in items:
-        if value:
-            acc[(component, seg_set, day)] += sign * value
+def add(acc: Deltas, contribution: Contribution, sign: int) -> None:
+    for segs, items in contribution:
+        for component, day, value in items:
+            if value:
+                acc[(component, segs, day)] += sign * value
+
+
+def diff(acc: Deltas, before: Contribution, after: Contribution) -> None:
+    """``add(after, +1)`` and ``add(before, -1)``, skipping the items they share at the start
+    and the end of each segment set's list (they cancel exactly; most changes touch a few)."""
+    if before == after:
+        return
+    if len(before) != len(after) or any(b[0] != a[0] for b, a in zip(before, after, strict=True)):
+        add(acc, before, -1)
+        add(acc, after, +1)
+        return
+    for (segs, old), (_, new) in zip(before, after, strict=True):
+        if old == new:
+            continue
+        n = min(len(old), len(new))
+        i = 0
+        while i < n and old[i] == new[i]:
+            i += 1
+        j = 0
+        while j < n - i and old[-1 - j] == new[-1 - j]:
+            j += 1
+        for component, day, value in old[i : len(old) - j]:
+            if value:
+                acc[(component, segs, day)] -= value
+        for component, day, value in new[i : len(new) - j]:
+            if value:
+                acc[(component, segs, day)] += value
 
 
 # --- loans -------------------------------------------------------------------------------------
 
 
-def _outstanding_steps(loan: LoanState) -> tuple[list[int], list[int]]:
+def outstanding_steps(loan: LoanState) -> Steps:
     """Cumulative principal repaid by value date (reversed transactions excluded)."""
     paid: dict[int, int] = defaultdict(int)
     for tx, payments in loan.repayments.items():
@@ -77,13 +107,13 @@ def _dpd_reports(loan: LoanState) -> tuple[list[int], list[int]]:
     return days, [loan.delinquency[d][1] for d in days]
 
 
-def summarize(loan: LoanState) -> LoanSummary | None:
+def summarize(loan: LoanState, steps: Steps | None = None) -> LoanSummary | None:
     """The positive-outstanding open interval and the end of a disbursed loan."""
     d = loan.disb
     if d is None:
         return None
     end = loan.end
-    days, cumulative = _outstanding_steps(loan)
+    days, cumulative = outstanding_steps(loan) if steps is None else steps
     stop = end
     for day in [d.day, *[x for x in days if x > d.day]]:
         idx = bisect_right(days, day) - 1
@@ -94,11 +124,11 @@ def summarize(loan: LoanState) -> LoanSummary | None:
 
 
 def loan_contribution(
-    loan: LoanState, attrs: Attrs, params: Params, acc: Deltas, sign: int
-) -> None:
+    loan: LoanState, attrs: Attrs, params: Params, steps: Steps | None = None
+) -> Contribution:
     d = loan.disb
     if d is None:
-        return
+        return []
     female = attrs.registered and attrs.gender == "female"
     items: list[tuple[str, int, int]] = [("disb_n", d.day, 1), ("disb_amount", d.day, d.amount)]
     if d.cycle == 1:
@@ -114,45 +144,57 @@ def loan_contribution(
         if d.lenders >= params.lender_count:
             items.append(("ml_hit", d.day, 1))
     items += [("writeoff", day, amount) for day, amount in loan.writeoffs]
-    items += _portfolio_items(loan)
+    items += _portfolio_items(loan, outstanding_steps(loan) if steps is None else steps)
     if attrs.registered:
         segs = client_segments(attrs)
         segs[1:2] = [f"branch:{d.branch}", f"product:{d.product}"]
     else:
         segs = ["all", "gender:unknown"]
-    _add(acc, segs, items, sign)
+    return [(tuple(segs), items)]
 
 
-def _portfolio_items(loan: LoanState) -> list[tuple[str, int, int]]:
+def _portfolio_items(loan: LoanState, steps: Steps) -> list[tuple[str, int, int]]:
     """glp / par30 / par90 deltas: outstanding principal while open, split by days past due."""
     d = loan.disb
     assert d is not None  # noqa: S101 - checked by the caller
     end = loan.end
-    if end is not None and end <= d.day:
+    start = d.day
+    if end is not None and end <= start:
         return []
-    pay_days, cumulative = _outstanding_steps(loan)
+    pay_days, cumulative = steps
     rep_days, dpds = _dpd_reports(loan)
-    points = {d.day}
-    points.update(x for x in pay_days if x > d.day)
-    for i, a in enumerate(rep_days):
+    points = {start}
+    points.update(x for x in pay_days if x > start)
+    for a, dpd in zip(rep_days, dpds, strict=True):
         points.add(a)
-        if dpds[i] > 0:
-            points.update((a + 31 - dpds[i], a + 91 - dpds[i]))
-    ordered = sorted(p for p in points if p >= d.day and (end is None or p < end))
+        if dpd > 0:
+            points.update((a + 31 - dpd, a + 91 - dpd))
+    ordered = sorted(p for p in points if p >= start and (end is None or p < end))
     items: list[tuple[str, int, int]] = []
-    prev = (0, 0, 0)
+    glp = par30 = par90 = 0
+    amount = d.amount
+    n_pay, n_rep = len(pay_days), len(rep_days)
+    p = r = -1  # the last payment / report on or before the day (both lists are sorted)
     for day in ordered:
-        idx = bisect_right(pay_days, day) - 1
-        outstanding = max(0, d.amount - (cumulative[idx] if idx >= 0 else 0))
-        r = bisect_right(rep_days, day) - 1
+        while p + 1 < n_pay and pay_days[p + 1] <= day:
+            p += 1
+        while r + 1 < n_rep and rep_days[r + 1] <= day:
+            r += 1
+        outstanding = amount - cumulative[p] if p >= 0 else amount
+        if outstanding < 0:
+            outstanding = 0
         dpd = 0 if r < 0 or dpds[r] == 0 else dpds[r] + day - rep_days[r]
-        now = (outstanding, outstanding if dpd > 30 else 0, outstanding if dpd > 90 else 0)
-        for name, before, after in zip(("glp", "par30", "par90"), prev, now, strict=True):
-            if after != before:
-                items.append((name, day, after - before))
-        prev = now
+        o30 = outstanding if dpd > 30 else 0
+        o90 = outstanding if dpd > 90 else 0
+        if outstanding != glp:
+            items.append(("glp", day, outstanding - glp))
+        if o30 != par30:
+            items.append(("par30", day, o30 - par30))
+        if o90 != par90:
+            items.append(("par90", day, o90 - par90))
+        glp, par30, par90 = outstanding, o30, o90
     if end is not None:
-        items += [(n, end, -v) for n, v in zip(("glp", "par30", "par90"), prev, strict=True) if v]
+        items += [(n, end, -v) for n, v in (("glp", glp), ("par30", par30), ("par90", par90)) if v]
     return items
 
 
@@ -174,12 +216,8 @@ def _union(intervals: list[tuple[int, int | None]]) -> list[tuple[int, int | Non
 
 
 def client_contribution(
-    client: ClientState,
-    summaries: list[LoanSummary],
-    params: Params,
-    acc: Deltas,
-    sign: int,
-) -> None:
+    client: ClientState, summaries: list[LoanSummary], params: Params
+) -> Contribution:
     attrs = client.attrs
     segs = client_segments(attrs)
     items: list[tuple[str, int, int]] = []
@@ -205,17 +243,14 @@ def client_contribution(
             items.append(("clients_active", max(reg, exit_day), -1))
     items += [("poverty_n", day, 1) for day, _ in client.assessments]
     items += [("poverty_sum", day, value) for day, value in client.assessments]
-    _add(acc, segs, items, sign)
-    _borrower_contribution(attrs, summaries, acc, sign)
+    return [(tuple(segs), items), *_borrower_contribution(attrs, summaries)]
 
 
-def _borrower_contribution(
-    attrs: Attrs, summaries: list[LoanSummary], acc: Deltas, sign: int
-) -> None:
+def _borrower_contribution(attrs: Attrs, summaries: list[LoanSummary]) -> Contribution:
     """Active borrowers: a client counts once per segment while any of its loans there is open
     with outstanding principal > 0."""
     if not summaries:
-        return
+        return []
     groups: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
     for s in summaries:
         groups[""].append((s.start, s.stop))
@@ -227,8 +262,8 @@ def _borrower_contribution(
         names.append("ab_female")
     if attrs.registered and attrs.rural is True:
         names.append("ab_rural")
-    segs_all = client_segments(attrs)
-    segs_all = [s for s in segs_all if not s.startswith("branch:")]
+    segs_all = tuple(s for s in client_segments(attrs) if not s.startswith("branch:"))
+    out: Contribution = []
     for group, intervals in groups.items():
         items: list[tuple[str, int, int]] = []
         for start, stop in _union(intervals):
@@ -236,15 +271,16 @@ def _borrower_contribution(
                 items.append((name, start, 1))
                 if stop is not None:
                     items.append((name, stop, -1))
-        _add(acc, segs_all if group == "" else [group], items, sign)
+        out.append((segs_all if group == "" else (group,), items))
+    return out
 
 
 # --- complaints --------------------------------------------------------------------------------
 
 
-def complaint_contribution(c: ComplaintState, params: Params, acc: Deltas, sign: int) -> None:
+def complaint_contribution(c: ComplaintState, params: Params) -> Contribution:
     if c.opened_day is None:
-        return
+        return []
     opened = c.opened_day
     items: list[tuple[str, int, int]] = [("cmp_opened", opened, 1)]
     if c.category in CONDUCT_CATEGORIES:
@@ -259,7 +295,7 @@ def complaint_contribution(c: ComplaintState, params: Params, acc: Deltas, sign:
         items.append(("cmp_open_past_sla", past, 1))
         if resolved is not None:
             items.append(("cmp_open_past_sla", resolved, -1))
-    _add(acc, ["all", f"branch:{c.branch}"], items, sign)
+    return [(("all", f"branch:{c.branch}"), items)]
 
 
 def resolution(c: ComplaintState) -> tuple[str, int, int] | None:

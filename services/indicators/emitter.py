@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE = "spm.indicator.changed.v1"
 SOURCE = "spm:indicators"
+BUSY_INTERVALS = 5
+"""While the engine is catching up, look for changes only every this many intervals: each look
+reads every indicator, and the values in between are transient anyway."""
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -48,8 +52,10 @@ class Emitter:
         sessions: async_sessionmaker[AsyncSession],
         producer: Producer,
         changed: asyncio.Event,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        self.busy = busy
         self.engine = engine
         self.sessions = sessions
         self.producer = producer
@@ -95,12 +101,18 @@ class Emitter:
 
     async def run(self) -> None:
         interval = self.settings.indicators_emit_interval_seconds
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), interval)
+            if self.busy() and loop.time() - last < interval * BUSY_INTERVALS:
+                await asyncio.sleep(interval)
+                continue
+            last = loop.time()
             try:
                 with database_errors():
                     if not await self._lead():

@@ -22,6 +22,11 @@ MONEY = Decimal(10) ** 4
 LIKELIHOOD = Decimal(10) ** 10
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+Contribution = list[tuple[tuple[str, ...], list[tuple[str, int, int]]]]
+"""What one entity adds to the deltas: (component, day, value) items per segment set, in a
+deterministic order (see contributions.py). Entities keep the last one added (``added``, None
+until first needed) so that a change subtracts exactly that instead of recomputing it."""
+
 
 def scaled(value: Decimal, factor: Decimal) -> int:
     """An exact integer in the component's unit (money has at most 4 decimals, likelihood 10)."""
@@ -49,6 +54,7 @@ class ClientState:
     exit: tuple[int, str, str | None] | None = None  # earliest (exited_on, type, reason)
     assessments: list[tuple[int, int]] = field(default_factory=list)  # (day, likelihood e10)
     loans: set[LoanKey] = field(default_factory=set)
+    added: Contribution | None = None
 
 
 @dataclass(slots=True)
@@ -85,6 +91,7 @@ class LoanState:
     written_off: int | None = None  # earliest written_off_on
     writeoffs: list[tuple[int, int]] = field(default_factory=list)  # (day, principal e4)
     summary: LoanSummary | None = None
+    added: Contribution | None = None
 
     @property
     def end(self) -> int | None:
@@ -100,6 +107,7 @@ class ComplaintState:
     opened_us: int | None = None  # opened_at in epoch microseconds
     resolved_day: int | None = None
     resolved_us: int | None = None
+    added: Contribution | None = None
 
 
 @dataclass(slots=True)

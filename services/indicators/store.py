@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, select, text, update
+from sqlalchemy import case, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,8 +22,46 @@ TP = tuple[str, int]
 CHUNK = 1000
 
 
+@dataclass(slots=True)
+class FactColumns:
+    """Facts of a batch, column by column (PostgreSQL takes each column as one array)."""
+
+    unit: list[int] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    kind: list[int] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = ("unit", "seq", "kind", "source", "body")
+        cols = (self.unit, self.seq, self.kind, self.source, self.body)
+        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
+@dataclass(slots=True)
+class DeltaColumns:
+    """Delta rows of a batch, column by column."""
+
+    unit: list[int] = field(default_factory=list)
+    component: list[str] = field(default_factory=list)
+    set_id: list[int] = field(default_factory=list)
+    day: list[int] = field(default_factory=list)
+    value: list[int] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = ("unit", "component", "set_id", "day", "value")
+        cols = (self.unit, self.component, self.set_id, self.day, self.value)
+        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
 class StaleOwnership(SpmError):
     """The stored offsets moved under us: another instance owns (or owned) these partitions."""
+
+    retriable = True
+
+
+class ClaimRace(SpmError):
+    """Another instance claimed an event of the batch after the batch was computed."""
 
     retriable = True
 
@@ -63,7 +102,33 @@ async def read_offsets(
 async def check_and_store_offsets(
     session: AsyncSession, group_id: str, expected: Mapping[TP, int], new: Mapping[TP, int]
 ) -> None:
-    """Lock the unit's offset rows, abort unless they still hold what we loaded, then advance."""
+    """Lock the unit's offset rows, abort unless they still hold what we loaded, then advance.
+
+    On PostgreSQL one compare-and-set UPDATE does it all (its row locks serialise instances; a
+    row that moved is not updated, and fewer updated rows than expected aborts)."""
+    schema = _pg_schema(session)
+    if schema is not None:
+        tps = sorted(expected)
+        rows = await session.execute(
+            text(
+                f'UPDATE "{schema}".consumer_offsets AS o '  # noqa: S608
+                "SET next_offset = v.new, updated_at = now() "
+                "FROM unnest(CAST(:t AS text[]), CAST(:p AS integer[]), "
+                "CAST(:e AS bigint[]), CAST(:n AS bigint[])) AS v(topic, partition, expected, new) "
+                "WHERE o.group_id = :g AND o.topic = v.topic AND o.partition = v.partition "
+                "AND o.next_offset = v.expected RETURNING o.topic"
+            ),
+            {
+                "g": group_id,
+                "t": [t for t, _ in tps],
+                "p": [p for _, p in tps],
+                "e": [expected[tp] for tp in tps],
+                "n": [new[tp] for tp in tps],
+            },
+        )
+        if len(rows.all()) != len(tps):
+            raise StaleOwnership(f"stored offsets moved: expected {dict(expected)}")
+        return
     stored = await read_offsets(session, group_id, expected, lock=True)
     if stored != dict(expected):
         raise StaleOwnership(f"stored offsets moved: expected {expected}, found {stored}")
@@ -123,6 +188,115 @@ def _pg_schema(session: AsyncSession) -> str | None:
         return None
     mapping = bind.get_execution_options().get("schema_translate_map") or {}
     return str(mapping.get(m.SCHEMA, m.SCHEMA))
+
+
+async def known_keys(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of ``keys`` are claimed already (committed claims only)."""
+    unique = list(dict.fromkeys(keys))
+    if not unique:
+        return set()
+    schema = _pg_schema(session)
+    if schema is not None:
+        rows = await session.execute(
+            text(
+                f'SELECT p.source, p.id FROM "{schema}".processed_events AS p '  # noqa: S608
+                "JOIN unnest(CAST(:s AS text[]), CAST(:i AS text[])) AS k(source, id) "
+                "ON p.source = k.source AND p.id = k.id"
+            ),
+            {"s": [k[0] for k in unique], "i": [k[1] for k in unique]},
+        )
+        return {(source, id_) for source, id_ in rows}
+    c = m.processed_events.c
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(unique, 400):
+        rows = await session.execute(
+            select(c.source, c.id).where(tuple_(c.source, c.id).in_(list(chunk)))
+        )
+        found.update((source, id_) for source, id_ in rows)
+    return found
+
+
+async def claim_exactly(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> None:
+    """Claim ``keys`` (distinct, none known as claimed when the batch was computed); raises
+    :class:`ClaimRace` if another instance claimed one meanwhile, so the batch rolls back."""
+    if not keys:
+        return
+    schema = _pg_schema(session)
+    if schema is not None:
+        claimed = (
+            await session.execute(
+                text(
+                    f'WITH c AS (INSERT INTO "{schema}".processed_events (source, id) '  # noqa: S608
+                    "SELECT * FROM unnest(CAST(:s AS text[]), CAST(:i AS text[])) "
+                    "ON CONFLICT (source, id) DO NOTHING RETURNING 1) SELECT count(*) FROM c"
+                ),
+                {"s": [k[0] for k in keys], "i": [k[1] for k in keys]},
+            )
+        ).scalar_one()
+    else:
+        claimed = len(await offsets.claim_new(session, m.processed_events, keys))
+    if claimed != len(keys):
+        raise ClaimRace(f"{len(keys) - claimed} of {len(keys)} events were claimed meanwhile")
+
+
+async def write_batch(
+    session: AsyncSession,
+    claims: Sequence[tuple[str, str]],
+    facts: FactColumns,
+    deltas: DeltaColumns,
+    marks: Mapping[int, int],
+) -> None:
+    """Claim, facts, deltas and watermarks of one batch: on PostgreSQL in one statement (one
+    round trip; data-modifying CTEs all run to completion), elsewhere one statement each."""
+    schema = _pg_schema(session)
+    if schema is None:
+        await claim_exactly(session, claims)
+        await write_facts(session, facts.rows())
+        await add_deltas(session, deltas.rows())
+        await raise_watermarks(session, marks)
+        return
+    q = f'"{schema}"'
+    claimed = (
+        await session.execute(
+            text(
+                f"WITH c AS (INSERT INTO {q}.processed_events (source, id) "  # noqa: S608
+                "SELECT * FROM unnest(CAST(:cs AS text[]), CAST(:ci AS text[])) "
+                "ON CONFLICT (source, id) DO NOTHING RETURNING 1), "
+                f"f AS (INSERT INTO {q}.facts (unit, seq, kind, source, body) "
+                "SELECT * FROM unnest(CAST(:fu AS integer[]), CAST(:fq AS bigint[]), "
+                "CAST(:fk AS smallint[]), CAST(:fs AS text[]), CAST(:fb AS text[]))), "
+                f"d AS (INSERT INTO {q}.deltas AS d (unit, component, set_id, day, value) "
+                "SELECT * FROM unnest(CAST(:du AS integer[]), CAST(:dc AS text[]), "
+                "CAST(:ds AS bigint[]), CAST(:dd AS integer[]), CAST(:dv AS bigint[])) "
+                "ON CONFLICT (unit, component, set_id, day) "
+                "DO UPDATE SET value = d.value + excluded.value), "
+                f"w AS (INSERT INTO {q}.watermarks AS w (unit, max_day) "
+                "SELECT * FROM unnest(CAST(:wu AS integer[]), CAST(:wd AS integer[])) "
+                "ON CONFLICT (unit) DO UPDATE SET max_day = GREATEST(w.max_day, excluded.max_day)) "
+                "SELECT count(*) FROM c"
+            ),
+            {
+                "cs": [k[0] for k in claims],
+                "ci": [k[1] for k in claims],
+                "fu": facts.unit,
+                "fq": facts.seq,
+                "fk": facts.kind,
+                "fs": facts.source,
+                "fb": facts.body,
+                "du": deltas.unit,
+                "dc": deltas.component,
+                "ds": deltas.set_id,
+                "dd": deltas.day,
+                "dv": deltas.value,
+                "wu": list(marks),
+                "wd": list(marks.values()),
+            },
+        )
+    ).scalar_one()
+    if claimed != len(claims):
+        raise ClaimRace(f"{len(claims) - claimed} of {len(claims)} events were claimed meanwhile")
 
 
 async def claim_new(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:

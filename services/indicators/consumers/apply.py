@@ -1,23 +1,26 @@
 """Apply a batch of accepted events to one unit's state and return the exact delta rows.
 
 Each touched entity's contribution is subtracted before and added after the change, so the
-stored deltas always equal the contributions of the current state (see contributions.py).
+stored deltas always equal the contributions of the current state (see contributions.py). The
+'before' is the contribution the entity added last (kept on the entity), not a recomputation.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from contracts import events as ev
 from contracts.registry import SOURCE_EVENTS
+from services.indicators.consumers.decode import payload
 from services.indicators.contributions import (
     Deltas,
     Params,
     client_contribution,
     complaint_contribution,
+    diff,
     loan_contribution,
+    outstanding_steps,
     resolution,
     summarize,
 )
@@ -60,21 +63,22 @@ def _summaries(unit: UnitState, pid: str) -> list[LoanSummary]:
     return out
 
 
-def _snapshot(
-    unit: UnitState, touched: Touched, clients: set[str], params: Params, acc: Deltas, sign: int
-) -> None:
+def _remember(unit: UnitState, touched: Touched, clients: set[str], params: Params) -> None:
+    """Before a change: make sure every entity it touches knows what it added so far (entities
+    loaded from the database compute it once, from the state they were rebuilt to)."""
     for key in touched.loans:
         loan = unit.loans.get(key)
-        if loan is not None and loan.disb is not None:
-            loan_contribution(loan, _attrs(unit, loan.disb.client), params, acc, sign)
+        if loan is not None and loan.added is None:
+            attrs = _attrs(unit, loan.disb.client) if loan.disb is not None else UNREGISTERED
+            loan.added = loan_contribution(loan, attrs, params)
     for pid in clients:
         client = unit.clients.get(pid)
-        if client is not None:
-            client_contribution(client, _summaries(unit, pid), params, acc, sign)
+        if client is not None and client.added is None:
+            client.added = client_contribution(client, _summaries(unit, pid), params)
     for ckey in touched.complaints:
         complaint = unit.complaints.get(ckey)
-        if complaint is not None:
-            complaint_contribution(complaint, params, acc, sign)
+        if complaint is not None and complaint.added is None:
+            complaint.added = complaint_contribution(complaint, params)
 
 
 def _borrowing_changes(
@@ -96,13 +100,23 @@ def _borrowing_changes(
             unit.loans[k].summary == old_summaries[k] for k in client.loans if k in old_summaries
         ):
             continue
-        before = [
-            s
-            for k in before_keys
-            if (s := old_summaries[k] if k in old_summaries else unit.loans[k].summary) is not None
-        ]
-        client_contribution(client, before, params, acc, -1)
-        client_contribution(client, _summaries(unit, pid), params, acc, +1)
+        if client.added is None:
+            before = [
+                s
+                for k in before_keys
+                if (s := old_summaries[k] if k in old_summaries else unit.loans[k].summary)
+                is not None
+            ]
+            client.added = client_contribution(client, before, params)
+        after = client_contribution(client, _summaries(unit, pid), params)
+        diff(acc, client.added, after)
+        client.added = after
+
+
+_SEEN_TYPES = frozenset(
+    {ev.ClientRegistered, ev.ComplaintOpened, ev.LoanDisbursed, ev.ClientExited}
+)
+"""The only payloads :func:`seen_values` finds anything in (most events are repayments)."""
 
 
 def seen_values(data: ev.CanonicalData) -> list[tuple[str, str]]:
@@ -118,8 +132,12 @@ def seen_values(data: ev.CanonicalData) -> list[tuple[str, str]]:
 def apply_batch(
     unit: UnitState, events: list[tuple[str, ev.CanonicalData]], params: Params
 ) -> UnitChanges:
-    """Mutates ``unit``; on any later failure the caller must reload it from the database."""
+    """Mutates ``unit``; on any later failure the caller must reload it from the database.
+
+    Each touched entity's delta is its new contribution minus the one it added last.
+    """
     changes = UnitChanges()
+    acc = changes.deltas
     touched = Touched()
     for source, data in events:
         unit.touch_before(source, data, touched)
@@ -130,39 +148,46 @@ def apply_batch(
     via_loans = touched.clients - direct
     old_summaries = {k: unit.loans[k].summary if k in unit.loans else None for k in touched.loans}
     old_loans = {p: set(unit.clients[p].loans) for p in via_loans if p in unit.clients}
-    _snapshot(unit, touched, direct, params, changes.deltas, -1)
+    _remember(unit, touched, direct, params)
     for source, data in events:
         unit.apply(source, data)
-        changes.seen.update(seen_values(data))
+        if type(data) in _SEEN_TYPES:
+            changes.seen.update(seen_values(data))
     for key in touched.loans:
         loan = unit.loans[key]
-        loan.summary = summarize(loan)
-    _snapshot(unit, touched, direct, params, changes.deltas, +1)
-    _borrowing_changes(unit, via_loans, old_summaries, old_loans, params, changes.deltas)
+        if loan.disb is None:
+            continue
+        steps = outstanding_steps(loan)
+        loan.summary = summarize(loan, steps)
+        after = loan_contribution(loan, _attrs(unit, loan.disb.client), params, steps)
+        diff(acc, loan.added or [], after)
+        loan.added = after
+    for pid in direct:
+        client = unit.clients.get(pid)
+        if client is not None:
+            after = client_contribution(client, _summaries(unit, pid), params)
+            diff(acc, client.added or [], after)
+            client.added = after
     for ckey in touched.complaints:
-        after = resolution(unit.complaints[ckey])
-        if after != before_res.get(ckey):
-            changes.resolutions[ckey] = after
+        complaint = unit.complaints[ckey]
+        after = complaint_contribution(complaint, params)
+        diff(acc, complaint.added or [], after)
+        complaint.added = after
+    _borrowing_changes(unit, via_loans, old_summaries, old_loans, params, acc)
+    for ckey in touched.complaints:
+        res = resolution(unit.complaints[ckey])
+        if res != before_res.get(ckey):
+            changes.resolutions[ckey] = res
     return changes
 
 
 def replay(unit: UnitState, facts: list[tuple[int, str, str]]) -> None:
     """Re-apply stored facts to a unit's state (no deltas: those are stored already); call
-    :func:`finish_replay` once every fact is in."""
+    :func:`finish_replay` once every fact is in. The bodies decode as they did live."""
     for kind, source, body in facts:
-        unit.apply(source, MODEL_OF_KIND[kind].model_validate_json(body))
+        unit.apply(source, payload(MODEL_OF_KIND[kind], body.encode()))
 
 
 def finish_replay(unit: UnitState) -> None:
     for loan in unit.loans.values():
         loan.summary = summarize(loan)
-
-
-def fact_row(unit_id: int, seq: int, type_: str, source: str, data: Any) -> dict[str, Any]:
-    return {
-        "unit": unit_id,
-        "seq": seq,
-        "kind": KIND_OF_TYPE[type_],
-        "source": source,
-        "body": data.model_dump_json(),
-    }

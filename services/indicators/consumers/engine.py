@@ -4,6 +4,13 @@ once (facts + deltas + dedup rows + offsets in one transaction).
 On every assignment the owned units are rebuilt from the database and the consumer seeks to the
 stored offsets. Each batch compare-and-sets the stored offsets of the units it touches, so an
 instance that lost a partition in a rebalance cannot write after the new owner did.
+
+On PostgreSQL the loop is pipelined: while batch N's transaction runs, batch N+1 is fetched,
+decoded and applied to the in-memory state (as if N had committed). Which of N+1's events are
+duplicates is read from the committed dedup rows plus N's claims; N+1's transaction claims
+exactly those it applied and rolls back if another instance claimed one meanwhile. Every failure
+(of N or N+1) rebuilds the owned units from the database and seeks back to the stored offsets,
+so memory never holds an effect the database lacks past a failure.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,12 +28,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import events as ev
 from contracts.envelope import ContractViolation
 from services.common.bus import Bus, Consumer, Message, Producer, Record, TopicPartition
-from services.common.db import database_errors
+from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
 from services.indicators import models as m
 from services.indicators import store
 from services.indicators.config import IndicatorSettings
-from services.indicators.consumers.apply import apply_batch, fact_row, finish_replay, replay
+from services.indicators.consumers.apply import (
+    KIND_OF_TYPE,
+    UnitChanges,
+    apply_batch,
+    finish_replay,
+    replay,
+)
 from services.indicators.consumers.decode import Decoded, decode
 from services.indicators.contributions import Params
 from services.indicators.state import UnitState
@@ -34,12 +47,31 @@ from services.indicators.state import UnitState
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
+APPLY_CHUNK = 1000
+"""Events applied between two yields to the event loop (the in-flight commit needs turns)."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     record: Record
     reason: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """One batch's writes, computed in memory; committed by :meth:`Engine._write`."""
+
+    expected: dict[tuple[str, int], int]
+    new_offsets: dict[tuple[str, int], int]
+    claims: list[tuple[str, str]]
+    records: int
+    facts: store.FactColumns = field(default_factory=store.FactColumns)
+    deltas: store.DeltaColumns = field(default_factory=store.DeltaColumns)
+    upserts: list[dict[str, object]] = field(default_factory=list)
+    deletes: list[tuple[int, str, str]] = field(default_factory=list)
+    marks: dict[int, int] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    new_sets: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 def params_of(settings: IndicatorSettings) -> Params:
@@ -72,13 +104,15 @@ class Engine:
         self.expected: dict[tuple[str, int], int] = {}
         self.seen: set[tuple[str, str]] = set()
         self.set_ids: dict[tuple[str, ...], int] = {}
+        self._topic_of: dict[str, str] = {}  # event type -> the input topic it belongs on
         self.known_sets: set[int] = set()
-        self._pending_sets: set[int] = set()
-        self._pending_seen: set[tuple[str, str]] = set()
+        self._inflight: asyncio.Task[None] | None = None
+        self._inflight_claims: set[tuple[str, str]] = set()
         self.lock = asyncio.Lock()
         self.generation = 0
         self.changed = asyncio.Event()
         self.applied = 0
+        self.behind = False  # the last fetch came back full: catching up
         self._consumer: Consumer | None = None
         self._assigned: frozenset[TopicPartition] = frozenset()
 
@@ -94,7 +128,6 @@ class Engine:
 
     async def _load_units(self, units: set[int]) -> None:
         self.seen, self.known_sets = set(), set()  # re-read: never trust an aborted batch
-        self._pending_seen, self._pending_sets = set(), set()
         for unit in sorted(units):
             tps = self.unit_tps(unit)
             with database_errors():
@@ -113,8 +146,26 @@ class Engine:
             self.expected.update(offsets)
             self.seen |= seen
 
+    async def _settle(self, *, quiet: bool = False) -> None:
+        """Wait for the in-flight transaction; re-raise its failure unless ``quiet`` (the caller
+        rebuilds the state from the database anyway)."""
+        task = self._inflight
+        if task is None:
+            return
+        try:
+            if quiet:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+            else:
+                await asyncio.shield(task)
+        finally:
+            if task.done():  # a cancelled wait leaves it to the next _settle
+                self._inflight = None
+                self._inflight_claims = set()
+
     async def on_assign(self, tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
         async with self.lock:
+            await self._settle(quiet=True)
             self.generation += 1
             self._assigned = tps
             self.units.clear()
@@ -125,6 +176,7 @@ class Engine:
 
     async def on_revoke(self, tps: frozenset[TopicPartition]) -> None:
         async with self.lock:
+            await self._settle(quiet=True)
             self.generation += 1
             self.units.clear()
             self.expected.clear()
@@ -132,6 +184,7 @@ class Engine:
     async def _recover(self, consumer: Consumer) -> None:
         """After a failed batch: rebuild owned units from the database and seek back."""
         async with self.lock:
+            await self._settle(quiet=True)
             self.generation += 1
             units = set(self.units)
             self.units.clear()
@@ -155,17 +208,21 @@ class Engine:
         )
         await _start(consumer)
         self._consumer = consumer
+        pipelined = not is_sqlite(self.sessions.kw["bind"])
         backoff = 0.1
         try:
             while True:
                 _raise_if_cancelled()
                 generation = self.generation
-                records = await consumer.getmany(timeout_ms=500)
-                if not records:
-                    continue
+                records = await consumer.getmany(timeout_ms=0 if self._inflight else 500)
+                self.behind = len(records) >= self.settings.indicators_batch_size
                 try:
                     async with self.lock:
-                        await self.process(records, stale=generation != self.generation)
+                        if not records:
+                            await self._settle()  # idle: let the last batch's commit land
+                            continue
+                        stale = generation != self.generation
+                        await self.process(records, stale=stale, pipelined=pipelined)
                     backoff = 0.1
                 except Exception as exc:  # any failure: rebuild from the database, never skip
                     retriable = isinstance(exc, SpmError) and exc.retriable
@@ -174,15 +231,20 @@ class Engine:
                     backoff = min(MAX_BACKOFF_S, backoff * 2)
                     await self._recover(consumer)
         finally:
+            await self._settle(quiet=True)
             self._consumer = None
             await consumer.stop()
 
-    async def process(self, records: list[Record], *, stale: bool = False) -> None:
+    async def process(
+        self, records: list[Record], *, stale: bool = False, pipelined: bool = False
+    ) -> None:
         """Apply one batch (caller holds ``self.lock``).
 
         Records below the stored offset were applied already and are skipped. A batch fetched
         across a rebalance (``stale``) that starts above the stored offset may have a hole: its
-        partition is sought back to the stored offset instead.
+        partition is sought back to the stored offset instead. ``pipelined``: return once the
+        batch is applied in memory and its transaction started (a failure surfaces in the next
+        call or in :meth:`_settle`); otherwise return once it committed.
         """
         by_unit: dict[int, list[Record]] = defaultdict(list)
         next_offsets: dict[tuple[str, int], int] = {}
@@ -204,24 +266,50 @@ class Engine:
         decoded: dict[int, list[Decoded]] = {}
         dead: list[DeadLetter] = []
         for unit, recs in by_unit.items():
-            decoded[unit] = []
-            for r in recs:
+            decoded[unit] = out = []
+            for i, r in enumerate(recs):
                 event = self._decode(r, dead)
                 if event is not None:
-                    decoded[unit].append(event)
+                    out.append(event)
+                if i % 200 == 199:
+                    await asyncio.sleep(0)  # let the in-flight transaction progress
         if dead:
             await self._dead_letter(dead)
+        keys = [(e.source, e.id) for events in decoded.values() for e in events]
+        if not pipelined:
+            await self._settle()
+        with database_errors():
+            async with self.sessions() as session:
+                known = await store.known_keys(session, keys)
+        known |= self._inflight_claims
         touched_tps = {tp for unit in by_unit for tp in self.unit_tps(unit)}
         expected = {tp: self.expected.get(tp, 0) for tp in touched_tps}
         new_offsets = {tp: next_offsets.get(tp, expected[tp]) for tp in touched_tps}
+        batch = Batch(expected, new_offsets, [], len(records))
+        await self._compute(batch, decoded, known)
+        # the in-memory state now includes this batch: it commits after the previous one
+        await self._settle()
+        self.expected.update(new_offsets)
+        self.known_sets |= set(batch.new_sets)
+        self.seen |= batch.seen
+        self._inflight_claims = set(batch.claims)
+        self._inflight = asyncio.ensure_future(self._write(batch))
+        if not pipelined:
+            await self._settle()
+
+    async def _write(self, batch: Batch) -> None:
         with database_errors():
             async with self.sessions() as session, session.begin():
-                await store.check_and_store_offsets(session, self.group_id, expected, new_offsets)
-                await self._apply(session, decoded)
-        self.expected.update(new_offsets)
-        self.known_sets |= self._pending_sets  # only once committed
-        self.seen |= self._pending_seen
-        self.applied += len(records)
+                await store.check_and_store_offsets(
+                    session, self.group_id, batch.expected, batch.new_offsets
+                )
+                await store.add_segment_sets(session, batch.new_sets)
+                await store.write_batch(
+                    session, batch.claims, batch.facts, batch.deltas, batch.marks
+                )
+                await store.set_resolutions(session, batch.upserts, batch.deletes)
+                await store.add_seen(session, batch.seen)
+        self.applied += batch.records
         self.changed.set()
 
     def _decode(self, r: Record, dead: list[DeadLetter]) -> Decoded | None:
@@ -230,65 +318,71 @@ class Engine:
         except ContractViolation as exc:
             dead.append(DeadLetter(r, f"contract violation: {exc}"[:1000]))
             return None
-        expected_topic = event.topic + self.settings.indicators_topic_suffix
+        expected_topic = self._topic_of.get(event.type)
+        if expected_topic is None:
+            expected_topic = self._topic_of[event.type] = (
+                event.topic + self.settings.indicators_topic_suffix
+            )
         if expected_topic != r.topic or event.type == "spm.indicator.changed.v1":
             dead.append(DeadLetter(r, f"{event.type} does not belong on {r.topic}"))
             return None
         return event
 
-    async def _apply(self, session: AsyncSession, decoded: dict[int, list[Decoded]]) -> None:
-        keys = [(e.source, e.id) for events in decoded.values() for e in events]
-        new = await store.claim_new(session, keys)
-        facts: list[dict[str, object]] = []
-        deltas: list[dict[str, object]] = []
-        upserts: list[dict[str, object]] = []
-        deletes: list[tuple[int, str, str]] = []
-        marks: dict[int, int] = {}
-        seen: set[tuple[str, str]] = set()
-        new_sets: dict[int, tuple[str, ...]] = {}
+    async def _compute(
+        self, batch: Batch, decoded: dict[int, list[Decoded]], known: set[tuple[str, str]]
+    ) -> None:
+        """Apply the new events to the units' state and collect the batch's rows."""
+        claimed: set[tuple[str, str]] = set()
+        facts, deltas = batch.facts, batch.deltas
         for unit_id, events in sorted(decoded.items()):
+            unit = self.units[unit_id]
             accepted: list[tuple[str, ev.CanonicalData]] = []
             for e in events:
                 key = (e.source, e.id)
-                if key in new:
-                    new.discard(key)  # a second copy in the same batch is a duplicate too
-                    facts.append(fact_row(unit_id, self.units[unit_id].seq + len(accepted) + 1,
-                                          e.type, e.source, e.data))  # fmt: skip
-                    accepted.append((e.source, e.data))
+                if key in known or key in claimed:
+                    continue  # a duplicate (a second copy in the same batch is one too)
+                claimed.add(key)
+                accepted.append((e.source, e.data))
+                facts.source.append(e.source)
+                facts.body.append(e.body)
+                facts.kind.append(KIND_OF_TYPE[e.type])
             if not accepted:
                 continue
-            unit = self.units[unit_id]
+            facts.unit += [unit_id] * len(accepted)
+            facts.seq += range(unit.seq + 1, unit.seq + len(accepted) + 1)
             before_day = unit.max_day
-            changes = apply_batch(unit, accepted, self.params)
+            changes = UnitChanges()
+            for start in range(0, len(accepted), APPLY_CHUNK):
+                part = apply_batch(unit, accepted[start : start + APPLY_CHUNK], self.params)
+                for k, v in part.deltas.items():
+                    changes.deltas[k] += v
+                changes.resolutions.update(part.resolutions)  # in order: the last one counts
+                changes.seen |= part.seen
+                await asyncio.sleep(0)  # let the in-flight transaction progress
             for (c, segs, d), v in changes.deltas.items():
                 if v:
                     sid = self.set_ids.get(segs)
                     if sid is None:
                         sid = self.set_ids[segs] = store.set_id(segs)
                     if sid not in self.known_sets:
-                        new_sets[sid] = segs
-                    deltas.append(
-                        {"unit": unit_id, "component": c, "set_id": sid, "day": d, "value": v}
-                    )
+                        batch.new_sets[sid] = segs
+                    deltas.unit.append(unit_id)
+                    deltas.component.append(c)
+                    deltas.set_id.append(sid)
+                    deltas.day.append(d)
+                    deltas.value.append(v)
             for (source, cid), res in changes.resolutions.items():
                 if res is None:
-                    deletes.append((unit_id, source, cid))
+                    batch.deletes.append((unit_id, source, cid))
                 else:
-                    upserts.append(
+                    batch.upserts.append(
                         {"unit": unit_id, "source": source, "complaint_id": cid,
                          "branch": res[0], "resolved_day": res[1], "micros": res[2]}
                     )  # fmt: skip
             if unit.max_day is not None and unit.max_day != before_day:
-                marks[unit_id] = unit.max_day
-            seen |= changes.seen - self.seen
-        await store.write_facts(session, facts)
-        await store.add_segment_sets(session, new_sets)
-        await store.add_deltas(session, deltas)
-        await store.set_resolutions(session, upserts, deletes)
-        await store.add_seen(session, seen)
-        await store.raise_watermarks(session, marks)
-        self._pending_seen = seen
-        self._pending_sets = set(new_sets)
+                batch.marks[unit_id] = unit.max_day
+            batch.seen |= changes.seen - self.seen
+        batch.claims = list(claimed)
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
         messages = []
