@@ -333,10 +333,28 @@ class KafkaBus(Bus):
                     await admin.create_topics(missing)
                 except TopicAlreadyExistsError:
                     log.info("topics created concurrently by another process")
+                await self._await_leaders(admin, [t.name for t in missing])
         except KafkaError as exc:
             raise translate(exc, "provisioning topics") from exc
         finally:
             await admin.close()
+
+    async def _await_leaders(self, admin: AIOKafkaAdminClient, names: list[str]) -> None:
+        """Topic creation completes asynchronously: a produce right after it can meet 'unknown
+        topic' or 'no leader' (a fresh broker answered the first requests with 503 that way)."""
+        deadline = asyncio.get_running_loop().time() + self._request_timeout_ms / 1000
+        while True:
+            topics = await admin.describe_topics(names)
+            if len(topics) == len(names) and all(
+                t["error_code"] == 0
+                and t["partitions"]
+                and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in topics
+            ):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise BusUnavailable(f"topics {', '.join(names)} have no leader yet")
+            await asyncio.sleep(0.1)
 
     async def partition_count(self, topic: str) -> int:
         consumer = AIOKafkaConsumer(
