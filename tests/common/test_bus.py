@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from contracts.topics import TopicSpec
 from services.common.bus import (
@@ -230,6 +231,35 @@ async def test_kafka_producer_is_idempotent_with_acks_all(kafka_bootstrap: str) 
         assert raw._sender._acks == -1  # acks=all
     finally:
         await producer.stop()
+
+
+@pytest.mark.kafka
+async def test_a_header_without_value_is_dropped_not_fatal(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """Kafka allows null header values (other producers send them); the shared consumer must
+    not crash on one: the header reads as absent, the rest of the record is intact."""
+    bus = KafkaBus(kafka_bootstrap)
+    topic = f"test.nullheader.{unique}"
+    await bus.ensure_topics([TopicSpec(topic, 1, "key", "delete", -1, "test")])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, b"{}", key=b"k", headers=[("ce_id", b"e-1"), ("trace", None)]
+        )
+    finally:
+        await producer.stop()
+
+    consumer = bus.consumer(f"g-{unique}", [topic])
+    await consumer.start()
+    try:
+        [record] = await drain(consumer, 1)
+    finally:
+        await consumer.stop()
+    assert record.headers == (("ce_id", b"e-1"),)
+    assert record.header("trace") is None
+    assert record.value == b"{}"
 
 
 @pytest.mark.kafka

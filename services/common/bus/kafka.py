@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -243,15 +243,7 @@ class KafkaConsumer:
         except KafkaError as exc:
             raise translate(exc, "fetching") from exc
         return [
-            Record(
-                r.topic,
-                r.partition,
-                r.offset,
-                r.key,
-                r.value,
-                tuple((k, bytes(v)) for k, v in r.headers),
-                r.timestamp,
-            )
+            _record(r)
             for tp in sorted(batches, key=lambda t: (t.topic, t.partition))
             for r in batches[tp]
         ]
@@ -387,6 +379,12 @@ class KafkaBus(Bus):
             await consumer.stop()
 
 
+def _record(r: ConsumerRecord[bytes, bytes]) -> Record:
+    """Kafka allows null header values; such a header reads as absent rather than crashing."""
+    headers = tuple((k, bytes(v)) for k, v in r.headers if v is not None)
+    return Record(r.topic, r.partition, r.offset, r.key, r.value, headers, r.timestamp)
+
+
 async def _topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     """Partition ids of ``topic`` from fresh cluster metadata (``partitions_for_topic`` is not a
     coroutine and answers from a cache that lacks topics the consumer does not follow)."""
@@ -414,19 +412,7 @@ async def _read_tail(
             raise BusUnavailable(f"reading the tail of {topic} timed out")
         batches = await consumer.getmany(*pending, timeout_ms=200)
         for tp, records in batches.items():
-            out += [
-                Record(
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.key,
-                    r.value,
-                    tuple((k, bytes(v)) for k, v in r.headers),
-                    r.timestamp,
-                )
-                for r in records
-                if r.offset < pending.get(tp, 0)
-            ]
+            out += [_record(r) for r in records if r.offset < pending.get(tp, 0)]
         for tp in list(pending):
             if await consumer.position(tp) >= pending[tp]:
                 del pending[tp]
