@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -260,6 +262,41 @@ async def test_a_header_without_value_is_dropped_not_fatal(
     assert record.headers == (("ce_id", b"e-1"),)
     assert record.header("trace") is None
     assert record.value == b"{}"
+
+
+def open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("client", ["producer", "consumer"])
+async def test_a_start_cancelled_midway_leaves_no_connection_open(
+    kafka_bootstrap: str, unique: str, client: str
+) -> None:
+    """A service stopped while its Kafka client is still starting cancels ``start()``; the
+    client's connections must be closed then, not left to the garbage collector."""
+    bus = KafkaBus(kafka_bootstrap)
+    topic = f"test.cancel.{unique}"
+    await bus.ensure_topics([TopicSpec(topic, 1, "key", "delete", -1, "test")])
+    before = open_sockets()
+    cancelled = 0  # starts cut off once under way (the task ran before its cancel)
+    for attempt in range(60):
+        if cancelled == 8:
+            break
+        started = bus.producer() if client == "producer" else bus.consumer(f"g-{unique}", [topic])
+        task = asyncio.create_task(started.start())
+        await asyncio.sleep(0.0005 * (1 + attempt % 8))
+        cancelled += task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await started.stop()
+    gc.collect()
+    assert cancelled == 8
+    assert open_sockets() <= before
 
 
 @pytest.mark.kafka

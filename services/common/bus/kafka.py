@@ -50,6 +50,26 @@ def translate(exc: BaseException, what: str) -> BusError:
     return BusError(f"{what}: {type(exc).__name__}: {exc}", retriable=retriable)
 
 
+async def start_or_close(client: AIOKafkaProducer | AIOKafkaConsumer, timeout_s: float) -> None:
+    """Start ``client``; if the caller is cancelled meanwhile (a service stopped while it was
+    starting), let the start finish, bounded by ``timeout_s``, then close the client.
+
+    aiokafka 0.14 leaks the bootstrap connection when ``start()`` itself is cancelled during
+    its metadata request: the socket stays open until the garbage collector finds it.
+    """
+    starting = asyncio.ensure_future(client.start())
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        await asyncio.wait({starting}, timeout=timeout_s)
+        if not starting.done():
+            starting.cancel()
+        elif not starting.cancelled():
+            starting.exception()  # retrieved: the caller is cancelled either way
+        await client.stop()
+        raise
+
+
 class KafkaProducer:
     """Idempotent producer with ``acks=all``: an acknowledged record is on every in-sync replica
     and a retried send never duplicates it."""
@@ -77,7 +97,7 @@ class KafkaProducer:
             request_timeout_ms=self._request_timeout_ms,
         )
         try:
-            await producer.start()
+            await start_or_close(producer, self._request_timeout_ms / 1000)
         except (KafkaError, OSError) as exc:
             await producer.stop()
             raise translate(exc, "starting producer") from exc
@@ -226,7 +246,10 @@ class KafkaConsumer:
         consumer.subscribe(self._topics, listener=_Listener(self))
         self._consumer = consumer  # the first assignment (and its seeks) can happen in start()
         try:
-            await consumer.start()
+            await start_or_close(consumer, self._consumer_args["request_timeout_ms"] / 1000)
+        except asyncio.CancelledError:
+            self._consumer = None
+            raise
         except (KafkaError, OSError) as exc:
             self._consumer = None
             await consumer.stop()

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.bus import Bus, BusError, KafkaBus, Producer
-from services.common.bus.kafka import translate
+from services.common.bus.kafka import start_or_close, translate
 from services.ingest.fineract.store import OutboxRow, mark_relayed, pending_outbox, relayed
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,8 @@ class KafkaTransactionalRelay(OutboxRelay):
             max_batch_size=256 * 1024,
         )
         try:
-            await producer.start()  # InitProducerId: fences and aborts a dead incarnation
+            # InitProducerId: fences and aborts a dead incarnation
+            await start_or_close(producer, timeout_s=40)  # aiokafka's default request timeout
         except (KafkaError, OSError) as exc:
             await producer.stop()
             raise translate(exc, "starting transactional producer") from exc
