@@ -30,7 +30,7 @@ from opentelemetry import trace
 from sqlalchemy import Table, delete, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contracts.envelope import CanonicalEvent, FieldError, to_kafka
+from contracts.envelope import FieldError
 from contracts.topics import DEADLETTER
 from services.common.bus import Delivery, Message, Producer
 from services.common.db import DatabaseError, database_errors
@@ -38,13 +38,12 @@ from services.common.offsets import claim_new
 from services.ingest.errors import PublishFailed
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import ingested_events
-from services.ingest.validation import Invalid, Prepared, Validator
+from services.ingest.validation import DedupKey, Invalid, Outgoing, Validator
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("spm.ingest.pipeline")
 
 Status = Literal["accepted", "duplicate", "rejected"]
-DedupKey = tuple[str, str]
 _DELETE_CHUNK = 1000
 SEND_CHUNK = 250
 """Records per ``send_many``: the unit that succeeds or fails together."""
@@ -58,30 +57,6 @@ class Outcome:
     id: str | None
     status: Status
     errors: tuple[FieldError, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A record ready to publish and the key that dedups it (by default its source and id)."""
-
-    id: str
-    source: str
-    type: str
-    message: Message
-    dedup_key: DedupKey | None = None
-
-    @property
-    def key(self) -> DedupKey:
-        return self.dedup_key or (self.source, self.id)
-
-    @classmethod
-    def of(cls, event: CanonicalEvent, dedup_key: DedupKey | None = None) -> Outgoing:
-        """For adapters that hold a canonical event (e.g. Fineract, with its own dedup key)."""
-        return cls(event.id, event.source, event.type, _message(event), dedup_key)
-
-    @classmethod
-    def prepared(cls, prepared: Prepared) -> Outgoing:
-        return cls(prepared.id, prepared.source, prepared.type, prepared.message)
 
 
 @dataclass(slots=True)
@@ -116,7 +91,7 @@ class IngestPipeline:
 
     def prepare(self, obj: Any) -> Outgoing:
         """Validate and pseudonymise one structured input event; raises ``Invalid``."""
-        return Outgoing.prepared(self.validator.prepare(obj))
+        return self.validator.prepare(obj)
 
     async def ingest(self, objs: Sequence[Any]) -> BatchResult:
         """Run structured input events through the whole pipeline in one transaction.
@@ -310,8 +285,3 @@ class IngestPipeline:
             type_, source = (event.type, event.source) if event else ("invalid", "invalid")
             labels.append((outcome.status, type_, source))
         self.metrics.count(labels)
-
-
-def _message(event: CanonicalEvent) -> Message:
-    record = to_kafka(event)
-    return Message(record.topic, record.value, record.key, tuple(record.headers))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_json
@@ -63,9 +63,14 @@ class InputEnvelope(BaseModel):
 class _TypeFacts:
     """What the hot path needs of an event type, worked out once (model introspection is slow)."""
 
+    spec: EventType
     envelope: type[InputEnvelope]  # the input envelope whose ``data`` is the type's input model
     canonical_fields: tuple[str, ...]  # the canonical model's fields, in order
     has_currency: bool
+    date_fields: tuple[str, ...]  # input fields holding a date
+    pseudonymised: tuple[tuple[str, str, str], ...]  # (input field, canonical field, kind)
+    scoped: tuple[str, ...]  # identifiers that get the source's scope
+    type_header: bytes
 
 
 @cache
@@ -78,8 +83,27 @@ def _facts(type_: str) -> _TypeFacts:
         __base__=InputEnvelope,
         data=(input_model, ...),
     )
+    fields = input_model.model_fields
     return _TypeFacts(
-        envelope, tuple(spec.model.model_fields), "currency" in input_model.model_fields
+        spec=spec,
+        envelope=envelope,
+        canonical_fields=tuple(spec.model.model_fields),
+        has_currency="currency" in fields,
+        date_fields=tuple(
+            name
+            for name, info in fields.items()
+            if any(
+                isinstance(t, type) and issubclass(t, date)
+                for t in (info.annotation, *get_args(info.annotation))
+            )
+        ),
+        pseudonymised=tuple(
+            (input_name, canonical_name, kind)
+            for canonical_name, (input_name, kind) in PSEUDONYMISED.items()
+            if input_name in fields
+        ),
+        scoped=tuple(name for name in SCOPED_FIELDS if name in fields),
+        type_header=type_.encode(),
     )
 
 
@@ -99,6 +123,9 @@ class DateBounds:
             self._refresh_at = now + 60
         return self._latest
 
+    def holds(self, value: date) -> bool:
+        return self.earliest <= _day(value) <= self.latest()
+
     def check(self, value: date, field: str) -> FieldError | None:
         day = _day(value)
         if day < self.earliest:
@@ -114,14 +141,22 @@ def _day(value: date) -> date:
     return value.astimezone(UTC).date() if isinstance(value, datetime) else value
 
 
+DedupKey = tuple[str, str]
+
+
 @dataclass(frozen=True, slots=True)
-class Prepared:
-    """A validated, pseudonymised event as the Kafka record ingest publishes."""
+class Outgoing:
+    """A validated, pseudonymised event: the Kafka record ingest publishes."""
 
     id: str
     source: str
     type: str
     message: Message
+
+    @property
+    def key(self) -> DedupKey:
+        """What deduplicates it: the sender's (source, id)."""
+        return (self.source, self.id)
 
 
 class Invalid(Exception):
@@ -146,8 +181,9 @@ class Validator:
 
         Fully validated against the canonical model (for adapters that want the object).
         """
-        envelope, spec, payload = self._check(obj)
-        data = self._canonical_data(envelope, payload.model_dump(exclude_none=True), obj["data"])
+        envelope, facts = self._check(obj)
+        dumped = envelope.data.model_dump(exclude_none=True)
+        data = self._canonical_data(envelope, facts, dumped, obj["data"])
         try:
             return CanonicalEvent(
                 id=envelope.id,
@@ -155,12 +191,12 @@ class Validator:
                 type=envelope.type,
                 time=envelope.time,
                 subject=data.get("loan_id"),
-                data=spec.model.model_validate(data),
+                data=facts.spec.model.model_validate(data),
             )
         except ValidationError as exc:
             raise Invalid(field_errors(exc, "data"), envelope.id) from None
 
-    def prepare(self, obj: Any) -> Prepared:
+    def prepare(self, obj: Any) -> Outgoing:
         """The Kafka record of one structured input event (the HTTP fast path).
 
         The same bytes and headers as ``to_kafka(self.canonical(obj))`` (a test holds them
@@ -168,42 +204,35 @@ class Validator:
         validated by the input twin of that model (same field types), pseudonyms are HMAC hex
         and scoped ids are length-checked.
         """
-        envelope, spec, payload = self._check(obj)
-        json_data = payload.model_dump(mode="json", exclude_none=True)
-        data = self._canonical_data(envelope, json_data, obj["data"])
-        ordered = {name: data.get(name) for name in _facts(spec.type).canonical_fields}
-        key = "|".join(data[name] for name in spec.key_fields)
-        headers: list[tuple[str, bytes]] = [
+        envelope, facts = self._check(obj)
+        dumped = envelope.data.model_dump(mode="json", exclude_none=True)
+        data = self._canonical_data(envelope, facts, dumped, obj["data"])
+        key = "|".join([data[name] for name in facts.spec.key_fields]).encode()
+        headers = [
             ("ce_specversion", b"1.0"),
             ("ce_id", envelope.id.encode()),
             ("ce_source", envelope.source.encode()),
-            ("ce_type", envelope.type.encode()),
+            ("ce_type", facts.type_header),
             ("ce_time", to_json(envelope.time)[1:-1]),  # pydantic's rendering, without quotes
         ]
         if "loan_id" in data:
             headers.append(("ce_subject", data["loan_id"].encode()))
-        headers += [("ce_partitionkey", key.encode()), ("content-type", b"application/json")]
-        value = to_json(ordered)  # pydantic's serializer: the bytes model_dump_json gives
-        message = Message(spec.topic.name, value, key.encode(), tuple(headers))
-        return Prepared(envelope.id, envelope.source, envelope.type, message)
+        headers += [("ce_partitionkey", key), ("content-type", b"application/json")]
+        # pydantic's serializer, fields in the canonical order: the bytes model_dump_json gives
+        value = to_json({name: data.get(name) for name in facts.canonical_fields})
+        message = Message(facts.spec.topic.name, value, key, tuple(headers))
+        return Outgoing(envelope.id, envelope.source, envelope.type, message)
 
-    def _check(self, obj: Any) -> tuple[InputEnvelope, EventType, InputData]:
+    def _check(self, obj: Any) -> tuple[InputEnvelope, _TypeFacts]:
         """Validate envelope and payload in one pass (one model per event type)."""
         if not isinstance(obj, Mapping):
             raise Invalid([FieldError("(event)", "must be a JSON object")])
-        raw_id = obj.get("id")
-        event_id = raw_id if isinstance(raw_id, str) else None
         type_ = obj.get("type")
         spec = EVENT_TYPES.get(type_) if isinstance(type_, str) else None
         if spec is None or spec.input_model is None:
-            try:
-                InputEnvelope.model_validate(obj)
-            except ValidationError as exc:
-                raise Invalid(field_errors(exc) + self._type_errors(type_), event_id) from None
-            self._source_type(str(type_), event_id)  # raises: unknown or not sent by sources
-            raise AssertionError("unreachable")
+            self._refuse_type(obj, type_)
+        facts = _facts(type_)  # a source event type, checked above
         try:
-            facts = _facts(spec.type)
             envelope = facts.envelope.model_validate(obj)
         except ValidationError as exc:
             errors = field_errors(exc)
@@ -212,9 +241,51 @@ class Validator:
                 e.field == "data.currency" for e in errors
             ):
                 errors += self._currency_errors(raw_data.get("currency"))
-            raise Invalid(errors, event_id) from None
-        payload = envelope.data
-        assert isinstance(payload, InputData)  # noqa: S101 - the typed envelope's data field
+            raise Invalid(errors, _event_id(obj)) from None
+        if (
+            _CONTROL.search(envelope.id)
+            or _CONTROL.search(envelope.source)
+            or not self._bounds.holds(envelope.time)
+            or not self._payload_is_plain(envelope.data, facts)
+        ):
+            raise Invalid(self._errors(envelope, facts), envelope.id)
+        return envelope, facts
+
+    def _refuse_type(self, obj: Mapping[str, Any], type_: Any) -> NoReturn:
+        """Raise the errors of an event whose type is missing, unknown or not a source's."""
+        event_id = _event_id(obj)
+        try:
+            InputEnvelope.model_validate(obj)
+        except ValidationError as exc:
+            unknown = isinstance(type_, str) and type_ not in EVENT_TYPES
+            type_errors = [FieldError("type", "unknown event type")] if unknown else []
+            raise Invalid(field_errors(exc) + type_errors, event_id) from None
+        if type_ not in EVENT_TYPES:
+            raise Invalid([FieldError("type", "unknown event type")], event_id)
+        raise Invalid([FieldError("type", "not an event sources may send")], event_id)
+
+    def _currency_errors(self, currency: Any) -> list[FieldError]:
+        if currency is None or currency == self._currency:
+            return []
+        return [FieldError("data.currency", f"must be the institution's currency {self._currency}")]
+
+    def _payload_is_plain(self, payload: InputData, facts: _TypeFacts) -> bool:
+        """No control characters, dates within bounds, the institution's currency: the common
+        case, decided without an error list."""
+        values = payload.__dict__
+        if facts.has_currency and values["currency"] not in (None, self._currency):
+            return False
+        if _CONTROL.search("\x20".join([v for v in values.values() if isinstance(v, str)])):
+            return False
+        earliest, latest = self._bounds.earliest, self._bounds.latest()
+        for name in facts.date_fields:
+            day = values[name]
+            if day is not None and not earliest <= _day(day) <= latest:
+                return False
+        return True
+
+    def _errors(self, envelope: InputEnvelope, facts: _TypeFacts) -> list[FieldError]:
+        """Every envelope and payload field at fault (the slow path, for a refused event)."""
         errors = [
             FieldError(name, CONTROL_REASON)
             for name in ("id", "source")
@@ -222,38 +293,9 @@ class Validator:
         ]
         if bound_error := self._bounds.check(envelope.time, "time"):
             errors.append(bound_error)
-        errors += self._payload_errors(payload, facts)
-        if errors:
-            raise Invalid(errors, event_id)
-        return envelope, spec, payload
-
-    def _type_errors(self, type_: Any) -> list[FieldError]:
-        if isinstance(type_, str) and type_ not in EVENT_TYPES:
-            return [FieldError("type", "unknown event type")]
-        return []
-
-    def _source_type(self, type_: str, event_id: str | None) -> EventType:
-        spec = EVENT_TYPES.get(type_)
-        if spec is None:
-            raise Invalid([FieldError("type", "unknown event type")], event_id)
-        if spec.input_model is None:
-            raise Invalid([FieldError("type", "not an event sources may send")], event_id)
-        return spec
-
-    def _currency_errors(self, currency: Any) -> list[FieldError]:
-        if currency is None or currency == self._currency:
-            return []
-        return [FieldError("data.currency", f"must be the institution's currency {self._currency}")]
-
-    def _payload_errors(self, payload: InputData, facts: _TypeFacts) -> list[FieldError]:
-        errors = self._currency_errors(payload.currency) if facts.has_currency else []  # type: ignore[attr-defined]
-        values = payload.__dict__.values()
-        strings = [v for v in values if isinstance(v, str)]
-        earliest, latest = self._bounds.earliest, self._bounds.latest()
-        if not _CONTROL.search("\x20".join(strings)) and all(
-            earliest <= _day(v) <= latest for v in values if isinstance(v, date)
-        ):
-            return errors  # the common case, decided without a check per field
+        payload = envelope.data
+        if facts.has_currency:
+            errors += self._currency_errors(payload.currency)
         for name, value in payload.__dict__.items():
             if isinstance(value, str):
                 if _CONTROL.search(value):
@@ -263,15 +305,20 @@ class Validator:
         return errors
 
     def _canonical_data(
-        self, envelope: InputEnvelope, data: dict[str, Any], raw_data: Mapping[str, Any]
+        self,
+        envelope: InputEnvelope,
+        facts: _TypeFacts,
+        data: dict[str, Any],
+        raw_data: Mapping[str, Any],
     ) -> dict[str, Any]:
         """Pseudonymise and scope a dumped input payload (python or JSON mode)."""
         source = envelope.source
-        for canonical_name, (input_name, kind) in PSEUDONYMISED.items():
+        pseudonym = self._pseudonymiser.pseudonym
+        for input_name, canonical_name, kind in facts.pseudonymised:
             raw = data.pop(input_name, None)
             if raw is not None:
-                data[canonical_name] = self._pseudonymiser.pseudonym(source, kind, raw)
-        for name in SCOPED_FIELDS:
+                data[canonical_name] = pseudonym(source, kind, raw)
+        for name in facts.scoped:
             if name in data:
                 data[name] = scoped(source, data[name])
                 if len(data[name]) > MAX_SCOPED_LENGTH:
@@ -279,11 +326,17 @@ class Validator:
                         [FieldError(f"data.{name}", "too long once scoped by the source")],
                         envelope.id,
                     )
-        if envelope.type == "spm.client.registered.v1" and "birth_year" not in data:
+        if facts.spec.type == "spm.client.registered.v1" and "birth_year" not in data:
             year = _birth_year(raw_data)
             if year is not None:
                 data["birth_year"] = year
         return data
+
+
+def _event_id(obj: Mapping[str, Any]) -> str | None:
+    """The event's id for the error report, when it has a usable one."""
+    raw_id = obj.get("id")
+    return raw_id if isinstance(raw_id, str) else None
 
 
 def _birth_year(raw: Mapping[str, Any]) -> int | None:

@@ -223,6 +223,66 @@ async def test_two_members_share_partitions(bus: Bus, topic: str, unique: str) -
 
 
 @pytest.mark.kafka
+async def test_concurrent_senders_to_one_partition_are_not_timed_out(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """40 senders x 10 requests of 50 records on one partition, with a 1 s request timeout:
+    aiokafka's own per-call batches made most of them fail with KafkaTimeoutError on a
+    healthy broker. Every record lands once, where its delivery says."""
+    bus = KafkaBus(kafka_bootstrap, request_timeout_ms=1000)
+    topic = f"test.bus.{unique}"
+    await bus.ensure_topics([TopicSpec(topic, 1, "key", "delete", -1, "test")])
+    producer = bus.producer()
+    await producer.start()
+
+    async def sender(s: int) -> list[tuple[bytes, int]]:
+        landed = []
+        for r in range(10):
+            keys = [f"{s}-{r}-{i}".encode() for i in range(50)]
+            deliveries = await producer.send_many([Message(topic, b"x" * 300, k) for k in keys])
+            landed += [(k, d.offset) for k, d in zip(keys, deliveries, strict=True)]
+        return landed
+
+    try:
+        results = await asyncio.gather(*(sender(s) for s in range(40)))
+    finally:
+        await producer.stop()
+        await bus.close()
+    offsets = {offset: key for landed in results for key, offset in landed}
+    assert sorted(offsets) == list(range(40 * 10 * 50))
+    consumer = KafkaBus(kafka_bootstrap).consumer(f"g-{unique}", [topic])
+    await consumer.start()
+    try:
+        records = await drain(consumer, len(offsets))
+    finally:
+        await consumer.stop()
+    assert {r.offset: r.key for r in records} == offsets
+
+
+async def test_a_cancelled_sender_does_not_take_others_records_down(
+    bus: Bus, topic: str, unique: str
+) -> None:
+    producer = bus.producer()
+    await producer.start()
+    try:
+        first = asyncio.ensure_future(producer.send_many([Message(topic, b"a", b"k")] * 20))
+        second = asyncio.ensure_future(producer.send_many([Message(topic, b"b", b"k")] * 20))
+        await asyncio.sleep(0)  # both have placed their records (on Kafka: in one batch)
+        first.cancel()
+        deliveries = await second
+    finally:
+        await producer.stop()
+    consumer = bus.consumer(f"g-{unique}", [topic])
+    await consumer.start()
+    try:
+        records = await drain(consumer, 40, timeout_s=5)
+    finally:
+        await consumer.stop()
+    by_offset = {(r.partition, r.offset): r.value for r in records}
+    assert [by_offset[(d.partition, d.offset)] for d in deliveries] == [b"b"] * 20
+
+
+@pytest.mark.kafka
 async def test_kafka_producer_is_idempotent_with_acks_all(kafka_bootstrap: str) -> None:
     producer = KafkaBus(kafka_bootstrap).producer()
     assert isinstance(producer, KafkaProducer)

@@ -35,6 +35,7 @@ from services.common.bus.base import (
     TopicPartition,
     partition_for_key,
 )
+from services.common.bus.kafka_batches import SharedBatch, SharedBatches
 from services.common.telemetry import inject_trace_headers
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class KafkaProducer:
         self._client_id = client_id
         self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
+        self._batches: SharedBatches | None = None
 
     @property
     def raw(self) -> AIOKafkaProducer:
@@ -102,8 +104,12 @@ class KafkaProducer:
             await producer.stop()
             raise translate(exc, "starting producer") from exc
         self._producer = producer
+        self._batches = SharedBatches(producer)
 
     async def stop(self) -> None:
+        if self._batches is not None:
+            batches, self._batches = self._batches, None
+            await batches.close(self._request_timeout_ms / 1000)
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
@@ -112,28 +118,31 @@ class KafkaProducer:
         return (await self.send_many([message]))[0]
 
     async def send_many(self, messages: Sequence[Message]) -> list[Delivery]:
-        """Records grouped into one record batch per partition (a ``send`` per record costs a
+        """Records appended to their partitions' shared batches (a ``send`` per record costs a
         future, a partitioner call and a queue lookup each); returns once every record is
         acknowledged, the deliveries in the order of ``messages``."""
-        producer = self.raw
+        if self._batches is None:
+            raise BusError("producer is not started")
         try:
-            batches = await self._enqueue(producer, messages)
-            acks = await asyncio.gather(*(future for _, future in batches))
+            placed = await self._place(self._batches, messages)
+            pending = {batch.acked for batch, _ in placed}
+            await asyncio.wait(pending)  # not gather: cancelling us must not cancel shared acks
+            if any(ack.cancelled() for ack in pending):
+                raise BusError("producing: the producer stopped first", retriable=True)
+            acks = [(batch.acked.result(), index) for batch, index in placed]
         except (TimeoutError, KafkaError, OSError) as exc:
             raise translate(exc, "producing") from exc
-        deliveries: list[Delivery] = [_PENDING] * len(messages)
-        for (positions, _), ack in zip(batches, acks, strict=True):
-            for relative, position in enumerate(positions):
-                deliveries[position] = Delivery(ack.topic, ack.partition, ack.offset + relative)
-        return deliveries
+        return [Delivery(ack.topic, ack.partition, ack.offset + index) for ack, index in acks]
 
-    async def _enqueue(
-        self, producer: AIOKafkaProducer, messages: Sequence[Message]
-    ) -> list[tuple[list[int], asyncio.Future[Any]]]:
-        """Queue ``messages`` as record batches: (positions in ``messages``, the batch's ack)."""
+    async def _place(
+        self, batches: SharedBatches, messages: Sequence[Message]
+    ) -> list[tuple[SharedBatch, int]]:
+        """Append ``messages`` to their partitions' shared batches: (batch, index) of each."""
+        producer = self.raw
         partitions: dict[str, list[int]] = {}
-        groups: dict[tuple[str, int], list[int]] = {}
-        for position, message in enumerate(messages):
+        trace = inject_trace_headers(())  # one request, one trace context
+        placed: list[tuple[SharedBatch, int]] = []
+        for message in messages:
             partition = message.partition
             if partition is None:
                 known = partitions.get(message.topic)
@@ -146,35 +155,13 @@ class KafkaProducer:
                     if message.key is not None
                     else random.choice(known)  # noqa: S311 - spreading load, not security
                 )
-            groups.setdefault((message.topic, partition), []).append(position)
-        trace = inject_trace_headers(())  # one request, one trace context
-        batches: list[tuple[list[int], asyncio.Future[Any]]] = []
-        for (topic, partition), positions in groups.items():
-            builder, members = producer.create_batch(), list[int]()
-            for position in positions:
-                message = messages[position]
-                headers = list(message.headers)
-                if not any(name == "traceparent" for name, _ in headers):
-                    headers += trace
-                appended = builder.append(
-                    timestamp=None, key=message.key, value=message.value, headers=headers
-                )
-                if appended is None:  # full: send it, start the next (a first record always fits)
-                    batches.append(
-                        (members, await producer.send_batch(builder, topic, partition=partition))
-                    )
-                    builder, members = producer.create_batch(), []
-                    builder.append(
-                        timestamp=None, key=message.key, value=message.value, headers=headers
-                    )
-                members.append(position)
-            batches.append(
-                (members, await producer.send_batch(builder, topic, partition=partition))
+            headers = list(message.headers)  # aiokafka's C builder takes a list
+            if not any(name == "traceparent" for name, _ in headers):
+                headers += trace
+            placed.append(
+                batches.add(message.topic, partition, message.key, message.value, headers)
             )
-        return batches
-
-
-_PENDING = Delivery("", -1, -1)
+        return placed
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
