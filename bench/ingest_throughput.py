@@ -1,13 +1,15 @@
 """Ingest throughput: HTTP batch ingestion vs a raw aiokafka producer, same broker, same run.
 
     make bench-ingest          # starts the local infrastructure unless configured
-    .venv/bin/python bench/ingest_throughput.py [--events 50000] [--clients 4] [--workers N]
+    .venv/bin/python bench/ingest_throughput.py [--events 50000] [--clients 8] [--workers N]
 
-The ingest service runs as its own process (uvicorn ``services.ingest.asgi:app`` with
-``--workers`` processes, by default one per CPU as one would deploy it; a 1-worker run is
-measured too) on the Kafka and PostgreSQL of ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``,
-with a throwaway database schema. Several concurrent clients POST batches of 1,000 events to
-``/v1/events/batch`` (bodies prepared up front). The baseline is one raw aiokafka producer with
+The ingest service runs as its own process (``spm serve ingest --workers N``, by default one
+worker per CPU as one would deploy it; a 1-worker run is measured too) on the Kafka and
+PostgreSQL of ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``, with a throwaway database schema.
+Several concurrent clients, each on its own keep-alive connection, POST batches of 1,000 events
+to ``/v1/events/batch`` (bodies prepared up front). The kernel assigns each connection to a
+worker (SO_REUSEPORT, see spm/workers.py), so with few connections the split can be uneven: the
+CPU of each worker is printed. The baseline is one raw aiokafka producer with
 the bus's settings (idempotent, acks=all) and aiokafka's default partitioner, sending the same
 canonical records (what ingest publishes for those events) to the same topics; for reference
 it is also run with the C murmur2 partitioner the bus uses. Then single-event
@@ -131,21 +133,9 @@ def start_server(port: int, schema: str, workers: int) -> subprocess.Popen[bytes
         "INGEST_DB_SCHEMA": schema,
         "INSTITUTION_CURRENCY": "KES",
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "services.ingest.asgi:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    spm = Path(sys.executable).with_name("spm")
+    cmd = [str(spm), "serve", "ingest", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers)]
     return subprocess.Popen(cmd, env=env, cwd=ROOT)
 
 
@@ -264,20 +254,20 @@ async def drop_schema(url: str, schema: str) -> None:
         await engine.dispose()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (uvicorn workers), from /proc."""
-    total = 0.0
+def cpu_seconds(pid: int) -> list[float]:
+    """User + system CPU of a process and of each of its children (the workers), from /proc."""
     pids = [pid]
     children = Path(f"/proc/{pid}/task/{pid}/children")
     if children.exists():
         pids += [int(c) for c in children.read_text().split()]
+    seconds = []
     for p in pids:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        seconds.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return seconds
 
 
 def pct(values: list[float], q: float) -> float:
@@ -288,7 +278,12 @@ def pct(values: list[float], q: float) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        help="concurrent clients (connections); with 8 on 2 workers all land on one 1 time in 128",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -325,9 +320,11 @@ async def main() -> None:
         f" (ratio against it {ingest_rate * fast_s / n:.3f})"
     )
     for workers, (seconds, cpu, _) in results.items():
+        split = ", ".join(f"{c:.1f}" for c in cpu[1:]) if workers > 1 else ""
         print(
             f"ingest HTTP batches, {workers} worker process(es): {seconds:.2f} s, "
-            f"{n / seconds:,.0f} events/s, server CPU {cpu * 1e6 / n:.0f} us/event"
+            f"{n / seconds:,.0f} events/s, server CPU {sum(cpu) * 1e6 / n:.0f} us/event"
+            + (f" (CPU s per worker: {split})" if split else "")
         )
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
@@ -344,8 +341,9 @@ async def main() -> None:
 
 async def ingest_run(
     bootstrap: str, database: str, run: str, n: int, workers: int, args: argparse.Namespace
-) -> tuple[float, float, list[float]]:
-    """(seconds for ``n`` events in batches, server CPU seconds, single-event latencies)."""
+) -> tuple[float, list[float], list[float]]:
+    """(seconds for ``n`` events in batches, CPU seconds of the server process and of each
+    worker, single-event latencies)."""
     schema = f"bench_ingest_{run}"
     events = input_events(run, n)
     bodies = [json.dumps(events[i : i + BATCH]).encode() for i in range(0, n, BATCH)]
@@ -356,9 +354,9 @@ async def ingest_run(
         await wait_ready(base, proc)
         warm = [json.dumps(input_events(f"{run}-w{i}", BATCH)).encode() for i in range(workers)]
         await bench_ingest(base, warm, workers)  # connections, metadata, caches of every worker
-        server_cpu = cpu_seconds(proc.pid)
+        before = cpu_seconds(proc.pid)
         ingest_s = await bench_ingest(base, bodies, args.clients)
-        server_cpu = cpu_seconds(proc.pid) - server_cpu
+        server_cpu = [b - a for a, b in zip(before, cpu_seconds(proc.pid), strict=True)]
         latencies = await bench_latency(base, run, args.rate, args.seconds)
     finally:
         proc.terminate()

@@ -58,11 +58,10 @@ def serve(
     if workers > 1:
         if service is not Service.ingest:
             raise typer.BadParameter("only the ingest service runs several workers")
+        from spm.workers import serve_workers
+
         # each worker imports the ASGI module, which builds the app and tunes its gc
-        uvicorn.run(
-            "services.ingest.asgi:app", host=host, port=port, workers=workers, log_config=None
-        )
-        return
+        raise typer.Exit(serve_workers("services.ingest.asgi:app", host, port, workers))
     module = importlib.import_module(f"services.{service.value}.app")
     service_app = module.create_app(settings)
     tune_gc()

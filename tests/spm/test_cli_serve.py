@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,23 @@ def _workers(pid: int) -> list[int]:
     """Child processes started by multiprocessing's spawn (uvicorn's workers)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _connections_to(pid: int, port: int) -> int:
+    """Established TCP connections on ``port`` that process ``pid`` holds (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
 
 
 def test_only_ingest_runs_several_workers() -> None:
@@ -82,4 +100,37 @@ async def test_ingest_workers_share_the_port_and_the_dedup_store(
             f"e{i}".encode() for i in range(300)
         )
     finally:
+        proc.stop()
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+async def test_ingest_workers_each_take_connections(
+    kafka_bootstrap: str, postgres_url: str, unique: str, tmp_path: Path
+) -> None:
+    """uvicorn's shared socket let one worker accept every waiting connection; with a socket
+    per worker the kernel spreads them (16 connections all on one of 2 workers: p = 2^-15)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": postgres_url,
+        "PSEUDONYM_PEPPER": PEPPER,
+        "API_KEYS": api_keys_json(),
+        "INSTITUTION_CURRENCY": "KES",
+        "INGEST_DB_SCHEMA": f"ingest_spread_{unique}",
+    }
+    port = free_port()
+    proc = Proc(env, port, tmp_path / "ingest.log", service="ingest", args=("--workers", "2"))
+    proc.start()
+    assert proc.proc is not None
+    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") for _ in range(16)]
+    try:
+        await proc.ready()
+        answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
+        assert [a.status_code for a in answers] == [200] * 16
+        held = [_connections_to(pid, port) for pid in _workers(proc.proc.pid)]
+        assert len(held) == 2 and sum(held) == 16 and min(held) >= 1, held
+    finally:
+        for client in clients:
+            await client.aclose()
         proc.stop()
