@@ -46,6 +46,7 @@ from services.common.bus import partition_for_key
 from services.common.db import create_engine
 from services.ingest.pseudonym import Pseudonymiser
 from services.ingest.validation import DateBounds, Validator
+from tests.spm.procfs import until_every_worker_listens
 
 ROOT = Path(__file__).resolve().parents[1]
 PEPPER = "bench-pepper-0123456789abcdef"
@@ -352,6 +353,8 @@ async def ingest_run(
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(base, proc)
+        if workers > 1:
+            await until_every_worker_listens(proc.pid, port, workers)
         warm = [json.dumps(input_events(f"{run}-w{i}", BATCH)).encode() for i in range(workers)]
         await bench_ingest(base, warm, workers)  # connections, metadata, caches of every worker
         before = cpu_seconds(proc.pid)

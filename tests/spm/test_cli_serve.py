@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from tests.alerts.servers import REPO, Proc, free_port
 from tests.ingest.conftest import PEPPER, TopicTail, api_keys_json, auth, event
+from tests.spm.procfs import ESTABLISHED, sockets_on, until_every_worker_listens
 
 SPM = str(REPO / ".venv" / "bin" / "spm")
 
@@ -24,29 +24,6 @@ def _registration(source: str, n: int) -> dict[str, object]:
         "registered_on": "2025-01-02",
     }
     return event("spm.client.registered.v1", f"e{n}", source, data)
-
-
-def _workers(pid: int) -> list[int]:
-    """Child processes started by multiprocessing's spawn (uvicorn's workers)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-
-
-def _connections_to(pid: int, port: int) -> int:
-    """Established TCP connections on ``port`` that process ``pid`` holds (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd) if fd.is_symlink() else ""
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("tcp", "tcp6"):
-        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = row.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01" and fields[9] in inodes:
-                count += 1
-    return count
 
 
 def test_only_ingest_runs_several_workers() -> None:
@@ -84,7 +61,7 @@ async def test_ingest_workers_share_the_port_and_the_dedup_store(
     try:
         await proc.ready()
         await tail.mark()
-        assert len(_workers(proc.proc.pid)) == 2
+        await until_every_worker_listens(proc.proc.pid, port, 2)
 
         source = f"core:{unique}"
         batches = [[_registration(source, i * 50 + j) for j in range(50)] for i in range(6)]
@@ -126,9 +103,10 @@ async def test_ingest_workers_each_take_connections(
     clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") for _ in range(16)]
     try:
         await proc.ready()
+        workers = await until_every_worker_listens(proc.proc.pid, port, 2)
         answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
         assert [a.status_code for a in answers] == [200] * 16
-        held = [_connections_to(pid, port) for pid in _workers(proc.proc.pid)]
+        held = [sockets_on(pid, port, ESTABLISHED) for pid in workers]
         assert len(held) == 2 and sum(held) == 16 and min(held) >= 1, held
     finally:
         for client in clients:
