@@ -2,7 +2,9 @@
 e-mail's arrival at an SMTP server, with the four services as separate processes.
 
 1. Start ingest, indicators, objectives and alerts (`spm serve X`) on fresh schemas, consumer
-   groups and topics where the services allow it, with `for_days` 0 and `group_wait` 0.
+   groups and topics where the services allow it, with `for_days` 0, `group_wait` 0 and
+   `group_interval` 0; the polling intervals (indicator emitter, alert flush) keep the services'
+   defaults unless ``--emit-interval`` / ``--flush-interval`` set them.
 2. Background load: a steady stream of healthy events (a control branch) at ``--rate`` events/s.
 3. Samples: for each sample a fresh branch gets a target (women_borrower_share ≥ 0.5) through
    the objectives API and a registered male client; then one loan disbursement — the breaking
@@ -109,7 +111,8 @@ def loan(u: str, client: str, branch: str) -> dict[str, Any]:
         "amount": "1000.00", "currency": "KES", "disbursed_on": "2025-06-02"})  # fmt: skip
 
 
-def environment(u: str, smtp_port: int) -> dict[str, str]:
+def environment(u: str, smtp_port: int, polling: dict[str, str]) -> dict[str, str]:
+    """Fresh names for this run; intervals as the services default unless ``polling`` says."""
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ALERTS_", "INDICATORS_"))},
         "PYTHONPATH": str(REPO),
@@ -120,7 +123,6 @@ def environment(u: str, smtp_port: int) -> dict[str, str]:
         "INDICATORS_TOPIC_SUFFIX": f"-{u}",
         "INDICATORS_DB_SCHEMA": f"indicators_{u}",
         "INDICATORS_GROUP_ID": f"indicators-{u}",
-        "INDICATORS_EMIT_INTERVAL_SECONDS": "0.2",
         "OBJECTIVES_DB_SCHEMA": f"objectives_{u}",
         "OBJECTIVES_TOPIC": f"spm.objectives.v1-{u}",
         "ALERTS_DB_SCHEMA": f"alerts_{u}",
@@ -132,7 +134,7 @@ def environment(u: str, smtp_port: int) -> dict[str, str]:
         "ALERTS_SMTP_PORT": str(smtp_port),
         "ALERTS_GROUP_WAIT_S": "0",
         "ALERTS_GROUP_INTERVAL_S": "0",
-        "ALERTS_FLUSH_INTERVAL_S": "0.2",
+        **polling,
     }
 
 
@@ -162,13 +164,25 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=int, default=500, help="background events per second")
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument(
+        "--emit-interval", type=float, help="INDICATORS_EMIT_INTERVAL_SECONDS (default: 5)"
+    )
+    parser.add_argument("--flush-interval", type=float, help="ALERTS_FLUSH_INTERVAL_S (default: 1)")
     args = parser.parse_args()
+    polling = {
+        name: str(value)
+        for name, value in (
+            ("INDICATORS_EMIT_INTERVAL_SECONDS", args.emit_interval),
+            ("ALERTS_FLUSH_INTERVAL_S", args.flush_interval),
+        )
+        if value is not None
+    }
     u = uuid.uuid4().hex[:8]
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     logs = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    env = environment(u, smtp.port)
+    env = environment(u, smtp.port, polling)
     procs = {s: Proc(env, free_port(), logs / f"{s}.log", s)
              for s in ("ingest", "indicators", "objectives", "alerts")}  # fmt: skip
     try:
@@ -251,6 +265,8 @@ async def main() -> None:
             f"of which 202 -> indicator value on its topic: p50={statistics.median(upstream):.3f}s"
             f" max={max(upstream):.3f}s (the rest is the alert service and SMTP)"
         )
+    intervals = ", ".join(f"{k}={v}" for k, v in polling.items()) or "emit and flush at defaults"
+    print(f"for_days=0 group_wait=0 group_interval=0; {intervals}")
     print(f"samples={len(latencies)} (of {i + 1} tried) max={max(latencies):.3f}s logs={logs}")
     print(f"e2e_alert_latency p50={p50:.3f} p99={p99:.3f} rate={rate:.0f}")
 
