@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from spm.workers import WORKER_FAILED
 from tests.alerts.servers import REPO, Proc, free_port
 from tests.ingest.conftest import PEPPER, TopicTail, api_keys_json, auth, event
 from tests.spm.procfs import ESTABLISHED, sockets_on, until_every_worker_listens
@@ -24,6 +27,26 @@ def _registration(source: str, n: int) -> dict[str, object]:
         "registered_on": "2025-01-02",
     }
     return event("spm.client.registered.v1", f"e{n}", source, data)
+
+
+def _env(kafka_bootstrap: str, postgres_url: str, schema: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": postgres_url,
+        "PSEUDONYM_PEPPER": PEPPER,
+        "API_KEYS": api_keys_json(),
+        "INSTITUTION_CURRENCY": "KES",
+        "INGEST_DB_SCHEMA": schema,
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_only_ingest_runs_several_workers() -> None:
@@ -44,15 +67,7 @@ def test_only_ingest_runs_several_workers() -> None:
 async def test_ingest_workers_share_the_port_and_the_dedup_store(
     kafka_bootstrap: str, postgres_url: str, unique: str, tmp_path: Path
 ) -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": postgres_url,
-        "PSEUDONYM_PEPPER": PEPPER,
-        "API_KEYS": api_keys_json(),
-        "INSTITUTION_CURRENCY": "KES",
-        "INGEST_DB_SCHEMA": f"ingest_workers_{unique}",
-    }
+    env = _env(kafka_bootstrap, postgres_url, f"ingest_workers_{unique}")
     port = free_port()
     proc = Proc(env, port, tmp_path / "ingest.log", service="ingest", args=("--workers", "2"))
     proc.start()
@@ -87,15 +102,7 @@ async def test_ingest_workers_each_take_connections(
 ) -> None:
     """uvicorn's shared socket let one worker accept every waiting connection; with a socket
     per worker the kernel spreads them (16 connections all on one of 2 workers: p = 2^-15)."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": postgres_url,
-        "PSEUDONYM_PEPPER": PEPPER,
-        "API_KEYS": api_keys_json(),
-        "INSTITUTION_CURRENCY": "KES",
-        "INGEST_DB_SCHEMA": f"ingest_spread_{unique}",
-    }
+    env = _env(kafka_bootstrap, postgres_url, f"ingest_spread_{unique}")
     port = free_port()
     proc = Proc(env, port, tmp_path / "ingest.log", service="ingest", args=("--workers", "2"))
     proc.start()
@@ -111,4 +118,37 @@ async def test_ingest_workers_each_take_connections(
     finally:
         for client in clients:
             await client.aclose()
+        proc.stop()
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("ending", "exit_code"),
+    [("SIGTERM to the service", 0), ("SIGKILL to a worker", WORKER_FAILED)],
+)
+async def test_the_service_and_its_workers_end_together(
+    kafka_bootstrap: str,
+    postgres_url: str,
+    unique: str,
+    tmp_path: Path,
+    ending: str,
+    exit_code: int,
+) -> None:
+    """No orphaned worker keeps the port, and a dead worker is not silently a smaller service."""
+    env = _env(kafka_bootstrap, postgres_url, f"ingest_end_{unique}")
+    port = free_port()
+    proc = Proc(env, port, tmp_path / "ingest.log", service="ingest", args=("--workers", "2"))
+    proc.start()
+    assert proc.proc is not None
+    try:
+        await proc.ready()
+        workers = await until_every_worker_listens(proc.proc.pid, port, 2)
+        if ending.startswith("SIGTERM"):
+            proc.proc.terminate()
+        else:
+            os.kill(workers[0], signal.SIGKILL)
+        assert await asyncio.to_thread(proc.proc.wait, 60) == exit_code
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:
         proc.stop()
