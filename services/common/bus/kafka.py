@@ -6,7 +6,8 @@ import asyncio
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTP
@@ -27,6 +28,7 @@ from services.common.bus.base import (
     BusError,
     BusUnavailable,
     Delivery,
+    Headers,
     Message,
     OffsetReset,
     OnAssign,
@@ -389,10 +391,18 @@ class KafkaBus(Bus):
             await consumer.stop()
 
 
+_header_value = itemgetter(1)
+
+
 def _record(r: ConsumerRecord[bytes, bytes]) -> Record:
-    """Kafka allows null header values; such a header reads as absent rather than crashing."""
-    headers = tuple((k, bytes(v)) for k, v in r.headers if v is not None)
-    return Record(r.topic, r.partition, r.offset, r.key, r.value, headers, r.timestamp)
+    """Kafka allows null header values; such a header reads as absent rather than crashing.
+    aiokafka's header values are bytes already: only a null one costs a rebuilt tuple."""
+    headers = tuple(r.headers)
+    if None in map(_header_value, headers):
+        headers = tuple(h for h in headers if h[1] is not None)
+    return Record(
+        r.topic, r.partition, r.offset, r.key, r.value, cast(Headers, headers), r.timestamp
+    )
 
 
 async def _topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
@@ -41,9 +41,9 @@ _good_sources: set[bytes] = set()
 _good_times: set[bytes] = set()
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """What the engine needs of a valid canonical event; ``body`` is the payload's JSON."""
+class Decoded(NamedTuple):
+    """What the engine needs of a valid canonical event; ``body`` is the payload's JSON.
+    A named tuple, as the bus's Record: one is built per record."""
 
     id: str
     source: str
