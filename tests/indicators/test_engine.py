@@ -104,6 +104,24 @@ async def test_a_zombie_cannot_write_after_the_new_owner(harness: Harness) -> No
     assert await h.v("active_clients", "all", "2024-01-01") == 2
 
 
+async def test_the_group_offsets_follow_the_stored_ones(harness: Harness) -> None:
+    """Lag tools read the group's Kafka offsets: the engine copies its stored ones there."""
+    h = harness
+    await h.send([reg(f"c{i}", "2024-01-01") for i in range(20)])
+    await h.send([disb(f"L{i}", f"c{i}", "2024-01-02", "10") for i in range(20)])
+    stored = {tp: o for tp, o in (await h.stored_offsets()).items() if o > 0}
+    assert sum(stored.values()) == 40
+    group = h.settings.indicators_group_id
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        committed = await h.bus.group_offsets(group)
+        if {(tp.topic, tp.partition): o for tp, o in committed.items() if o > 0} == stored:
+            break
+        assert loop.time() < deadline, f"group offsets {committed} never reached {stored}"
+        await asyncio.sleep(0.2)
+
+
 async def test_two_instances_share_the_work(harness: Harness) -> None:
     h = harness
     second = Service(h.settings, h.bus)

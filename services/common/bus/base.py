@@ -150,5 +150,9 @@ class Bus(ABC):
         partition: how a producer learns after a crash what it already wrote (outbox relay)."""
         raise BusError(f"{type(self).__name__} cannot read the tail of {topic}")
 
+    async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """The offsets a consumer group committed (what lag tools compare with the ends)."""
+        raise BusError(f"{type(self).__name__} cannot read the offsets of group {group_id}")
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources (nothing by default)."""

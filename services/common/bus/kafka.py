@@ -390,6 +390,19 @@ class KafkaBus(Bus):
         finally:
             await consumer.stop()
 
+    async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=self._request_timeout_ms
+        )
+        try:
+            await admin.start()
+            committed = await admin.list_consumer_group_offsets(group_id)
+        except KafkaError as exc:
+            raise translate(exc, "reading group offsets") from exc
+        finally:
+            await admin.close()
+        return {_ours(tp): meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+
 
 _header_value = itemgetter(1)
 

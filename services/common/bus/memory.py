@@ -117,6 +117,9 @@ class MemoryBus(Bus):
             self, group_id, topics, on_assign, on_revoke, auto_offset_reset, max_records
         )
 
+    async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        return dict(self._group(group_id).committed)
+
     def _group(self, group_id: str) -> _Group:
         return self._groups.setdefault(group_id, _Group())
 

@@ -47,6 +47,7 @@ from services.indicators.state import UnitState
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
+MIRROR_TIMEOUT_S = 10.0
 APPLY_CHUNK = 1000
 """Events applied between two yields to the event loop (the in-flight commit needs turns)."""
 
@@ -108,6 +109,8 @@ class Engine:
         self.known_sets: set[int] = set()
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_claims: set[tuple[str, str]] = set()
+        self._mirror: asyncio.Task[None] | None = None
+        self._unmirrored: dict[tuple[str, int], int] = {}
         self.lock = asyncio.Lock()
         self.generation = 0
         self.changed = asyncio.Event()
@@ -232,6 +235,9 @@ class Engine:
                     await self._recover(consumer)
         finally:
             await self._settle(quiet=True)
+            if self._mirror is not None:
+                self._mirror.cancel()
+                await asyncio.wait([self._mirror])
             self._consumer = None
             await consumer.stop()
 
@@ -311,6 +317,33 @@ class Engine:
                 await store.add_seen(session, batch.seen)
         self.applied += batch.records
         self.changed.set()
+        self._unmirrored.update(batch.new_offsets)
+        if self._mirror is None or self._mirror.done():
+            self._mirror = asyncio.ensure_future(self._mirror_offsets())
+
+    async def _mirror_offsets(self) -> None:
+        """Copy offsets committed with their batch's effects to the group's Kafka offsets, so lag
+        tools (``kafka-consumer-groups.sh --describe``) see the engine's progress.
+
+        The database stays the truth (every assignment seeks to it), so a copy lost to a
+        rebalance or an outage costs nothing: a later batch's copy supersedes it. One copy runs
+        at a time beside the loop (a commit can wait long for the group coordinator) and takes
+        whatever batches committed meanwhile.
+        """
+        while self._unmirrored and (consumer := self._consumer) is not None:
+            owned = consumer.assignment()
+            offsets = {
+                tp: o
+                for (t, p), o in self._unmirrored.items()
+                if (tp := TopicPartition(t, p)) in owned
+            }
+            self._unmirrored = {}
+            if not offsets:
+                continue
+            try:
+                await asyncio.wait_for(consumer.commit(offsets), MIRROR_TIMEOUT_S)
+            except (SpmError, TimeoutError) as exc:
+                log.debug("indicators: offsets not copied to the group (%r)", exc)
 
     def _decode(self, r: Record, dead: list[DeadLetter]) -> Decoded | None:
         try:
