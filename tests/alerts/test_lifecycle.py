@@ -1,5 +1,6 @@
 """A target breached for ``for_days``: pending, firing, one e-mail and one webhook; a repeat only
-after ``repeat_interval``; after an ack no repeat, but the resolve is still sent."""
+after ``repeat_interval``; after an ack no repeat, but the resolve is still sent; an ack does not
+hide an escalation of severity."""
 
 from __future__ import annotations
 
@@ -83,3 +84,38 @@ async def test_pending_firing_repeat_ack_resolve(
         await asyncio.sleep(0.1)
     assert states[0] == "pending"
     assert states.count("resolved") == 1 and "firing" in states
+
+
+async def test_an_ack_does_not_hide_an_escalation(
+    h: Harness, smtp: SmtpServer, webhook: HttpReceiver
+) -> None:
+    """An acknowledgement covers the severity it was given at: when the target is raised to
+    critical while the alert still fires, the escalation is notified all the same, and so are
+    the reminders the ack had stopped."""
+    d = business_days(3)
+    await h.targets(target(for_days=0))
+    await h.values(d[0], (CODE, "all", "0.55"))
+    [alert] = await h.alerts("breach")
+    assert alert["state"] == "firing" and alert["severity"] == "warning"
+    await h.settle()
+    assert len(smtp.messages) == 1
+    r = await h.client.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers=h.auth())
+    assert r.status_code == 200, r.text
+
+    await h.values(d[1], (CODE, "all", "0.54"))  # the same severity: the ack holds
+    h.clock.advance(61)
+    await h.settle()
+    assert len(smtp.messages) == 1
+
+    await h.targets(target(for_days=0, severity="critical").model_copy(update={"version": 2}))
+    await h.values(d[2], (CODE, "all", "0.53"))
+    [alert] = await h.alerts("breach")
+    assert alert["severity"] == "critical" and alert["acked_at"] is not None
+    h.clock.advance(61)
+    await h.settle()
+    assert len(smtp.messages) == 2 and len(webhook.requests) == 2
+    assert webhook.requests[1].body["alerts"][0]["severity"] == "critical"
+    h.clock.advance(3601)  # the ack was for a warning: the critical alert is reminded of
+    await h.settle()
+    assert len(smtp.messages) == 3
+    assert webhook.requests[2].body["reason"] == "repeat"
