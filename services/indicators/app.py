@@ -20,14 +20,17 @@ from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
 from services.common.db import (
     create_engine,
+    database_errors,
     is_sqlite,
     migrate,
     service_database_url,
     session_factory,
 )
+from services.common.errors import SpmError
 from services.common.http import create_service_app
 from services.common.settings import CommonSettings
 from services.indicators import models as m
+from services.indicators import store
 from services.indicators.api.routes import ApiError, Runtime, api_error_handler, router
 from services.indicators.config import IndicatorSettings
 from services.indicators.consumers.engine import Engine, run_forever
@@ -60,6 +63,10 @@ async def prepare(settings: IndicatorSettings, bus: Bus) -> None:
     await bus.ensure_topics(specs)
 
 
+class ParametersChanged(SpmError):
+    """A parameter the stored aggregates depend on differs from the one they were computed with."""
+
+
 class Service:
     """The running parts (engine, emitter, tick) of one instance."""
 
@@ -82,6 +89,7 @@ class Service:
 
     async def start(self, *, run: bool = True) -> None:
         await prepare(self.settings, self.bus)
+        await self.check_parameters()
         await self.producer.start()
         if run:
             self.tasks.append(asyncio.create_task(run_forever(self.engine), name="engine"))
@@ -91,6 +99,24 @@ class Service:
                 asyncio.create_task(
                     run_ticks(self.settings, self.sessions, self.engine.changed), name="tick"
                 )
+            )
+
+    async def check_parameters(self) -> None:
+        """Refuse to add to aggregates that were computed with other parameters: the sums would
+        mix two definitions and no later event could make them right again."""
+        wanted = self.settings.stored_parameters()
+        with database_errors():
+            async with self.sessions() as session, session.begin():
+                stored = await store.pin_parameters(session, wanted)
+        changed = [
+            f"{name} is {wanted[name]} but the stored indicators were computed with {stored[name]}"
+            for name in wanted
+            if stored.get(name, wanted[name]) != wanted[name]
+        ]
+        if changed:
+            raise ParametersChanged(
+                "; ".join(changed) + f" (schema {self.settings.indicators_db_schema}). Set it back,"
+                " or rebuild: run with a fresh INDICATORS_DB_SCHEMA and INDICATORS_GROUP_ID."
             )
 
     async def stop(self) -> None:

@@ -9,6 +9,11 @@ Indicator parameters (they change what the engine stores: a change needs a rebui
 - ``INDICATORS_GNI_PER_CAPITA`` (unset): GNI per capita in local currency; without it
   ``avg_balance_gni_ratio`` is null (read-time only: no rebuild needed).
 - ``INDICATORS_DROPOUT_DELAY_DAYS`` (90): days after the last loan ended before an inferred exit.
+- ``INSTITUTION_TIMEZONE`` (common setting): the time zone that dates events.
+
+The first start on a schema records these (``stored_parameters``); a later start with other values
+refuses to run (``ParametersChanged``), because the stored aggregates were computed with the old
+ones. Rebuild on a fresh ``INDICATORS_DB_SCHEMA`` (and group) instead.
 
 Runtime:
 
@@ -78,3 +83,13 @@ class IndicatorSettings(CommonSettings):
     @property
     def output_topic(self) -> str:
         return self.topic(INDICATORS.name)
+
+    def stored_parameters(self) -> dict[str, str]:
+        """The settings the stored aggregates depend on, by environment variable, as text."""
+        return {
+            "INDICATORS_SLA_DAYS": str(self.indicators_sla_days),
+            "INDICATORS_DSTI_LIMIT": format(self.indicators_dsti_limit.normalize(), "f"),
+            "INDICATORS_LENDER_COUNT": str(self.indicators_lender_count),
+            "INDICATORS_DROPOUT_DELAY_DAYS": str(self.indicators_dropout_delay_days),
+            "INSTITUTION_TIMEZONE": self.institution_timezone,
+        }

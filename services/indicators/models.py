@@ -88,6 +88,14 @@ clock = Table(
 )
 """The daily tick's date (name ``tick``)."""
 
+parameters = Table(
+    "parameters",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""The settings the stored aggregates were computed with (recorded by the first start)."""
+
 published = Table(
     "published",
     metadata,

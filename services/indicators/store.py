@@ -427,3 +427,11 @@ async def raise_tick(session: AsyncSession, day: int) -> None:
         },
     )
     await session.execute(stmt, [{"name": "tick", "day": day}])
+
+
+async def pin_parameters(session: AsyncSession, wanted: Mapping[str, str]) -> dict[str, str]:
+    """Record the parameters not recorded yet; return every recorded one."""
+    stmt = _insert(session, m.parameters).on_conflict_do_nothing()
+    await session.execute(stmt, [{"name": k, "value": v} for k, v in wanted.items()])
+    rows = await session.execute(select(m.parameters.c.name, m.parameters.c.value))
+    return {row.name: row.value for row in rows}

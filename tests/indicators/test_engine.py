@@ -12,7 +12,7 @@ import pytest
 
 from contracts.envelope import to_kafka
 from services.common.bus import Bus, Message, Record
-from services.indicators.app import Service
+from services.indicators.app import ParametersChanged, Service
 from services.indicators.store import StaleOwnership
 from tests.indicators.conftest import Harness
 from tests.indicators.events import disb, event, pid, reg
@@ -120,6 +120,28 @@ async def test_the_group_offsets_follow_the_stored_ones(harness: Harness) -> Non
             break
         assert loop.time() < deadline, f"group offsets {committed} never reached {stored}"
         await asyncio.sleep(0.2)
+
+
+async def test_a_changed_parameter_is_refused(harness: Harness) -> None:
+    """The stored deltas were computed with the first start's parameters: another DSTI limit
+    would mix two definitions, so the service refuses to start and says what to do."""
+    h = harness
+    await h.send([disb("L1", "c1", "2024-01-02", "100")])
+    limit = h.settings.indicators_dsti_limit
+    other = Service(h.settings.model_copy(update={"indicators_dsti_limit": limit / 2}), h.bus)
+    try:
+        with pytest.raises(ParametersChanged) as refused:
+            await other.start(run=False)
+    finally:
+        await other.base_db.dispose()
+    message = str(refused.value)
+    assert f"INDICATORS_DSTI_LIMIT is {limit / 2} but" in message
+    assert f"computed with {limit}" in message and "INDICATORS_DB_SCHEMA" in message
+    padded = limit.quantize(Decimal("0.0001"))  # the same value written differently (0.5000)
+    same = Service(h.settings.model_copy(update={"indicators_dsti_limit": padded}), h.bus)
+    await same.start(run=False)
+    await same.stop()
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 100
 
 
 async def test_two_instances_share_the_work(harness: Harness) -> None:
