@@ -45,8 +45,8 @@ Notifications (wall-clock timers; seconds, so tests may use small values):
 Runtime:
 
 - ``ALERTS_DB_SCHEMA`` ("alerts"), ``ALERTS_GROUP_ID`` ("spm-alerts"), ``ALERTS_SOURCE``
-  ("spm:alerts"), ``ALERTS_INDICATORS_TOPIC``, ``ALERTS_OBJECTIVES_TOPIC``, ``ALERTS_TOPIC``
-  (the catalog's names by default; tests use their own).
+  ("spm:alerts"), ``ALERTS_INDICATORS_TOPIC``, ``ALERTS_OBJECTIVES_TOPIC``, ``ALERTS_TOPIC``,
+  ``ALERTS_DEADLETTER_TOPIC`` (the catalog's names by default; tests use their own).
 - ``OBJECTIVES_URL`` (unset): when set, ``GET {OBJECTIVES_URL}/v1/targets`` is read at start-up
   (with ``ALERTS_OBJECTIVES_API_KEY``) in addition to the topic.
 - ``ALERTS_CRASH_AFTER_SEND`` (false; tests only): the process kills itself (SIGKILL) after the
@@ -63,7 +63,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from contracts.topics import ALERTS, INDICATORS, OBJECTIVES, TopicSpec
+from contracts.topics import ALERTS, DEADLETTER, INDICATORS, OBJECTIVES, TopicSpec
 from services.common.settings import CommonSettings
 
 GroupLabel = Literal["objective", "target", "indicator", "segment", "kind", "severity"]
@@ -142,6 +142,7 @@ class AlertSettings(CommonSettings):
     alerts_indicators_topic: str = INDICATORS.name
     alerts_objectives_topic: str = OBJECTIVES.name
     alerts_topic: str = ALERTS.name
+    alerts_deadletter_topic: str = DEADLETTER.name
     alerts_batch_size: int = Field(default=500, ge=1, le=100_000)
     objectives_url: str | None = None
     alerts_objectives_api_key: SecretStr | None = None
@@ -162,4 +163,5 @@ class AlertSettings(CommonSettings):
             dataclasses.replace(INDICATORS, name=self.alerts_indicators_topic),
             dataclasses.replace(OBJECTIVES, name=self.alerts_objectives_topic),
             dataclasses.replace(ALERTS, name=self.alerts_topic),
+            dataclasses.replace(DEADLETTER, name=self.alerts_deadletter_topic),
         ]

@@ -19,7 +19,7 @@ from services.alerts import store, targets
 from services.alerts.clock import Clock, SystemClock
 from services.alerts.config import AlertSettings
 from services.alerts.consumers.handlers import Handlers, apply_targets
-from services.alerts.consumers.loop import Loop, Serial
+from services.alerts.consumers.loop import DeadLetters, Loop, Serial
 from services.alerts.errors import AlertsError
 from services.alerts.evaluation import Evaluator, Rules
 from services.alerts.notify.channels import Channels
@@ -74,15 +74,17 @@ class AlertService:
             self.engine, m.outbox, bus, lock_name=f"spm-alerts-outbox:{settings.alerts_db_schema}",
             poll_interval_s=0.5,
         )  # fmt: skip
+        self.producer = bus.producer()
+        dead_letters = DeadLetters(self.producer, settings.alerts_deadletter_topic)
         self.targets_loop = Loop(
             bus, self.sessions, f"{group}-targets", [settings.alerts_objectives_topic],
-            handlers.targets, batch_size=settings.alerts_batch_size, after_batch=self._changed,
-            serial=serial,
+            handlers.targets, dead_letters, batch_size=settings.alerts_batch_size,
+            after_batch=self._changed, serial=serial,
         )  # fmt: skip
         self.indicators_loop = Loop(
             bus, self.sessions, f"{group}-indicators", [settings.alerts_indicators_topic],
-            handlers.indicators, batch_size=settings.alerts_batch_size, after_batch=self._changed,
-            serial=serial,
+            handlers.indicators, dead_letters, batch_size=settings.alerts_batch_size,
+            after_batch=self._changed, serial=serial,
         )  # fmt: skip
         self.pipeline = Pipeline(settings, self.routing, self.clock)
         self.channels = Channels(settings)
@@ -102,6 +104,7 @@ class AlertService:
         await self.bus.ensure_topics(self.settings.topic_specs())
         if not run:
             return
+        await self.producer.start()
         await self._seed_from_api()
         await self.targets_loop.catch_up()
         self.tasks += [
@@ -120,6 +123,7 @@ class AlertService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
+        await self.producer.stop()
         await self.channels.close()
         await self.engine.dispose()
 

@@ -2,7 +2,9 @@
 on every assignment seek to the offsets stored in the database.
 
 A failure (database or bus) stops the consumer and starts it again: the new assignment seeks back
-to the last committed offsets, so nothing half-applied is skipped.
+to the last committed offsets, so nothing half-applied is skipped. Records that are not valid
+events go to the dead-letter topic (acknowledged before their offsets are stored) and the
+consumer moves on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.envelope import CanonicalEvent, ContractViolation, from_kafka
 from services.alerts import models as m
-from services.common.bus import Bus, Record, TopicPartition
+from services.common.bus import Bus, Message, Producer, Record, TopicPartition, dead_letter
 from services.common.db import database_errors
 from services.common.errors import SpmError
 from services.common.offsets import claim_new, load_offsets, store_offsets
@@ -45,6 +47,21 @@ class Serial:
             )
 
 
+class DeadLetters:
+    """Where this service's consumers park records that are not valid events."""
+
+    def __init__(self, producer: Producer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    def of(self, record: Record, reason: str) -> Message:
+        return dead_letter(record, reason, service="alerts", topic=self.topic)
+
+    async def send(self, messages: Sequence[Message]) -> None:
+        await self.producer.send_many(messages)
+        log.warning("alerts: %d record(s) sent to the dead-letter topic", len(messages))
+
+
 class Loop:
     """One consumer group over some topics, applying batches with ``handle``."""
 
@@ -55,6 +72,7 @@ class Loop:
         group_id: str,
         topics: Sequence[str],
         handle: Handler,
+        dead_letters: DeadLetters,
         *,
         batch_size: int = 500,
         after_batch: Callable[[], None] | None = None,
@@ -65,6 +83,7 @@ class Loop:
         self.group_id = group_id
         self.topics = list(topics)
         self.handle = handle
+        self.dead_letters = dead_letters
         self.batch_size = batch_size
         self.after_batch = after_batch
         self.serial = serial or Serial(None)
@@ -130,6 +149,7 @@ class Loop:
     async def _apply(self, records: Sequence[Record]) -> None:
         events: list[CanonicalEvent] = []
         offsets: dict[tuple[str, int], int] = {}
+        dead: list[Message] = []
         for record in records:
             offsets[(record.topic, record.partition)] = record.offset + 1
             if record.value is None:
@@ -137,10 +157,10 @@ class Loop:
             try:
                 events.append(from_kafka(record.value, record.headers))
             except ContractViolation as exc:
-                log.warning(
-                    "alerts: skipped invalid record %s/%d@%d (%s)",
-                    record.topic, record.partition, record.offset, exc,
-                )  # fmt: skip
+                reason = f"contract violation: {exc}"
+                dead.append(self.dead_letters.of(record, reason))
+        if dead:
+            await self.dead_letters.send(dead)
         with database_errors():
             async with self.serial.lock, self.sessions() as session, session.begin():
                 await self.serial.enter(session)

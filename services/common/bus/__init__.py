@@ -15,6 +15,7 @@ from services.common.bus.base import (
     TopicPartition,
     partition_for_key,
 )
+from services.common.bus.deadletter import dead_letter
 from services.common.bus.kafka import KafkaBus
 from services.common.bus.memory import MemoryBus
 from services.common.settings import CommonSettings
@@ -35,6 +36,7 @@ __all__ = [
     "Record",
     "TopicPartition",
     "create_bus",
+    "dead_letter",
     "partition_for_key",
 ]
 

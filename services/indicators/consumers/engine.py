@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import events as ev
 from contracts.envelope import ContractViolation
-from services.common.bus import Bus, Consumer, Message, Producer, Record, TopicPartition
+from services.common.bus import Bus, Consumer, Producer, Record, TopicPartition, dead_letter
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
 from services.indicators import models as m
@@ -349,7 +349,7 @@ class Engine:
         try:
             event = decode(r)
         except ContractViolation as exc:
-            dead.append(DeadLetter(r, f"contract violation: {exc}"[:1000]))
+            dead.append(DeadLetter(r, f"contract violation: {exc}"))
             return None
         expected_topic = self._topic_of.get(event.type)
         if expected_topic is None:
@@ -418,18 +418,10 @@ class Engine:
         batch.claims = list(claimed)
 
     async def _dead_letter(self, dead: list[DeadLetter]) -> None:
-        messages = []
-        for d in dead:
-            r = d.record
-            headers = tuple(h for h in r.headers if not h[0].startswith("error.")) + (
-                ("error.reason", d.reason.encode()),
-                ("error.source", b"indicators"),
-                ("error.topic", r.topic.encode()),
-                ("error.partition", str(r.partition).encode()),
-                ("error.offset", str(r.offset).encode()),
-            )
-            messages.append(Message(self.settings.deadletter_topic, r.value, r.key, headers))
-        await self.producer.send_many(messages)
+        topic = self.settings.deadletter_topic
+        await self.producer.send_many(
+            [dead_letter(d.record, d.reason, service="indicators", topic=topic) for d in dead]
+        )
         log.warning("indicators: %d record(s) sent to the dead-letter topic", len(dead))
 
 
