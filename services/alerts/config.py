@@ -40,6 +40,9 @@ Notifications (wall-clock timers; seconds, so tests may use small values):
   ``ALERTS_SMTP_PASSWORD``, ``ALERTS_SMTP_STARTTLS`` (false), ``ALERTS_SMTP_TIMEOUT_S`` (10),
   ``ALERTS_MAIL_FROM`` (spm-monitor@localhost).
 - ``ALERTS_WEBHOOK_TIMEOUT_S`` (10).
+- ``ALERTS_RETENTION_DAYS`` (400): sent and failed notifications, resolved alerts and silences
+  that ended longer ago than this are deleted (looked for hourly); pending notifications and
+  active alerts are kept whatever their age.
 - ``ALERTS_DASHBOARD_URL`` (http://127.0.0.1:8000): base of links in notifications.
 
 Runtime:
@@ -123,6 +126,7 @@ class AlertSettings(CommonSettings):
     alerts_group_interval_s: float = Field(default=300.0, ge=0)
     alerts_repeat_interval_s: float = Field(default=86_400.0, gt=0)
     alerts_flush_interval_s: float = Field(default=1.0, gt=0)
+    alerts_retention_days: int = Field(default=400, ge=1)
     alerts_send_max_attempts: int = Field(default=8, ge=1, le=100)
     alerts_send_backoff_s: float = Field(default=2.0, gt=0)
     alerts_send_backoff_max_s: float = Field(default=600.0, gt=0)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from services.alerts.evaluation import Evaluator, Rules
 from services.alerts.notify.channels import Channels
 from services.alerts.notify.pipeline import Pipeline
 from services.alerts.notify.sender import Sender
+from services.common.aio import wait_event
 from services.common.bus import Bus
 from services.common.db import (
     create_engine,
@@ -39,6 +41,7 @@ from services.common.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+PURGE_INTERVAL_S = 3600.0
 
 
 def database_url(settings: AlertSettings) -> str:
@@ -113,6 +116,7 @@ class AlertService:
             asyncio.create_task(self.relay.run(), name="alerts-relay"),
             asyncio.create_task(self._flush_forever(), name="alerts-flush"),
             asyncio.create_task(self.sender.run(), name="alerts-sender"),
+            asyncio.create_task(self._purge_forever(), name="alerts-purge"),
         ]
 
     async def stop(self) -> None:
@@ -150,11 +154,25 @@ class AlertService:
                 await self.flush_once()
             except SpmError as exc:
                 log.warning("alerts: flush failed (%s)", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.flush_wakeup.wait(), self.settings.alerts_flush_interval_s
-                )
+            await wait_event(self.flush_wakeup, self.settings.alerts_flush_interval_s)
             self.flush_wakeup.clear()
+
+    async def purge_once(self) -> int:
+        """Delete history older than ``ALERTS_RETENTION_DAYS`` (the loop does this hourly)."""
+        before = self.clock.now() - timedelta(days=self.settings.alerts_retention_days)
+        async with self.write() as session:
+            deleted = await store.purge_history(session, before)
+        if deleted:
+            log.info("alerts: deleted %d history row(s) older than %s", deleted, before)
+        return deleted
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                await self.purge_once()
+            except SpmError as exc:
+                log.warning("alerts: purge failed (%s)", exc)
+            await asyncio.sleep(PURGE_INTERVAL_S)
 
     async def _seed_from_api(self) -> None:
         url = self.settings.objectives_url

@@ -151,3 +151,17 @@ async def announce(
     await enqueue(
         session, m.outbox, Message(pub.topic, record.value, record.key, tuple(record.headers))
     )
+
+
+async def purge_history(session: AsyncSession, before: datetime) -> int:
+    """Delete what only history needs once it is older than ``before``: sent or failed
+    notifications, resolved alerts and ended silences. Returns how many rows went."""
+    n, a, s = m.notifications.c, m.alerts.c, m.silences.c
+    deleted = 0
+    for stmt in (
+        delete(m.notifications).where(n.status != "pending", n.created_at < before),
+        delete(m.alerts).where(a.state == "resolved", a.updated_at < before),
+        delete(m.silences).where(s.ends_at < before),
+    ):
+        deleted += (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+    return deleted

@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.aio import wait_event
 from services.common.bus import Bus, Message, Producer, partition_for_key
 from services.common.db import UtcDateTime, database_errors, is_sqlite
 from services.common.errors import SpmError
@@ -228,8 +229,7 @@ class OutboxRelay:
                     await self._unlock(lock_conn)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        await wait_event(self._wakeup, seconds)
         self._wakeup.clear()
 
     # --- election ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import IndicatorChanged
+from services.common.aio import raise_if_cancelled, wait_event
 from services.common.bus import Message, Producer
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
@@ -104,11 +105,8 @@ class Emitter:
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), interval)
+            raise_if_cancelled()  # the producer's library still uses wait_for
+            await wait_event(self.changed, interval)
             if self.busy() and loop.time() - last < interval * BUSY_INTERVALS:
                 await asyncio.sleep(interval)
                 continue

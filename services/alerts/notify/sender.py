@@ -9,7 +9,6 @@ the restart with the same idempotency key — at least once, never under two key
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.alerts.errors import DeliveryError
 from services.alerts.notify.channels import Channels
+from services.common.aio import wait_event
 from services.common.db import database_errors
 from services.common.errors import SpmError
 
@@ -63,10 +63,7 @@ class Sender:
                 log.warning("alerts: sender cycle failed (%s)", exc)
                 sent = 0
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.wakeup.wait(), self.settings.alerts_flush_interval_s
-                    )
+                await wait_event(self.wakeup, self.settings.alerts_flush_interval_s)
                 self.wakeup.clear()
 
     async def send_due(self, limit: int = 50) -> int:

@@ -156,7 +156,8 @@ class MemoryBus(Bus):
     async def _wait_for_change(self, timeout_s: float) -> None:
         async with self._changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for: see services.common.aio
+                    await self._changed.wait()
 
 
 class MemoryProducer:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import events as ev
 from contracts.envelope import ContractViolation
+from services.common.aio import raise_if_cancelled
 from services.common.bus import Bus, Consumer, Producer, Record, TopicPartition, dead_letter
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
@@ -215,7 +216,7 @@ class Engine:
         backoff = 0.1
         try:
             while True:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 generation = self.generation
                 records = await consumer.getmany(timeout_ms=0 if self._inflight else 500)
                 self.behind = len(records) >= self.settings.indicators_batch_size
@@ -341,7 +342,8 @@ class Engine:
             if not offsets:
                 continue
             try:
-                await asyncio.wait_for(consumer.commit(offsets), MIRROR_TIMEOUT_S)
+                async with asyncio.timeout(MIRROR_TIMEOUT_S):  # see services.common.aio
+                    await consumer.commit(offsets)
             except (SpmError, TimeoutError) as exc:
                 log.debug("indicators: offsets not copied to the group (%r)", exc)
 
@@ -438,18 +440,10 @@ async def _start(consumer: Consumer) -> None:
         raise
 
 
-def _raise_if_cancelled() -> None:
-    """Python 3.11's ``wait_for`` can swallow a cancellation racing with a result (the bus
-    waits with it): honour a pending cancellation at the top of every loop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 async def run_forever(engine: Engine) -> None:
     """Run the engine, restarting its consumer after infrastructure failures."""
     while True:
-        _raise_if_cancelled()
+        raise_if_cancelled()
         try:
             await engine.run()
         except SpmError as exc:

@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.topics import CLIENTS, DEADLETTER, LOANS
+from services.common.aio import wait_event
 from services.common.bus import Bus, Consumer, Record, TopicPartition
 from services.common.db import DatabaseError, database_errors, session_factory
 from services.common.errors import SpmError
@@ -189,10 +190,7 @@ class FineractConsumer:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return
+    await wait_event(stop, seconds)
 
 
 async def run_fineract_consumer(

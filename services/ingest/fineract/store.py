@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.common.aio import wait_event
 from services.common.bus import Message
 from services.common.db import create_engine, is_sqlite, migrate, service_database_url
 from services.ingest.fineract import models as m
@@ -58,9 +59,7 @@ async def exclusive(engine: AsyncEngine, key: str, stop: asyncio.Event) -> Async
             await conn.commit()
             if got:
                 break
-            try:
-                await asyncio.wait_for(stop.wait(), LOCK_POLL_S)
-            except TimeoutError:
+            if not await wait_event(stop, LOCK_POLL_S):
                 continue
             yield False
             return
