@@ -111,7 +111,7 @@ class Service:
         changed = [
             f"{name} is {wanted[name]} but the stored indicators were computed with {stored[name]}"
             for name in wanted
-            if stored.get(name, wanted[name]) != wanted[name]
+            if stored[name] != wanted[name]
         ]
         if changed:
             raise ParametersChanged(

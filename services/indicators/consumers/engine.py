@@ -28,7 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts import events as ev
 from contracts.envelope import ContractViolation
 from services.common.aio import raise_if_cancelled
-from services.common.bus import Bus, Consumer, Producer, Record, TopicPartition, dead_letter
+from services.common.bus import (
+    Bus,
+    Consumer,
+    Message,
+    Producer,
+    Record,
+    TopicPartition,
+    dead_letter,
+)
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
 from services.indicators import models as m
@@ -51,12 +59,6 @@ MAX_BACKOFF_S = 10.0
 MIRROR_TIMEOUT_S = 10.0
 APPLY_CHUNK = 1000
 """Events applied between two yields to the event loop (the in-flight commit needs turns)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    record: Record
-    reason: str
 
 
 @dataclass(slots=True)
@@ -271,7 +273,7 @@ class Engine:
         if not by_unit:
             return
         decoded: dict[int, list[Decoded]] = {}
-        dead: list[DeadLetter] = []
+        dead: list[Message] = []
         for unit, recs in by_unit.items():
             decoded[unit] = out = []
             for i, r in enumerate(recs):
@@ -347,11 +349,11 @@ class Engine:
             except (SpmError, TimeoutError) as exc:
                 log.debug("indicators: offsets not copied to the group (%r)", exc)
 
-    def _decode(self, r: Record, dead: list[DeadLetter]) -> Decoded | None:
+    def _decode(self, r: Record, dead: list[Message]) -> Decoded | None:
         try:
             event = decode(r)
         except ContractViolation as exc:
-            dead.append(DeadLetter(r, f"contract violation: {exc}"))
+            dead.append(self._dead(r, f"contract violation: {exc}"))
             return None
         expected_topic = self._topic_of.get(event.type)
         if expected_topic is None:
@@ -359,7 +361,7 @@ class Engine:
                 event.topic + self.settings.indicators_topic_suffix
             )
         if expected_topic != r.topic or event.type == "spm.indicator.changed.v1":
-            dead.append(DeadLetter(r, f"{event.type} does not belong on {r.topic}"))
+            dead.append(self._dead(r, f"{event.type} does not belong on {r.topic}"))
             return None
         return event
 
@@ -419,11 +421,13 @@ class Engine:
             batch.seen |= changes.seen - self.seen
         batch.claims = list(claimed)
 
-    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
-        topic = self.settings.deadletter_topic
-        await self.producer.send_many(
-            [dead_letter(d.record, d.reason, service="indicators", topic=topic) for d in dead]
+    def _dead(self, record: Record, reason: str) -> Message:
+        return dead_letter(
+            record, reason, service="indicators", topic=self.settings.deadletter_topic
         )
+
+    async def _dead_letter(self, dead: list[Message]) -> None:
+        await self.producer.send_many(dead)
         log.warning("indicators: %d record(s) sent to the dead-letter topic", len(dead))
 
 

@@ -101,7 +101,7 @@ class FineractConsumer:
                         if not exc.retriable:
                             raise
                         log.warning("fineract consumer: %s; retry in %.0fs", exc, RETRY_DELAY_S)
-                        await _sleep_or_stop(stop, RETRY_DELAY_S)
+                        await wait_event(stop, RETRY_DELAY_S)
             finally:
                 self.is_active.clear()
                 await self.relay.stop()
@@ -187,10 +187,6 @@ class FineractConsumer:
         labels += [("duplicate", "fineract", "fineract")] * stats.duplicates
         labels += [("dead_lettered", "fineract", "fineract")] * stats.dead_lettered
         self.metrics.count(labels)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    await wait_event(stop, seconds)
 
 
 async def run_fineract_consumer(
