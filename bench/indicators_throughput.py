@@ -4,9 +4,10 @@
    suffixed canonical topics.
 2. Baseline: a raw aiokafka consumer that only fetches and JSON-decodes every record of the same
    topics.
-3. Engine: `spm serve indicators` as a subprocess on a fresh schema and consumer group; its rate
-   is measured from the offsets it commits with its effects (exactly-once, in PostgreSQL) — from
-   the first commit seen to the last record, so start-up and migrations are not counted.
+3. Engine: `spm serve indicators` as a subprocess on a fresh schema and consumer group
+   (``--instances N``: N of them in one group); its rate is measured from the offsets it commits
+   with its effects (exactly-once, in PostgreSQL) — from the first commit seen to the last
+   record, so start-up and migrations are not counted.
 4. Rebuild: a fresh instance consumes a 1,000,000-event stream from the start until every offset
    is committed (every indicator rebuilt); prints the time and the service's peak RSS (VmHWM).
 
@@ -77,13 +78,15 @@ async def raw_consumer(bootstrap: str, suffix: str, total: int) -> float:
 
 
 async def engine_run(
-    cfg: ServiceConfig, ends: Mapping[tuple[str, int], int], timeout_s: float
+    cfg: ServiceConfig, ends: Mapping[tuple[str, int], int], timeout_s: float, instances: int = 1
 ) -> tuple[float, float, int]:
-    """(events/s from the first commit to the end, seconds from start to the end, peak RSS kB)."""
+    """(events/s from the first commit to the end, seconds from start to the end, peak RSS kB
+    of the largest instance); ``instances`` share the work as one consumer group."""
     total = sum(ends.values())
-    service = ServiceProcess(cfg, f"bench-{cfg.group}")
+    services = [ServiceProcess(cfg, f"bench-{cfg.group}-{n}") for n in range(instances)]
     launched = time.perf_counter()
-    service.start()
+    for service in services:
+        service.start()
     first: tuple[float, int] | None = None
     peak = 0
     try:
@@ -91,22 +94,24 @@ async def engine_run(
             stored = await stored_offsets(cfg.database_url, cfg.schema, cfg.group)
             now = time.perf_counter()
             done = sum(min(stored.get(tp, 0), end) for tp, end in ends.items())
-            peak = max(peak, _rss_peak_kb(service))
+            peak = max(peak, *map(_rss_peak_kb, services))
             if first is None and done > 0:
                 first = (now, done)
             if done >= total:
                 break
-            if not service.alive():
-                raise SystemExit(f"service died:\n{service.last_log()}")
+            for service in services:
+                if not service.alive():
+                    raise SystemExit(f"service died:\n{service.last_log()}")
             if now - launched > timeout_s:
                 raise SystemExit(f"engine at {done}/{total} after {timeout_s} s")
             await asyncio.sleep(0.2)
         assert first is not None
         elapsed = max(now - first[0], 1e-6)
         rate = (total - first[1]) / elapsed if total > first[1] else total / (now - launched)
-        return rate, now - launched, max(peak, _rss_peak_kb(service))
+        return rate, now - launched, max(peak, *map(_rss_peak_kb, services))
     finally:
-        service.stop()
+        for service in services:
+            service.stop()
 
 
 def _rss_peak_kb(service: ServiceProcess) -> int:
@@ -137,6 +142,13 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="throughput stream size")
     parser.add_argument("--rebuild-events", type=int, default=1_000_000, help="0 = skip")
     parser.add_argument("--timeout", type=float, default=7200)
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="engine instances sharing the throughput stream as one group (the raw consumer "
+        "stays one process)",
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     database_url = os.environ.get("DATABASE_URL")
@@ -152,8 +164,11 @@ async def main() -> None:
     raw = await raw_consumer(bootstrap, suffix, total)
     say(f"raw aiokafka consumer (fetch + JSON decode): {raw:,.0f} events/s")
     cfg = ServiceConfig(bootstrap, database_url, suffix, f"bench-{run}", f"ind_bench_{run}", logs)
-    engine, wall, _ = await engine_run(cfg, ends, args.timeout)
-    say(f"engine (exactly-once commits to PostgreSQL): {engine:,.0f} events/s; {wall:.1f} s wall")
+    engine, wall, _ = await engine_run(cfg, ends, args.timeout, args.instances)
+    say(
+        f"engine, {args.instances} instance(s) (exactly-once commits to PostgreSQL): "
+        f"{engine:,.0f} events/s; {wall:.1f} s wall"
+    )
 
     if args.rebuild_events:
         rsuffix = f"-rebuild-{run}"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import sqlalchemy.exc as sa_exc
 from alembic import command
 from alembic.config import Config
@@ -133,6 +134,8 @@ def database_errors() -> Iterator[None]:
     try:
         yield
     except (sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError, OSError) as exc:
+        raise translate_error(exc) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # asyncpg's own calls (COPY)
         raise translate_error(exc) from exc
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from contracts import events as ev
@@ -70,9 +71,9 @@ class Disbursement:
     lenders: int | None
 
 
-@dataclass(slots=True)
-class LoanSummary:
-    """What the client-level computation needs of a loan (refreshed after every change)."""
+class LoanSummary(NamedTuple):
+    """What the client-level computation needs of a loan (refreshed after every change); a
+    named tuple, as it is compared after every change of its loan."""
 
     branch: str
     product: str
@@ -146,46 +147,50 @@ class UnitState:
         return state
 
     def touch_before(self, source: str, data: ev.CanonicalData, touched: Touched) -> None:
-        """Mark what an event will change, before it is applied (for the 'before' snapshot)."""
-        if isinstance(data, ev.ComplaintOpened | ev.ComplaintResolved):
-            touched.complaints.add((source, data.complaint_id))
-            return
-        if isinstance(data, ev.ClientRegistered):
-            touched.clients.add(data.client_pid)
-            touched.client_events.add(data.client_pid)
-            touched.loans.update(self.client(data.client_pid).loans)
-            return
-        if isinstance(data, ev.ClientExited | ev.PovertyAssessed):
-            touched.clients.add(data.client_pid)
-            touched.client_events.add(data.client_pid)
-            return
-        key = (source, data.loan_id)  # type: ignore[attr-defined]
-        touched.loans.add(key)
-        loan = self.loans.get(key)
-        owner = loan.disb.client if loan is not None and loan.disb is not None else None
-        touched.clients.add(owner or data.client_pid)  # type: ignore[attr-defined]
+        """Mark what an event will change, before it is applied (for the 'before' snapshot).
+
+        Dispatch is on the exact type (the payload models have no subclasses): ``isinstance``
+        on a pydantic model goes through ``ABCMeta`` and costs several times more."""
+        kind = type(data)
+        if kind in _LOAN_EVENTS:
+            key = (source, data.loan_id)  # type: ignore[attr-defined]
+            touched.loans.add(key)
+            loan = self.loans.get(key)
+            owner = loan.disb.client if loan is not None and loan.disb is not None else None
+            touched.clients.add(owner or data.client_pid)  # type: ignore[attr-defined]
+        elif kind is ev.ComplaintOpened or kind is ev.ComplaintResolved:
+            touched.complaints.add((source, data.complaint_id))  # type: ignore[attr-defined]
+        elif kind is ev.ClientRegistered:
+            pid = data.client_pid  # type: ignore[attr-defined]
+            touched.clients.add(pid)
+            touched.client_events.add(pid)
+            touched.loans.update(self.client(pid).loans)
+        else:  # ClientExited, PovertyAssessed
+            touched.clients.add(data.client_pid)  # type: ignore[attr-defined]
+            touched.client_events.add(data.client_pid)  # type: ignore[attr-defined]
 
     def apply(self, source: str, data: ev.CanonicalData) -> None:
         self.seq += 1
         seq = self.seq
-        day = _business_day(data, self.tz)
+        kind = type(data)
+        day = _business_day(data, kind, self.tz)
         if day is not None and (self.max_day is None or day > self.max_day):
             self.max_day = day
-        if isinstance(data, ev.ClientRegistered):
-            self._registered(data, seq)
-        elif isinstance(data, ev.ClientExited):
-            c = self.client(data.client_pid)
-            d = data.exited_on.toordinal()
+        if kind in _LOAN_EVENTS:
+            self._loan_event(source, data, kind, seq)
+        elif kind is ev.ClientRegistered:
+            self._registered(data, seq)  # type: ignore[arg-type]
+        elif kind is ev.ClientExited:
+            c = self.client(data.client_pid)  # type: ignore[attr-defined]
+            d = data.exited_on.toordinal()  # type: ignore[attr-defined]
             if c.exit is None or d < c.exit[0]:
-                c.exit = (d, data.exit_type, data.reason_code)
-        elif isinstance(data, ev.PovertyAssessed):
-            self.client(data.client_pid).assessments.append(
-                (data.assessed_on.toordinal(), scaled(data.likelihood, LIKELIHOOD))
+                c.exit = (d, data.exit_type, data.reason_code)  # type: ignore[attr-defined]
+        elif kind is ev.PovertyAssessed:
+            self.client(data.client_pid).assessments.append(  # type: ignore[attr-defined]
+                (data.assessed_on.toordinal(), scaled(data.likelihood, LIKELIHOOD))  # type: ignore[attr-defined]
             )
-        elif isinstance(data, ev.ComplaintOpened | ev.ComplaintResolved):
-            self._complaint(source, data)
         else:
-            self._loan_event(source, data, seq)
+            self._complaint(source, data)  # type: ignore[arg-type]
 
     def _registered(self, data: ev.ClientRegistered, seq: int) -> None:
         c = self.client(data.client_pid)
@@ -196,37 +201,43 @@ class UnitState:
             c.latest = (d, seq)
             c.attrs = Attrs(True, data.branch_id, data.gender, data.rural)
 
-    def _loan_event(self, source: str, data: ev.CanonicalData, seq: int) -> None:
+    def _loan_event(
+        self, source: str, data: ev.CanonicalData, kind: type[ev.CanonicalData], seq: int
+    ) -> None:
         key = (source, data.loan_id)  # type: ignore[attr-defined]
         loan = self.loan(key)
-        if isinstance(data, ev.LoanDisbursed):
+        if kind is ev.LoanRepayment:
+            pay = cast(ev.LoanRepayment, data)
+            loan.repayments.setdefault((source, pay.transaction_id), []).append(
+                (pay.value_date.toordinal(), scaled(pay.principal_paid, MONEY))
+            )
+        elif kind is ev.LoanDelinquency:
+            report = cast(ev.LoanDelinquency, data)
+            loan.delinquency[report.as_of.toordinal()] = (seq, report.days_past_due)
+        elif kind is ev.LoanDisbursed:
+            disb = cast(ev.LoanDisbursed, data)
             if loan.disb is None:
                 loan.disb = Disbursement(
-                    data.client_pid,
-                    data.branch_id,
-                    data.product_id,
-                    data.disbursed_on.toordinal(),
-                    scaled(data.amount, MONEY),
-                    data.loan_cycle,
-                    data.instalment_monthly,
-                    data.household_income_monthly,
-                    data.other_active_lenders,
+                    disb.client_pid,
+                    disb.branch_id,
+                    disb.product_id,
+                    disb.disbursed_on.toordinal(),
+                    scaled(disb.amount, MONEY),
+                    disb.loan_cycle,
+                    disb.instalment_monthly,
+                    disb.household_income_monthly,
+                    disb.other_active_lenders,
                 )
-                self.client(data.client_pid).loans.add(key)
-        elif isinstance(data, ev.LoanRepayment):
-            loan.repayments.setdefault((source, data.transaction_id), []).append(
-                (data.value_date.toordinal(), scaled(data.principal_paid, MONEY))
-            )
-        elif isinstance(data, ev.LoanTransactionReversed):
-            loan.reversed.add((source, data.transaction_id))
-        elif isinstance(data, ev.LoanDelinquency):
-            loan.delinquency[data.as_of.toordinal()] = (seq, data.days_past_due)
-        elif isinstance(data, ev.LoanWrittenOff):
-            d = data.written_off_on.toordinal()
-            loan.writeoffs.append((d, scaled(data.principal_written_off, MONEY)))
+                self.client(disb.client_pid).loans.add(key)
+        elif kind is ev.LoanTransactionReversed:
+            loan.reversed.add((source, cast(ev.LoanTransactionReversed, data).transaction_id))
+        elif kind is ev.LoanWrittenOff:
+            off = cast(ev.LoanWrittenOff, data)
+            d = off.written_off_on.toordinal()
+            loan.writeoffs.append((d, scaled(off.principal_written_off, MONEY)))
             loan.written_off = d if loan.written_off is None else min(loan.written_off, d)
-        elif isinstance(data, ev.LoanClosed):
-            d = data.closed_on.toordinal()
+        elif kind is ev.LoanClosed:
+            d = cast(ev.LoanClosed, data).closed_on.toordinal()
             loan.closed = d if loan.closed is None else min(loan.closed, d)
 
     def _complaint(self, source: str, data: ev.ComplaintOpened | ev.ComplaintResolved) -> None:
@@ -258,15 +269,26 @@ _DAY_FIELD: dict[type[ev.CanonicalData], str] = {
     ev.LoanClosed: "closed_on",
 }
 
+_LOAN_EVENTS = frozenset(
+    {
+        ev.LoanDisbursed,
+        ev.LoanRepayment,
+        ev.LoanTransactionReversed,
+        ev.LoanDelinquency,
+        ev.LoanWrittenOff,
+        ev.LoanClosed,
+    }
+)
 
-def _business_day(data: ev.CanonicalData, tz: ZoneInfo) -> int | None:
+
+def _business_day(data: ev.CanonicalData, kind: type[ev.CanonicalData], tz: ZoneInfo) -> int | None:
     """The event's business day (INDICATORS.md "Days and history"); reversals have none."""
-    name = _DAY_FIELD.get(type(data))
+    name = _DAY_FIELD.get(kind)
     if name is not None:
         value: date = getattr(data, name)
         return value.toordinal()
-    if isinstance(data, ev.ComplaintOpened):
-        return data.opened_at.astimezone(tz).date().toordinal()
-    if isinstance(data, ev.ComplaintResolved):
-        return data.resolved_at.astimezone(tz).date().toordinal()
+    if kind is ev.ComplaintOpened:
+        return cast(ev.ComplaintOpened, data).opened_at.astimezone(tz).date().toordinal()
+    if kind is ev.ComplaintResolved:
+        return cast(ev.ComplaintResolved, data).resolved_at.astimezone(tz).date().toordinal()
     return None

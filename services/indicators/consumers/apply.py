@@ -8,6 +8,7 @@ stored deltas always equal the contributions of the current state (see contribut
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from contracts import events as ev
@@ -113,6 +114,9 @@ def _borrowing_changes(
         client.added = after
 
 
+PAUSE_EVERY = 250
+"""Events or entities between two pauses of :func:`apply_steps` (about a millisecond)."""
+
 _SEEN_TYPES = frozenset(
     {ev.ClientRegistered, ev.ComplaintOpened, ev.LoanDisbursed, ev.ClientExited}
 )
@@ -129,18 +133,24 @@ def seen_values(data: ev.CanonicalData) -> list[tuple[str, str]]:
     return []
 
 
-def apply_batch(
+def apply_steps(
     unit: UnitState, events: list[tuple[str, ev.CanonicalData]], params: Params
-) -> UnitChanges:
-    """Mutates ``unit``; on any later failure the caller must reload it from the database.
+) -> Generator[None, None, UnitChanges]:
+    """Apply a unit's whole batch, pausing (``yield``) every few hundred steps so the caller can
+    give the event loop a turn; returns the changes.
 
-    Each touched entity's delta is its new contribution minus the one it added last.
+    Mutates ``unit``; on any later failure the caller must reload it from the database. Each
+    touched entity's delta is its new contribution minus the one it added last, so an entity
+    with several events in the batch is recomputed once: the larger the batch, the cheaper each
+    event.
     """
     changes = UnitChanges()
     acc = changes.deltas
     touched = Touched()
-    for source, data in events:
+    for i, (source, data) in enumerate(events):
         unit.touch_before(source, data, touched)
+        if i % PAUSE_EVERY == PAUSE_EVERY - 1:
+            yield
     before_res = {
         k: resolution(unit.complaints[k]) for k in touched.complaints if k in unit.complaints
     }
@@ -149,11 +159,14 @@ def apply_batch(
     old_summaries = {k: unit.loans[k].summary if k in unit.loans else None for k in touched.loans}
     old_loans = {p: set(unit.clients[p].loans) for p in via_loans if p in unit.clients}
     _remember(unit, touched, direct, params)
-    for source, data in events:
+    yield
+    for i, (source, data) in enumerate(events):
         unit.apply(source, data)
         if type(data) in _SEEN_TYPES:
             changes.seen.update(seen_values(data))
-    for key in touched.loans:
+        if i % PAUSE_EVERY == PAUSE_EVERY - 1:
+            yield
+    for i, key in enumerate(touched.loans):
         loan = unit.loans[key]
         if loan.disb is None:
             continue
@@ -162,6 +175,8 @@ def apply_batch(
         after = loan_contribution(loan, _attrs(unit, loan.disb.client), params, steps)
         diff(acc, loan.added or [], after)
         loan.added = after
+        if i % PAUSE_EVERY == PAUSE_EVERY - 1:
+            yield
     for pid in direct:
         client = unit.clients.get(pid)
         if client is not None:
@@ -173,6 +188,7 @@ def apply_batch(
         after = complaint_contribution(complaint, params)
         diff(acc, complaint.added or [], after)
         complaint.added = after
+    yield
     _borrowing_changes(unit, via_loans, old_summaries, old_loans, params, acc)
     for ckey in touched.complaints:
         res = resolution(unit.complaints[ckey])

@@ -80,33 +80,26 @@ def _remember(memo: set[bytes], value: bytes) -> None:
 
 
 def _fast(record: Record) -> Decoded | None:  # noqa: C901, PLR0911, PLR0912 - one flat check list
-    raw_id = raw_source = raw_type = raw_time = None
-    for name, raw in record.headers:  # the last of repeated headers wins, as in from_kafka
-        if name == "ce_id":
-            raw_id = raw
-        elif name == "ce_source":
-            raw_source = raw
-        elif name == "ce_type":
-            raw_type = raw
-        elif name == "ce_time":
-            raw_time = raw
-        elif name == "content-type":
-            if not raw.startswith(_JSON):
-                return None
-        elif name == "ce_specversion":
-            if raw != b"1.0":
-                return None
-        elif name == "traceparent":
-            try:
-                if not _TRACEPARENT.fullmatch(raw.decode()):
-                    return None
-            except UnicodeDecodeError:
-                return None
-        elif name == "ce_subject":
-            try:
-                raw.decode()
-            except UnicodeDecodeError:
-                return None
+    headers = dict(record.headers)  # the last of repeated headers wins, as in from_kafka
+    raw_id = headers.get("ce_id")
+    raw_source = headers.get("ce_source")
+    raw_type = headers.get("ce_type")
+    raw_time = headers.get("ce_time")
+    content_type = headers.get("content-type")
+    if content_type is not None and not content_type.startswith(_JSON):
+        return None
+    version = headers.get("ce_specversion")
+    if version is not None and version != b"1.0":
+        return None
+    try:
+        traceparent = headers.get("traceparent")
+        if traceparent is not None and not _TRACEPARENT.fullmatch(traceparent.decode()):
+            return None
+        subject = headers.get("ce_subject")
+        if subject is not None:
+            subject.decode()
+    except UnicodeDecodeError:
+        return None
     value = record.value
     if value is None or raw_id is None or raw_source is None or raw_time is None:
         return None

@@ -39,13 +39,14 @@ from services.common.bus import (
 )
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
+from services.common.runtime import collector_paused
 from services.indicators import models as m
 from services.indicators import store
 from services.indicators.config import IndicatorSettings
 from services.indicators.consumers.apply import (
     KIND_OF_TYPE,
     UnitChanges,
-    apply_batch,
+    apply_steps,
     finish_replay,
     replay,
 )
@@ -57,8 +58,6 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
 MIRROR_TIMEOUT_S = 10.0
-APPLY_CHUNK = 1000
-"""Events applied between two yields to the event loop (the in-flight commit needs turns)."""
 
 
 @dataclass(slots=True)
@@ -143,7 +142,8 @@ class Engine:
                 async with self.sessions() as session, session.begin():
                     offsets = await store.read_offsets(session, self.group_id, tps)
                     async for facts in store.stream_facts(session, unit):
-                        replay(state, facts)
+                        with collector_paused():
+                            replay(state, facts)
                         await asyncio.sleep(0)  # keep the group heartbeat going
                     seen = await store.load_seen(session)
                     self.known_sets |= await store.load_set_ids(session)
@@ -220,22 +220,18 @@ class Engine:
             while True:
                 raise_if_cancelled()
                 generation = self.generation
-                records = await consumer.getmany(timeout_ms=0 if self._inflight else 500)
-                self.behind = len(records) >= self.settings.indicators_batch_size
-                try:
-                    async with self.lock:
-                        if not records:
-                            await self._settle()  # idle: let the last batch's commit land
-                            continue
-                        stale = generation != self.generation
-                        await self.process(records, stale=stale, pipelined=pipelined)
+                with collector_paused():  # see there: one young collection per batch, after it
+                    records = await consumer.getmany(timeout_ms=0 if self._inflight else 500)
+                    self.behind = len(records) >= self.settings.indicators_batch_size
+                    failure = await self._process_or_failure(records, generation, pipelined)
+                if failure is None:
                     backoff = 0.1
-                except Exception as exc:  # any failure: rebuild from the database, never skip
-                    retriable = isinstance(exc, SpmError) and exc.retriable
-                    log.warning("indicators: batch failed (%r); recovering", exc)
-                    await asyncio.sleep(backoff if retriable else MAX_BACKOFF_S)
-                    backoff = min(MAX_BACKOFF_S, backoff * 2)
-                    await self._recover(consumer)
+                    continue
+                retriable = isinstance(failure, SpmError) and failure.retriable
+                log.warning("indicators: batch failed (%r); recovering", failure)
+                await asyncio.sleep(backoff if retriable else MAX_BACKOFF_S)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                await self._recover(consumer)
         finally:
             await self._settle(quiet=True)
             if self._mirror is not None:
@@ -243,6 +239,20 @@ class Engine:
                 await asyncio.wait([self._mirror])
             self._consumer = None
             await consumer.stop()
+
+    async def _process_or_failure(
+        self, records: list[Record], generation: int, pipelined: bool
+    ) -> Exception | None:
+        try:
+            async with self.lock:
+                if not records:
+                    await self._settle()  # idle: let the last batch's commit land
+                    return None
+                stale = generation != self.generation
+                await self.process(records, stale=stale, pipelined=pipelined)
+        except Exception as exc:  # any failure: rebuild from the database, never skip
+            return exc
+        return None
 
     async def process(
         self, records: list[Record], *, stale: bool = False, pipelined: bool = False
@@ -388,13 +398,13 @@ class Engine:
             facts.unit += [unit_id] * len(accepted)
             facts.seq += range(unit.seq + 1, unit.seq + len(accepted) + 1)
             before_day = unit.max_day
-            changes = UnitChanges()
-            for start in range(0, len(accepted), APPLY_CHUNK):
-                part = apply_batch(unit, accepted[start : start + APPLY_CHUNK], self.params)
-                for k, v in part.deltas.items():
-                    changes.deltas[k] += v
-                changes.resolutions.update(part.resolutions)  # in order: the last one counts
-                changes.seen |= part.seen
+            steps = apply_steps(unit, accepted, self.params)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    changes: UnitChanges = done.value
+                    break
                 await asyncio.sleep(0)  # let the in-flight transaction progress
             for (c, segs, d), v in changes.deltas.items():
                 if v:
