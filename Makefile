@@ -40,7 +40,7 @@ infra-down:
 bench-indicators: ## indicator engine vs raw consumer (starts local infra unless configured)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
 		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
-	$(BIN)/python bench/indicators_throughput.py
+	$(BIN)/python bench/indicators_throughput.py $(BENCH_ARGS)
 
 bench-ingest: ## ingest HTTP batches vs raw aiokafka producer (starts local infra unless configured)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \

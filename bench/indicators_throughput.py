@@ -5,7 +5,7 @@
 2. Baseline: a raw aiokafka consumer that only fetches and JSON-decodes every record of the same
    topics.
 3. Engine: `spm serve indicators` as a subprocess on a fresh schema and consumer group
-   (``--instances N``: N of them in one group); its rate is measured from the offsets it commits
+   (``--workers N``: with N worker processes); its rate is measured from the offsets it commits
    with its effects (exactly-once, in PostgreSQL) — from the first commit seen to the last
    record, so start-up and migrations are not counted.
 4. Rebuild: a fresh instance consumes a 1,000,000-event stream from the start until every offset
@@ -78,15 +78,14 @@ async def raw_consumer(bootstrap: str, suffix: str, total: int) -> float:
 
 
 async def engine_run(
-    cfg: ServiceConfig, ends: Mapping[tuple[str, int], int], timeout_s: float, instances: int = 1
+    cfg: ServiceConfig, ends: Mapping[tuple[str, int], int], timeout_s: float, workers: int = 1
 ) -> tuple[float, float, int]:
     """(events/s from the first commit to the end, seconds from start to the end, peak RSS kB
-    of the largest instance); ``instances`` share the work as one consumer group."""
+    of its largest process)."""
     total = sum(ends.values())
-    services = [ServiceProcess(cfg, f"bench-{cfg.group}-{n}") for n in range(instances)]
+    service = ServiceProcess(cfg, f"bench-{cfg.group}", args=("--workers", str(workers)))
     launched = time.perf_counter()
-    for service in services:
-        service.start()
+    service.start()
     first: tuple[float, int] | None = None
     peak = 0
     try:
@@ -94,32 +93,40 @@ async def engine_run(
             stored = await stored_offsets(cfg.database_url, cfg.schema, cfg.group)
             now = time.perf_counter()
             done = sum(min(stored.get(tp, 0), end) for tp, end in ends.items())
-            peak = max(peak, *map(_rss_peak_kb, services))
+            peak = max(peak, _rss_peak_kb(service))
             if first is None and done > 0:
                 first = (now, done)
             if done >= total:
                 break
-            for service in services:
-                if not service.alive():
-                    raise SystemExit(f"service died:\n{service.last_log()}")
+            if not service.alive():
+                raise SystemExit(f"service died:\n{service.last_log()}")
             if now - launched > timeout_s:
                 raise SystemExit(f"engine at {done}/{total} after {timeout_s} s")
             await asyncio.sleep(0.2)
         assert first is not None
         elapsed = max(now - first[0], 1e-6)
         rate = (total - first[1]) / elapsed if total > first[1] else total / (now - launched)
-        return rate, now - launched, max(peak, *map(_rss_peak_kb, services))
+        return rate, now - launched, max(peak, _rss_peak_kb(service))
     finally:
-        for service in services:
-            service.stop()
+        service.stop()
 
 
 def _rss_peak_kb(service: ServiceProcess) -> int:
-    """VmHWM of the service process and its children (uvicorn runs in the `spm` process)."""
+    """The largest VmHWM of the `spm` process and its worker processes (``--workers``)."""
     if service.proc is None:
         return 0
+    pids = [service.proc.pid]
     try:
-        status = Path(f"/proc/{service.proc.pid}/status").read_text()
+        children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children").read_text().split()
+        pids += [int(pid) for pid in children]
+    except OSError:
+        pass
+    return max(map(_vm_hwm_kb, pids))
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
     for line in status.splitlines():
@@ -143,10 +150,10 @@ async def main() -> None:
     parser.add_argument("--rebuild-events", type=int, default=1_000_000, help="0 = skip")
     parser.add_argument("--timeout", type=float, default=7200)
     parser.add_argument(
-        "--instances",
+        "--workers",
         type=int,
         default=1,
-        help="engine instances sharing the throughput stream as one group (the raw consumer "
+        help="`spm serve indicators --workers N` for the throughput stream (the raw consumer "
         "stays one process)",
     )
     args = parser.parse_args()
@@ -164,9 +171,9 @@ async def main() -> None:
     raw = await raw_consumer(bootstrap, suffix, total)
     say(f"raw aiokafka consumer (fetch + JSON decode): {raw:,.0f} events/s")
     cfg = ServiceConfig(bootstrap, database_url, suffix, f"bench-{run}", f"ind_bench_{run}", logs)
-    engine, wall, _ = await engine_run(cfg, ends, args.timeout, args.instances)
+    engine, wall, _ = await engine_run(cfg, ends, args.timeout, args.workers)
     say(
-        f"engine, {args.instances} instance(s) (exactly-once commits to PostgreSQL): "
+        f"engine, {args.workers} worker(s) (exactly-once commits to PostgreSQL): "
         f"{engine:,.0f} events/s; {wall:.1f} s wall"
     )
 

@@ -41,8 +41,9 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Worker processes sharing the port (ingest only: the stateless HTTP door; "
-            "scale the consumers by running more instances).",
+            help="Worker processes sharing the port: ingest (the stateless HTTP door) and "
+            "indicators (each worker a member of the engine's consumer group, as separate "
+            "instances would be).",
         ),
     ] = 1,
 ) -> None:
@@ -56,12 +57,12 @@ def serve(
     host = host or settings.http_host
     port = port or getattr(settings, f"{service.value}_port")
     if workers > 1:
-        if service is not Service.ingest:
-            raise typer.BadParameter("only the ingest service runs several workers")
+        if service not in (Service.ingest, Service.indicators):
+            raise typer.BadParameter("only the ingest and indicators services run several workers")
         from spm.workers import serve_workers
 
         # each worker imports the ASGI module, which builds the app and tunes its gc
-        raise typer.Exit(serve_workers("services.ingest.asgi:app", host, port, workers))
+        raise typer.Exit(serve_workers(f"services.{service.value}.asgi:app", host, port, workers))
     module = importlib.import_module(f"services.{service.value}.app")
     service_app = module.create_app(settings)
     tune_gc()

@@ -275,7 +275,8 @@ async def write_batch(
     await session.execute(
         text(
             f"WITH d AS (INSERT INTO {q}.deltas AS d (unit, component, set_id, day, value) "  # noqa: S608
-            "SELECT * FROM pg_temp.delta_stage ON CONFLICT (unit, component, set_id, day) "
+            "SELECT * FROM pg_temp.delta_stage ORDER BY unit, component, set_id, day "  # key order
+            "ON CONFLICT (unit, component, set_id, day) "
             "DO UPDATE SET value = d.value + excluded.value) "
             f"INSERT INTO {q}.watermarks AS w (unit, max_day) "
             "SELECT * FROM unnest(CAST(:wu AS integer[]), CAST(:wd AS integer[])) "

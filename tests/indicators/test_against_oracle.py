@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from contracts.envelope import CanonicalEvent
 from tests.indicators.oracle.builders import (
@@ -59,6 +62,18 @@ async def test_api_equals_oracle_on_sampled_days(
     await run_against_oracle(
         GenConfig(seed=SEED, n_events=EVENTS), Params(gni_per_capita=GNI), {}, kafka_bootstrap,
         postgres_url, unique, tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(1200)
+async def test_api_equals_oracle_with_two_workers(
+    kafka_bootstrap: str, postgres_url: str, unique: str, tmp_path: Path
+) -> None:
+    """`spm serve indicators --workers 2`: both workers are members of the engine's group, each
+    applies the partitions it was assigned, and the values are the oracle's."""
+    await run_against_oracle(
+        GenConfig(seed=SEED + 2, n_events=20_000), Params(gni_per_capita=GNI), {},
+        kafka_bootstrap, postgres_url, unique, tmp_path, workers=2,
     )  # fmt: skip
 
 
@@ -155,6 +170,29 @@ async def test_api_equals_oracle_on_odd_data(
     )  # fmt: skip
 
 
+async def until_every_worker_owns_partitions(bootstrap: str, group: str, workers: int) -> None:
+    """Wait until the consumer group is stable with ``workers`` members, each assigned some
+    partitions (Kafka's own answer)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            (response,) = await admin.describe_consumer_groups([group])
+            (described,) = response.groups
+            state, members = described[2], described[5]  # (error, id, state, type, protocol, …)
+            assigned = [  # member: (id, client id, host, metadata, assignment)
+                ConsumerProtocolMemberAssignment.decode(m[4]).assignment if m[4] else []
+                for m in members
+            ]
+            if state == "Stable" and len(members) == workers and all(assigned):
+                return
+            assert time.monotonic() < deadline, f"group {state}, assignments {assigned}"
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
 async def run_against_oracle(
     cfg: GenConfig,
     params: Params,
@@ -166,14 +204,12 @@ async def run_against_oracle(
     *,
     events: list[CanonicalEvent] | None = None,
     days: list[date] | None = None,
+    workers: int = 1,
 ) -> None:
     events = list(generate(cfg)) if events is None else events
     assert len(events) == cfg.n_events
     suffix = f"-oracle-{unique}"
     await ensure_topics(kafka_bootstrap, suffix)
-    ends = await produce(kafka_bootstrap, events, suffix)
-    log(f"produced {len(events)} events to {len(ends)} partitions")
-
     service = ServiceProcess(
         ServiceConfig(
             kafka_bootstrap,
@@ -183,15 +219,20 @@ async def run_against_oracle(
             f"ind_oracle_{unique}",
             tmp_path,
             env,
-        )
+        ),
+        args=("--workers", str(workers)),
     )
     service.start()
     try:
         await service.wait_ready()
+        if workers > 1:  # the stream arrives once the workers share it
+            await until_every_worker_owns_partitions(kafka_bootstrap, service.cfg.group, workers)
+        ends = await produce(kafka_bootstrap, events, suffix)
+        log(f"produced {len(events)} events to {len(ends)} partitions")
         took = await wait_caught_up(
             postgres_url, service.cfg.schema, service.cfg.group, ends, 1500, [service]
         )
-        log(f"engine caught up in {took:.1f} s ({len(events) / max(took, 1e-9):.0f} events/s)")
+        log(f"engine caught up {took:.1f} s after the stream was produced")
         await asyncio.sleep(3)  # a few ticks
 
         oracle = Oracle(events, params)

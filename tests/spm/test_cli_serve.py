@@ -1,4 +1,4 @@
-"""`spm serve`: the ingest service with several worker processes on one port."""
+"""`spm serve`: a service with several worker processes on one port (ingest here; the\nindicator workers against the oracle in tests/indicators/test_against_oracle.py)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_only_ingest_runs_several_workers() -> None:
+def test_only_ingest_and_indicators_run_several_workers() -> None:
     refused = subprocess.run(  # noqa: S603 - our own CLI
-        [SPM, "serve", "indicators", "--workers", "2"],
+        [SPM, "serve", "objectives", "--workers", "2"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -59,7 +59,7 @@ def test_only_ingest_runs_several_workers() -> None:
         check=False,
     )
     assert refused.returncode == 2
-    assert "only the ingest service runs several workers" in refused.stderr
+    assert "only the ingest and indicators services run several workers" in refused.stderr
 
 
 @pytest.mark.kafka

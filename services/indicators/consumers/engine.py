@@ -39,7 +39,7 @@ from services.common.bus import (
 )
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
-from services.common.runtime import collector_paused
+from services.common.runtime import BatchCollector
 from services.indicators import models as m
 from services.indicators import store
 from services.indicators.config import IndicatorSettings
@@ -120,6 +120,7 @@ class Engine:
         self.behind = False  # the last fetch came back full: catching up
         self._consumer: Consumer | None = None
         self._assigned: frozenset[TopicPartition] = frozenset()
+        self.collector = BatchCollector()
 
     # --- units ----------------------------------------------------------------------------------
 
@@ -142,12 +143,14 @@ class Engine:
                 async with self.sessions() as session, session.begin():
                     offsets = await store.read_offsets(session, self.group_id, tps)
                     async for facts in store.stream_facts(session, unit):
-                        with collector_paused():
+                        with self.collector.paused():
                             replay(state, facts)
                         await asyncio.sleep(0)  # keep the group heartbeat going
                     seen = await store.load_seen(session)
                     self.known_sets |= await store.load_set_ids(session)
-            finish_replay(state)
+            with self.collector.paused():
+                finish_replay(state)
+                self.collector.keep()
             self.units[unit] = state
             self.expected.update(offsets)
             self.seen |= seen
@@ -220,10 +223,12 @@ class Engine:
             while True:
                 raise_if_cancelled()
                 generation = self.generation
-                with collector_paused():  # see there: one young collection per batch, after it
+                with self.collector.paused():  # see BatchCollector
                     records = await consumer.getmany(timeout_ms=0 if self._inflight else 500)
                     self.behind = len(records) >= self.settings.indicators_batch_size
                     failure = await self._process_or_failure(records, generation, pipelined)
+                    if records and failure is None:
+                        self.collector.keep()
                 if failure is None:
                     backoff = 0.1
                     continue

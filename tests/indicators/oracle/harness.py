@@ -132,9 +132,12 @@ class ServiceConfig:
 class ServiceProcess:
     """One `spm serve indicators` instance; restartable, killable with SIGKILL."""
 
-    def __init__(self, cfg: ServiceConfig, name: str = "indicators") -> None:
+    def __init__(
+        self, cfg: ServiceConfig, name: str = "indicators", args: tuple[str, ...] = ()
+    ) -> None:
         self.cfg = cfg
         self.name = name
+        self.args = args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -165,7 +168,7 @@ class ServiceProcess:
         log = self.cfg.log_dir / f"{self.name}-{self.starts}.log"
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(SPM), "serve", "indicators"],
+                [str(SPM), "serve", "indicators", *self.args],
                 cwd=REPO,
                 env=self.env(),
                 stdout=out,
