@@ -1,4 +1,5 @@
-"""`spm serve`: a service with several worker processes on one port (ingest here; the\nindicator workers against the oracle in tests/indicators/test_against_oracle.py)."""
+"""`spm serve`: a service with several worker processes on one port (ingest here; the
+indicator workers against the oracle in tests/indicators/test_against_oracle.py)."""
 
 from __future__ import annotations
 
