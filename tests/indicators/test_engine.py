@@ -1,6 +1,7 @@
 """The engine's guarantees: poison records go to the dead-letter topic and the rest is applied;
-restarts neither lose nor double-count; a zombie instance cannot write; two instances share the
-work; the value stream publishes changes in order per key."""
+restarts neither lose nor double-count; a zombie instance cannot write, nor a batch whose event
+another instance claimed meanwhile; two instances share the work; the value stream publishes
+changes in order per key."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import json
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 
 from contracts.envelope import to_kafka
 from services.common.bus import Bus, Message, Record
+from services.indicators import models as m
+from services.indicators import store
 from services.indicators.app import ParametersChanged, Service
-from services.indicators.store import StaleOwnership
+from services.indicators.store import ClaimRace, StaleOwnership
 from tests.indicators.conftest import Harness
 from tests.indicators.events import disb, event, pid, reg
 
@@ -102,6 +106,32 @@ async def test_a_zombie_cannot_write_after_the_new_owner(harness: Harness) -> No
     finally:
         await zombie.base_db.dispose()
     assert await h.v("active_clients", "all", "2024-01-01") == 2
+
+
+async def test_a_batch_with_an_event_claimed_meanwhile_writes_nothing(harness: Harness) -> None:
+    """Another instance claimed one of the batch's events after the batch was computed (on
+    PostgreSQL the claims go in by COPY, which the conflict fails): the whole batch rolls back."""
+    h = harness
+    claimed = reg("A", "2024-01-01")
+    await h.send([claimed])
+    fresh = reg("B", "2024-01-01")
+
+    async def facts() -> int:
+        async with h.service.sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(m.facts)) or 0)
+
+    before = await facts()
+    rows = store.FactColumns([0], [10**9], [1], [fresh.source], [fresh.data.model_dump_json()])
+    async with h.service.sessions() as session:
+        with pytest.raises(ClaimRace):
+            async with session.begin():
+                await session.execute(select(1))  # the batch's first statement (offsets)
+                claims = [(fresh.source, fresh.id), (claimed.source, claimed.id)]
+                await store.write_batch(session, claims, rows, store.DeltaColumns(), {0: 1})
+    assert await facts() == before
+    async with h.service.sessions() as session:
+        known = await store.known_keys(session, [(fresh.source, fresh.id)])
+    assert known == set()  # the fresh event's claim went with the rest
 
 
 async def test_the_group_offsets_follow_the_stored_ones(harness: Harness) -> None:
