@@ -106,6 +106,7 @@ class LoanDisbursed(CanonicalData):
     household_income_monthly: Money | None = None
     other_active_lenders: Annotated[int, Field(ge=0, le=100)] | None = None
     disbursed_on: date
+    transaction_id: Identifier | None = None  # v1.1: what a loan.transaction_reversed cancels
 
 
 class LoanRepayment(CanonicalData):
@@ -142,6 +143,7 @@ class LoanWrittenOff(CanonicalData):
     client_pid: Pseudonym
     principal_written_off: Money
     written_off_on: date
+    transaction_id: Identifier | None = None  # v1.1: what a loan.transaction_reversed cancels
 
 
 class LoanClosed(CanonicalData):
