@@ -9,4 +9,8 @@ Produces canonical v1 events on ``spm.clients.v1`` / ``spm.loans.v1`` and what i
 Stores (PostgreSQL schema ``ingest_fineract``): consumer offsets, applied messages (tenant +
 idempotencyKey), per-aggregate high-water marks, the loan -> client/branch/product table, events
 parked until their loan is known, and the outbox with the relay's progress.
+Business events it maps to nothing are counted per type (``ignored.py``); which, and why, is
+listed in ``docs/fineract-unmapped.md``. Undone disbursals and write-offs become
+``loan.transaction_reversed`` events of the transaction ids the adapter published them with
+(contract v1.1).
 """

@@ -28,6 +28,7 @@ from services.common.offsets import load_offsets, store_offsets
 from services.ingest.fineract import models as m
 from services.ingest.fineract.avro import SchemaRegistry, default_registry
 from services.ingest.fineract.config import FineractSettings
+from services.ingest.fineract.ignored import IgnoredEvents
 from services.ingest.fineract.mapping import MapperConfig
 from services.ingest.fineract.processor import BatchStats, Processor
 from services.ingest.fineract.relay import OutboxRelay, create_relay
@@ -69,6 +70,7 @@ class FineractConsumer:
         self.processor = build_processor(settings)
         self.metrics = IngestMetrics()
         self.totals = BatchStats()
+        self.ignored = IgnoredEvents()
         prefix = settings.fineract_topic_prefix
         self.deadletter_topic = prefix + DEADLETTER.name
         self.output_specs = [replace(s, name=prefix + s.name) for s in (CLIENTS, LOANS, DEADLETTER)]
@@ -183,6 +185,8 @@ class FineractConsumer:
         for name in ("records", "published", "duplicates", "dead_lettered", "parked", "ignored"):
             value = getattr(self.totals, name) + getattr(stats, name)
             setattr(self.totals, name, value)
+        self.totals.ignored_types.update(stats.ignored_types)
+        self.ignored.count(stats.ignored_types)
         labels = [("accepted", "fineract", "fineract")] * stats.published
         labels += [("duplicate", "fineract", "fineract")] * stats.duplicates
         labels += [("dead_lettered", "fineract", "fineract")] * stats.dead_lettered

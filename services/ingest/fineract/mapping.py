@@ -12,7 +12,7 @@ events), so a redelivered message yields the very same ``(source, id)`` keys.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -24,6 +24,10 @@ SOURCE_PREFIX = "fineract"
 
 CLIENT_REGISTRATION = frozenset({"ClientCreateBusinessEvent", "ClientActivateBusinessEvent"})
 DISBURSAL = "LoanDisbursalBusinessEvent"
+UNDO_DISBURSAL = "LoanUndoDisbursalBusinessEvent"
+"""Every disbursal of the loan undone (it goes back to approved)."""
+UNDO_LAST_DISBURSAL = "LoanUndoLastDisbursalBusinessEvent"
+"""The latest tranche undone; earlier ones stay."""
 MONEY_IN = frozenset(
     {
         "LoanTransactionMakeRepaymentPostBusinessEvent",
@@ -39,6 +43,7 @@ MONEY_IN = frozenset(
 ADJUSTMENT = "LoanAdjustTransactionBusinessEvent"
 DELINQUENCY = "LoanDelinquencyRangeChangeBusinessEvent"
 WRITE_OFF = "LoanWrittenOffPostBusinessEvent"
+UNDO_WRITE_OFF = "LoanUndoWrittenOffBusinessEvent"
 CLOSURE = frozenset({"LoanCloseBusinessEvent", "LoanStatusChangedBusinessEvent"})
 LOAN_ACCOUNT_SCHEMA = "org.apache.fineract.avro.loan.v1.LoanAccountDataV1"
 
@@ -74,6 +79,9 @@ class LoanInfo:
     product_id: str | None
     currency: str | None
     loan_cycle: int | None
+    disbursals: tuple[str, ...] = ()
+    """Transaction ids of the disbursals published and not undone, oldest first: what an undo
+    reverses (Fineract's disbursal event carries no transaction id, so the adapter gives it one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +139,15 @@ def map_item(
     result = MapResult()
     p = item.payload
     if item.schema == LOAN_ACCOUNT_SCHEMA and p.get("id") is not None and p.get("clientId"):
-        result.loans[p["id"]] = _loan_info(p)
+        known = loans.get(p["id"])
+        result.loans[p["id"]] = _loan_info(p, known.disbursals if known else ())
     t = item.type
     if t in CLIENT_REGISTRATION:
         result.events.append(ctx.client_registered())
     elif t == DISBURSAL:
-        result.events.append(ctx.loan_disbursed())
+        ctx.loan_disbursed(result)
+    elif t in (UNDO_DISBURSAL, UNDO_LAST_DISBURSAL):
+        ctx.undo_disbursal(result, every=t == UNDO_DISBURSAL)
     elif t in MONEY_IN:
         ctx.money_in(p, result)
     elif t == ADJUSTMENT:
@@ -145,6 +156,8 @@ def map_item(
         ctx.delinquency(result)
     elif t == WRITE_OFF:
         ctx.written_off(result)
+    elif t == UNDO_WRITE_OFF:
+        ctx.undo_written_off(result)
     elif t in CLOSURE:
         ctx.closed(result)
     else:
@@ -209,8 +222,12 @@ class _Ctx:
 
     # --- loans ---------------------------------------------------------------------------------
 
-    def loan_disbursed(self) -> InputEvent:
+    def loan_disbursed(self, result: MapResult) -> None:
         p = self.item.payload
+        loan_id = _required(p, "id")
+        # Stable under redelivery (the envelope id is), and never a Fineract transaction id.
+        suffix = f"-{self.item.index}" if self.item.index else ""
+        transaction_id = scoped_id(self.tenant, f"disbursal-{self.env.id}{suffix}")
         summary = p.get("summary") or {}
         timeline = p.get("timeline") or {}
         currency = (summary.get("currency") or p.get("currency") or {}).get("code")
@@ -227,8 +244,33 @@ class _Ctx:
             "currency": _present(currency, "summary.currency.code"),
             "term_months": _term_months(p),
             "disbursed_on": timeline.get("actualDisbursementDate") or self.env.business_date,
+            "transaction_id": transaction_id,
         }
-        return self.event("spm.loan.disbursed.v1", data)
+        result.events.append(self.event("spm.loan.disbursed.v1", data))
+        info = result.loans[loan_id]  # set from this payload by map_item (clientId is required)
+        result.loans[loan_id] = replace(info, disbursals=(*info.disbursals, transaction_id))
+
+    def undo_disbursal(self, result: MapResult, *, every: bool) -> None:
+        """Reverse every disbursal in force (undo disbursal) or the latest (undo last)."""
+        p = self.item.payload
+        loan_id = _required(p, "id")
+        info = result.loans.get(loan_id) or self.loan(loan_id, result)
+        if info is None:
+            return
+        undone = info.disbursals if every else info.disbursals[-1:]
+        if not undone:  # disbursed before the adapter ran, or undone already: nothing to cancel
+            result.ignored = True
+            return
+        for transaction_id in undone:
+            data = {
+                "loan_id": scoped_id(self.tenant, loan_id),
+                "client_id": str(info.client_id),
+                "transaction_id": transaction_id,
+                "reversed_on": self.env.business_date,  # the day of the undo
+            }
+            result.events.append(self.event("spm.loan.transaction_reversed.v1", data))
+        kept = info.disbursals[: len(info.disbursals) - len(undone)]
+        result.loans[loan_id] = replace(info, disbursals=kept)
 
     def money_in(self, txn: Mapping[str, Any], result: MapResult) -> None:
         loan_id = _required(txn, "loanId")
@@ -310,12 +352,32 @@ class _Ctx:
                 principal if principal is not None else _required(p, "amount"), places
             ),
             "written_off_on": p.get("date") or self.env.business_date,
+            "transaction_id": scoped_id(self.tenant, _required(p, "id")),
         }
         result.events.append(self.event("spm.loan.written_off.v1", data))
+
+    def undo_written_off(self, result: MapResult) -> None:
+        """The payload is the write-off transaction itself: reverse it by its id."""
+        p = self.item.payload
+        loan_id = _required(p, "loanId")
+        info = self.loan(loan_id, result)
+        if info is None:
+            return
+        data = {
+            "loan_id": scoped_id(self.tenant, loan_id),
+            "client_id": str(info.client_id),
+            "transaction_id": scoped_id(self.tenant, _required(p, "id")),
+            "reversed_on": p.get("reversedOnDate") or self.env.business_date,
+        }
+        result.events.append(self.event("spm.loan.transaction_reversed.v1", data))
 
     def closed(self, result: MapResult) -> None:
         p = self.item.payload
         closure = _closure_type(p.get("status") or {})
+        if closure == "written_off":
+            # Write-offs can be undone and a closure cannot: the write-off event ends the loan.
+            result.ignored = True
+            return
         if closure is None:
             if self.item.type == "LoanCloseBusinessEvent":
                 closure = "other"
@@ -356,7 +418,7 @@ def parse_created_at(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _loan_info(p: Mapping[str, Any]) -> LoanInfo:
+def _loan_info(p: Mapping[str, Any], disbursals: tuple[str, ...]) -> LoanInfo:
     summary = p.get("summary") or {}
     currency = (summary.get("currency") or p.get("currency") or {}).get("code")
     return LoanInfo(
@@ -365,6 +427,7 @@ def _loan_info(p: Mapping[str, Any]) -> LoanInfo:
         product_id=_str(p.get("loanProductId")),
         currency=currency,
         loan_cycle=p.get("loanCounter"),
+        disbursals=disbursals,
     )
 
 

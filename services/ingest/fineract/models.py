@@ -54,9 +54,11 @@ loans = Table(
     Column("product_id", String(64)),
     Column("currency", String(3)),
     Column("loan_cycle", Integer),
+    Column("disbursals", JSON),
     Column("updated_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
 )
-"""Loan -> client/branch/product, which transaction and arrears payloads lack."""
+"""Loan -> client/branch/product, which transaction and arrears payloads lack; and the
+transaction ids the adapter gave the loan's disbursals not undone (what an undo reverses)."""
 
 parked = Table(
     "fineract_parked",

@@ -2,16 +2,20 @@
 
 Per record: decode (bad bytes -> dead letter), drop a message already applied (tenant +
 ``idempotencyKey``), drop to the dead-letter topic a message older than what its aggregate has
-seen (ordering per aggregate by envelope ``id``), then map each business event. An event whose
-loan is unknown is parked and replayed when the loan appears. Mapped events go through the ingest
-validator (contract check, pseudonymisation) and land in the outbox with the dead letters.
+applied (ordering per aggregate by envelope ``id``), then map each business event. An event whose
+loan is unknown is parked and replayed when the loan appears; a message whose every event is
+parked has not been applied, so it does not move its aggregate's mark (the disbursal it waits
+for may have a lower id) — the mark moves when it is replayed. Mapped events go through the
+ingest validator (contract check, pseudonymisation) and land in the outbox with the dead letters.
+Business events that map to nothing are counted per type (``ignored_types``).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,6 +57,8 @@ class BatchStats:
     parked: int = 0
     replayed: int = 0
     ignored: int = 0
+    ignored_types: Counter[str] = field(default_factory=Counter)
+    """Business events that gave no canonical event (no mapping, or nothing to say), by type."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +174,8 @@ class _Batch:
         self.out: list[Message] = []
         self.stats = BatchStats()
         self.loans: dict[str, dict[int, LoanInfo]] = {}
+        self.marks: dict[store.AggregateKey, int] = {}
+        self.changed: dict[store.AggregateKey, int] = {}
 
     async def run(self, records: Sequence[Record]) -> None:
         self.stats.records = len(records)
@@ -181,11 +189,10 @@ class _Batch:
         fresh = await self._fresh(decoded)
         await self._prefetch_loans(fresh)
         keys = [_aggregate(msg) for _, msg in fresh]
-        marks = await store.load_high_water(self.session, keys)
-        changed: dict[store.AggregateKey, int] = {}
+        self.marks = await store.load_high_water(self.session, keys)
         for origin, msg in fresh:
             key, env = _aggregate(msg), msg.envelope
-            last = marks.get(key)
+            last = self.marks.get(key)
             if last is not None and env.id <= last:
                 self._dead(
                     origin,
@@ -194,10 +201,15 @@ class _Batch:
                     env,
                 )
                 continue
-            marks[key] = changed[key] = env.id
-            for item in msg.items:
-                await self._item(origin, env, item)
-        await store.store_high_water(self.session, changed)
+            applied = [await self._item(origin, env, item) for item in msg.items]
+            if any(applied):
+                self._mark(key, env.id)
+        await store.store_high_water(self.session, self.changed)
+
+    def _mark(self, key: store.AggregateKey, envelope_id: int) -> None:
+        """Record that a message of this aggregate was applied (the mark never goes back)."""
+        if envelope_id > self.marks.get(key, envelope_id - 1):
+            self.marks[key] = self.changed[key] = envelope_id
 
     async def _fresh(
         self, decoded: list[tuple[Origin, FineractMessage]]
@@ -228,6 +240,8 @@ class _Batch:
     async def _map(self, env: Envelope, item: Item) -> tuple[list[InputEvent], int | None]:
         tenant = env.tenant_id
         known = self.loans.setdefault(tenant, {})
+        if (own := _loans_of(item)) and own[0] not in known:  # its disbursals must not be lost
+            known.update(await store.load_loans(self.session, tenant, own))
         result = _safe_map(env, item, known, self.p._mapper)
         if result.waiting_for_loan is not None and result.waiting_for_loan not in known:
             known.update(await store.load_loans(self.session, tenant, [result.waiting_for_loan]))
@@ -235,6 +249,7 @@ class _Batch:
                 result = _safe_map(env, item, known, self.p._mapper)
         if result.ignored:
             self.stats.ignored += 1
+            self.stats.ignored_types[item.type] += 1
         if result.loans:
             await store.upsert_loans(self.session, tenant, result.loans)
             known.update(result.loans)
@@ -242,12 +257,13 @@ class _Batch:
 
     async def _item(
         self, origin: Origin, env: Envelope, item: Item, parked_at: datetime | None = None
-    ) -> None:
+    ) -> bool:
+        """Apply one business event; False when it was parked (not applied yet)."""
         try:
             events, waiting = await self._map(env, item)
         except UnmappableEvent as exc:
             self._dead(origin, exc.reason, exc.detail, env, item.index)
-            return
+            return True
         if waiting is not None:
             await store.park(
                 self.session,
@@ -265,11 +281,12 @@ class _Batch:
                 ),
             )
             self.stats.parked += 1
-            return
+            return False
         await self._emit(origin, env, item, events)
         if loan_ids := _loans_of(item):
             for parked in await store.take_parked(self.session, env.tenant_id, loan_ids):
                 await self._replay(parked)
+        return True
 
     async def _replay(self, parked: store.ParkedEvent) -> None:
         origin = Origin(parked.topic, parked.partition, parked.offset, parked.key, parked.value)
@@ -280,8 +297,13 @@ class _Batch:
             return
         self.stats.replayed += 1
         for item in msg.items:
-            if item.index == parked.item_index:
-                await self._item(origin, msg.envelope, item, parked.parked_at)
+            if item.index != parked.item_index:
+                continue
+            if await self._item(origin, msg.envelope, item, parked.parked_at):
+                key = _aggregate(msg)
+                if key not in self.marks:
+                    self.marks.update(await store.load_high_water(self.session, [key]))
+                self._mark(key, msg.envelope.id)
 
     async def _emit(
         self, origin: Origin, env: Envelope, item: Item, events: list[InputEvent]

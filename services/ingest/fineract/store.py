@@ -92,12 +92,25 @@ async def load_loans(session: AsyncSession, tenant: str, ids: Iterable[int]) -> 
         return {}
     c = m.loans.c
     rows = await session.execute(
-        select(c.loan_id, c.client_id, c.branch_id, c.product_id, c.currency, c.loan_cycle).where(
-            c.tenant == tenant, c.loan_id.in_(wanted)
-        )
+        select(
+            c.loan_id,
+            c.client_id,
+            c.branch_id,
+            c.product_id,
+            c.currency,
+            c.loan_cycle,
+            c.disbursals,
+        ).where(c.tenant == tenant, c.loan_id.in_(wanted))
     )
     return {
-        r.loan_id: LoanInfo(r.client_id, r.branch_id, r.product_id, r.currency, r.loan_cycle)
+        r.loan_id: LoanInfo(
+            r.client_id,
+            r.branch_id,
+            r.product_id,
+            r.currency,
+            r.loan_cycle,
+            tuple(r.disbursals or ()),
+        )
         for r in rows
     }
 
@@ -106,7 +119,7 @@ async def upsert_loans(session: AsyncSession, tenant: str, loans: Mapping[int, L
     if not loans:
         return
     stmt = _insert(session, m.loans)
-    fields = ("client_id", "branch_id", "product_id", "currency", "loan_cycle")
+    fields = ("client_id", "branch_id", "product_id", "currency", "loan_cycle", "disbursals")
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.loans.c.tenant, m.loans.c.loan_id],
         set_={
@@ -126,6 +139,7 @@ async def upsert_loans(session: AsyncSession, tenant: str, loans: Mapping[int, L
                 "product_id": info.product_id,
                 "currency": info.currency,
                 "loan_cycle": info.loan_cycle,
+                "disbursals": list(info.disbursals),
                 "updated_at": now,
             }
             for loan_id, info in loans.items()
