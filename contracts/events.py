@@ -12,19 +12,23 @@ two forms cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     create_model,
 )
+from pydantic.json_schema import WithJsonSchema
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 """A source-scoped identifier such as ``fineract:default:1042``."""
@@ -46,12 +50,67 @@ def _non_negative(value: Decimal) -> Decimal:
     return value
 
 
+# Money, written once for code and documents. ``$(?!\n)`` ends the string in both regex dialects
+# that read these patterns: ECMA-262 (JSON Schema's) and Python's re (whose ``$`` also matches
+# before a final newline, which the lookahead refuses).
+MONEY_INPUT_PATTERN = r"^[0-9]{1,16}(?:\.[0-9]{1,4}0*)?$(?!\n)"
+"""A money string ingest accepts: plain decimal notation, non-negative, at most 16 digits before
+the point and 4 significant decimals (more trailing zeros are fine: ``3633.33000000``)."""
+MONEY_PATTERN = r"^(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,4})?$(?!\n)"
+"""Money as published: plain decimal notation, never an exponent (``100000``, not ``1E+5``)."""
+MONEY_REASON = (
+    "must be a plain decimal such as 45000.00: digits, then optionally a point and at most 4 "
+    "decimals (no sign, exponent, spaces or separators)"
+)
+_MONEY_INPUT = re.compile(MONEY_INPUT_PATTERN.removeprefix("^").removesuffix("$(?!\n)"))
+_FOUR_PLACES = Decimal("0.0001")
+
+
+def _plain_money(value: Decimal) -> str:
+    """Plain decimal notation, at most 4 decimals: exact, since validation allows no more than
+    4 significant ones (``1E+5`` -> ``100000``, ``1.10000`` -> ``1.1000``, ``-0`` -> ``0``)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        value = value.quantize(_FOUR_PLACES)
+    return format(value.copy_abs() if value.is_zero() else value, "f")
+
+
+def _money_text(value: Any) -> Any:
+    """Input strings must be plain decimals (JSON numbers are decimals already)."""
+    if isinstance(value, str) and not _MONEY_INPUT.fullmatch(value):
+        raise ValueError(MONEY_REASON)
+    return value
+
+
+_MONEY_OUT = PlainSerializer(_plain_money, return_type=str, when_used="json")
+
 Money = Annotated[
     Decimal,
-    Field(max_digits=20, decimal_places=4, json_schema_extra={"format": "decimal"}),
+    Field(max_digits=20, decimal_places=4),
     AfterValidator(_non_negative),
+    _MONEY_OUT,
+    WithJsonSchema(
+        {"type": "string", "format": "decimal", "pattern": MONEY_PATTERN}, mode="serialization"
+    ),
 ]
-"""Money as a decimal (a JSON string on the wire), never a float."""
+"""Money as a decimal (a JSON string on the wire, in plain notation), never a float.
+
+Readers are lenient (any finite non-negative decimal string, as contract 1.0 published it);
+writers always publish ``MONEY_PATTERN``.
+"""
+
+InputMoney = Annotated[
+    Decimal,
+    Field(
+        max_digits=20,
+        decimal_places=4,
+        json_schema_extra={"format": "decimal", "pattern": MONEY_INPUT_PATTERN, "minimum": 0},
+    ),
+    BeforeValidator(_money_text),
+    AfterValidator(_non_negative),
+    _MONEY_OUT,
+]
+"""Money as sources send it: a JSON number, or a string matching ``MONEY_INPUT_PATTERN``."""
 
 Gender = Literal["female", "male", "other", "unknown"]
 ExitType = Literal["voluntary", "involuntary", "inactive", "deceased", "inferred"]
@@ -254,11 +313,19 @@ class InputData(BaseModel):
 PSEUDONYMISED_FIELDS: dict[str, str] = {"client_pid": "client_id", "officer_pid": "officer_id"}
 
 
+# Canonical field type -> its stricter input twin.
+_INPUT_TWINS: tuple[tuple[Any, Any], ...] = ((Money, InputMoney), (Money | None, InputMoney | None))
+
+
 def input_model(canonical: type[CanonicalData]) -> type[InputData]:
     """Derive the input form of a canonical payload model."""
     fields: dict[str, Any] = {}
+    hints = get_type_hints(canonical, include_extras=True)
     for name, info in canonical.model_fields.items():
-        if name in PSEUDONYMISED_FIELDS:
+        twin = next((i for c, i in _INPUT_TWINS if hints[name] == c), None)
+        if twin is not None:
+            fields[name] = (twin, ... if info.is_required() else None)
+        elif name in PSEUDONYMISED_FIELDS:
             raw_field = (Identifier, ...) if info.is_required() else (Identifier | None, None)
             fields[PSEUDONYMISED_FIELDS[name]] = raw_field
         else:

@@ -7,7 +7,9 @@ ones carry what ingest makes of them: source-scoped identifiers and keyed pseudo
 (``client_pid``; illustrative values, not computed with any real pepper).
 
 The canonical examples are in the exact structured form ``envelope.to_structured`` writes, so a
-decode/encode round trip reproduces them.
+decode/encode round trip reproduces them. A canonical ``traceparent`` is the trace context of the
+HTTP request that brought the event (its ``traceparent`` header); input examples carry none,
+since ingest drops extension attributes of the body.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class Example:
     """None for service outputs, which no source sends."""
     subject: str | None = None
     traceparent: str | None = None
+    """Canonical form only: from the request's trace context, never from the body."""
 
-    def _envelope(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _envelope(self, data: dict[str, Any], traceparent: str | None) -> dict[str, Any]:
         out: dict[str, Any] = {
             "specversion": "1.0",
             "id": self.id,
@@ -46,19 +49,19 @@ class Example:
         }
         if self.subject is not None:
             out["subject"] = self.subject
-        if self.traceparent is not None:
-            out["traceparent"] = self.traceparent
+        if traceparent is not None:
+            out["traceparent"] = traceparent
         out["datacontenttype"] = "application/json"
         out["data"] = data
         return out
 
     def canonical(self) -> dict[str, Any]:
         """The canonical event in CloudEvents structured JSON form."""
-        return self._envelope(self.canonical_data)
+        return self._envelope(self.canonical_data, self.traceparent)
 
     def input(self) -> dict[str, Any] | None:
         """The event as a source sends it to ingest (structured JSON), if sources send it."""
-        return None if self.input_data is None else self._envelope(self.input_data)
+        return None if self.input_data is None else self._envelope(self.input_data, None)
 
 
 _EXAMPLES = (
@@ -145,6 +148,7 @@ _EXAMPLES = (
             "household_income_monthly": "28000.00",
             "other_active_lenders": 1,
             "disbursed_on": "2025-03-10",
+            "transaction_id": "88101",
         },
         canonical_data={
             "loan_id": "fineract:default:2001",
@@ -160,6 +164,7 @@ _EXAMPLES = (
             "household_income_monthly": "28000.00",
             "other_active_lenders": 1,
             "disbursed_on": "2025-03-10",
+            "transaction_id": "fineract:default:88101",
         },
     ),
     Example(
@@ -246,31 +251,33 @@ _EXAMPLES = (
             "client_id": "1042",
             "principal_written_off": "31150.00",
             "written_off_on": "2025-12-15",
+            "transaction_id": "90877",
         },
         canonical_data={
             "loan_id": "fineract:default:2001",
             "client_pid": CLIENT_1042,
             "principal_written_off": "31150.00",
             "written_off_on": "2025-12-15",
+            "transaction_id": "fineract:default:90877",
         },
     ),
     Example(
         type="spm.loan.closed.v1",
         id="8d8dc6e3-7754-4b79-8be7-ae21a455c314",
         source=FINERACT,
-        time="2025-12-15T10:00:01+03:00",
-        subject="fineract:default:2001",
+        time="2025-12-20T10:00:01+03:00",
+        subject="fineract:default:2002",
         input_data={
-            "loan_id": "2001",
-            "client_id": "1042",
-            "closed_on": "2025-12-15",
-            "closure_type": "written_off",
+            "loan_id": "2002",
+            "client_id": "1043",
+            "closed_on": "2025-12-20",
+            "closure_type": "repaid",
         },
         canonical_data={
-            "loan_id": "fineract:default:2001",
-            "client_pid": CLIENT_1042,
-            "closed_on": "2025-12-15",
-            "closure_type": "written_off",
+            "loan_id": "fineract:default:2002",
+            "client_pid": CLIENT_1043,
+            "closed_on": "2025-12-20",
+            "closure_type": "repaid",
         },
     ),
     Example(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -78,6 +79,8 @@ async def test_csv_import_twice(
     ]
     for record in records:
         assert b"0712" not in (record.value or b"") and b"Amina" not in (record.value or b"")
+    transactions = sorted(json.loads(r.value or b"{}")["transaction_id"] for r in records)
+    assert transactions == [f"{source}:T-900{n}" for n in (1, 2, 3)]  # contract v1.1
 
 
 async def _invoke(runner: CliRunner, args: list[str], env: dict[str, str]) -> Result:
