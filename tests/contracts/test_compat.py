@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from contracts.cli import contracts_app
 from contracts.compat import check_compatibility, check_history, snapshot
 from contracts.export import canonical_schemas
 
@@ -35,6 +37,19 @@ def test_first_release_is_recorded() -> None:
 
 def test_current_schemas_are_compatible_with_history() -> None:
     assert check_history(HISTORY, canonical_schemas()) == []
+
+
+def test_release_1_0_is_recorded_as_released() -> None:
+    """Every type of 1.0, without the fields 1.1 added; `spm contracts compat` accepts 1.1."""
+    released = {p.name.removesuffix(".json") for p in (HISTORY / "1.0.0").glob("*.json")}
+    assert released == set(canonical_schemas())  # 1.1 added no type
+    for type_ in (DISBURSED, "spm.loan.written_off.v1"):
+        schema = json.loads((HISTORY / "1.0.0" / f"{type_}.json").read_text(encoding="utf-8"))
+        assert "transaction_id" not in schema["properties"]
+        assert "transaction_id" in canonical_schemas()[type_]["properties"]
+    result = CliRunner().invoke(contracts_app, ["compat", "--root", str(PROJECT_ROOT)])
+    assert result.exit_code == 0, result.output
+    assert "compatible with every released version" in result.output
 
 
 def test_unchanged_schema_is_compatible(old: dict[str, Any], new: dict[str, Any]) -> None:
