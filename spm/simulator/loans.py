@@ -1,11 +1,19 @@
 """Loan lifecycle: disbursement, instalments paid on time or late, arrears ranges, write-off,
-closure, and what the client does next (repeat loan or exit)."""
+closure, and what the client does next (repeat loan or exit).
+
+Corrections, as core banking lets loan officers make them (contract v1.1): a few disbursals are
+posted with a wrong amount, undone the next day (``loan.transaction_reversed`` of the disbursal's
+``transaction_id``) and posted again with the right amount and date; a few write-offs are undone
+some days later (the client comes back and pays the arrears). A write-off ends the loan by
+itself: no ``loan.closed`` is sent for it, since a closure cannot be undone.
+"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from spm.simulator import behaviour as bh
 from spm.simulator.config import Product
@@ -14,6 +22,10 @@ from spm.simulator.world import Client, Loan, World
 
 ARREARS_REPORT_DAYS = (1, 31, 61, 91)
 WRITE_OFF_DAYS = 180
+DISBURSAL_CORRECTION_RATE = 0.01
+"""Share of new disbursals posted wrong, undone and redone the next day."""
+WRITE_OFF_UNDO_RATE = 0.15
+"""Share of write-offs undone (the client pays the arrears)."""
 
 
 class LoanBook:
@@ -33,26 +45,39 @@ class LoanBook:
         product = w.rng.choice(cfg.product_list)
         client.cycle += 1
         terms = bh.loan_terms(w.rng, product, client.cycle, d)
-        loan = self._schedule(client, product, terms.amount, day)
-        w.emit(
-            "spm.loan.disbursed.v1",
-            w.factory.at(day, w.seconds(9, 16)),
-            {
-                "loan_id": loan.id,
-                "client_id": client.id,
-                "branch_id": client.branch,
-                "product_id": product.id,
-                "officer_id": client.officer,
-                "loan_cycle": client.cycle,
-                "amount": money(terms.amount),
-                "currency": cfg.currency,
-                "term_months": product.term_months,
-                "instalment_monthly": money(terms.instalment),
-                "household_income_monthly": money(terms.income),
-                "other_active_lenders": terms.other_lenders,
+        corrected = opening_start is None and w.corrections.random() < DISBURSAL_CORRECTION_RATE
+        start = day + timedelta(days=1) if corrected else day
+        loan = self._schedule(client, product, terms.amount, start)
+        disbursal = {
+            "loan_id": loan.id,
+            "client_id": client.id,
+            "branch_id": client.branch,
+            "product_id": product.id,
+            "officer_id": client.officer,
+            "loan_cycle": client.cycle,
+            "amount": money(terms.amount),
+            "currency": cfg.currency,
+            "term_months": product.term_months,
+            "instalment_monthly": money(terms.instalment),
+            "household_income_monthly": money(terms.income),
+            "other_active_lenders": terms.other_lenders,
+            "disbursed_on": start.isoformat(),
+            "transaction_id": w.next_id("txn", "T{:08d}"),
+        }
+        if corrected:  # posted with a wrong amount today, undone and redone tomorrow
+            factor = w.corrections.choice((Decimal("0.9"), Decimal("1.1")))
+            wrong = {
+                **disbursal,
+                "amount": money(terms.amount * factor),
                 "disbursed_on": day.isoformat(),
-            },
-        )
+                "transaction_id": w.next_id("txn", "T{:08d}"),
+            }
+            at = w.factory.at(day, 9 * 3600 + w.corrections.randint(0, 7 * 3600 - 1))
+            w.emit("spm.loan.disbursed.v1", at, wrong)
+            w.later(start, partial(self._redo_disbursal, wrong, disbursal))
+        else:
+            w.emit("spm.loan.disbursed.v1", w.factory.at(day, w.seconds(9, 16)), disbursal)
+        day = start
         default_at: int | None = None
         if w.rng.random() < bh.default_probability(d, terms.dsti_breach):
             default_at = w.rng.randint(1, max(1, product.term_months // 2))
@@ -68,6 +93,26 @@ class LoanBook:
             if delay:
                 w.later(due + timedelta(days=delay), partial(self._pay, loan, k))
 
+    def _redo_disbursal(self, wrong: dict[str, Any], right: dict[str, Any], day: date) -> None:
+        w = self.w
+        self._reverse(wrong, day, w.factory.at(day, 8 * 3600 + w.corrections.randint(0, 3599)))
+        at = w.factory.at(day, 9 * 3600 + w.corrections.randint(0, 3 * 3600))
+        w.emit("spm.loan.disbursed.v1", at, right)
+
+    def _reverse(self, original: dict[str, Any], day: date, at: datetime) -> None:
+        """``loan.transaction_reversed`` of ``original``'s transaction, at ``at``."""
+        w = self.w
+        w.emit(
+            "spm.loan.transaction_reversed.v1",
+            at,
+            {
+                "loan_id": original["loan_id"],
+                "client_id": original["client_id"],
+                "transaction_id": original["transaction_id"],
+                "reversed_on": day.isoformat(),
+            },
+        )
+
     def _schedule(self, client: Client, product: Product, amount: Decimal, day: date) -> Loan:
         term = product.term_months
         each = (amount / term).quantize(CENTS)
@@ -82,7 +127,7 @@ class LoanBook:
     def _due(self, loan: Loan, k: int, on_time: bool, day: date) -> None:
         if loan.ended:
             return
-        if on_time:
+        if on_time or loan.cured:
             self._pay(loan, k, day)
         else:
             loan.unpaid.add(k)
@@ -90,11 +135,12 @@ class LoanBook:
 
     def _pay(self, loan: Loan, k: int, day: date) -> None:
         w = self.w
-        if loan.ended:
+        if loan.ended or k in loan.settled:
             return
         principal = loan.principal[k]
         loan.outstanding -= principal
         loan.paid += 1
+        loan.settled.add(k)
         txn = w.next_id("txn", "T{:08d}")
         data = {
             "loan_id": loan.id,
@@ -117,16 +163,7 @@ class LoanBook:
 
     def _correct(self, original: dict[str, str], day: date) -> None:
         w = self.w
-        w.emit(
-            "spm.loan.transaction_reversed.v1",
-            w.factory.at(day, w.seconds(8, 10)),
-            {
-                "loan_id": original["loan_id"],
-                "client_id": original["client_id"],
-                "transaction_id": original["transaction_id"],
-                "reversed_on": day.isoformat(),
-            },
-        )
+        self._reverse(original, day, w.factory.at(day, w.seconds(8, 10)))
         reposted = {**original, "transaction_id": w.next_id("txn", "T{:08d}")}
         w.emit("spm.loan.repayment.v1", w.factory.at(day, w.seconds(10, 12)), reposted)
 
@@ -168,34 +205,51 @@ class LoanBook:
 
     def _write_off(self, loan: Loan, day: date) -> None:
         w = self.w
-        w.emit(
-            "spm.loan.written_off.v1",
-            w.factory.at(day, 19 * 3600),
-            {
-                "loan_id": loan.id,
-                "client_id": loan.client.id,
-                "principal_written_off": money(loan.outstanding),
-                "written_off_on": day.isoformat(),
-            },
-        )
+        data = {
+            "loan_id": loan.id,
+            "client_id": loan.client.id,
+            "principal_written_off": money(loan.outstanding),
+            "written_off_on": day.isoformat(),
+            "transaction_id": w.next_id("txn", "T{:08d}"),
+        }
+        w.emit("spm.loan.written_off.v1", w.factory.at(day, 19 * 3600), data)
         self.in_arrears.pop(loan.id, None)
+        if w.corrections.random() < WRITE_OFF_UNDO_RATE:
+            loan.ended = True  # until the undo: the client comes back
+            undo_on = day + timedelta(days=w.corrections.randint(3, 20))
+            w.later(undo_on, partial(self._undo_write_off, loan, data))
+            return
         self._close(loan, day, "written_off")
+
+    def _undo_write_off(self, loan: Loan, write_off: dict[str, Any], day: date) -> None:
+        """The write-off is reversed; the client pays every instalment due so far, then the rest
+        on time."""
+        w = self.w
+        self._reverse(write_off, day, w.factory.at(day, 9 * 3600 + w.corrections.randint(0, 3599)))
+        loan.ended = False
+        loan.cured = True
+        for k, due in enumerate(loan.due):
+            if due <= day and k not in loan.settled:
+                loan.unpaid.add(k)
+        for k in sorted(loan.unpaid):
+            self._pay(loan, k, day)
 
     # --- the end of a loan -------------------------------------------------------------------
 
     def _close(self, loan: Loan, day: date, closure: str) -> None:
         w = self.w
         loan.ended = True
-        w.emit(
-            "spm.loan.closed.v1",
-            w.factory.at(day, 19 * 3600 + 1),
-            {
-                "loan_id": loan.id,
-                "client_id": loan.client.id,
-                "closed_on": day.isoformat(),
-                "closure_type": closure,
-            },
-        )
+        if closure != "written_off":  # the write-off itself ends the loan (it can be undone)
+            w.emit(
+                "spm.loan.closed.v1",
+                w.factory.at(day, 19 * 3600 + 1),
+                {
+                    "loan_id": loan.id,
+                    "client_id": loan.client.id,
+                    "closed_on": day.isoformat(),
+                    "closure_type": closure,
+                },
+            )
         client = loan.client
         if closure == "written_off":
             reason = bh.weighted(w.rng, bh.INVOLUNTARY_REASONS)

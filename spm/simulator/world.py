@@ -38,7 +38,11 @@ class Loan:
     paid: int = 0
     unpaid: set[int] = field(default_factory=set)
     """Instalments past their due date and not paid."""
+    settled: set[int] = field(default_factory=set)
+    """Instalments paid."""
     ended: bool = False
+    cured: bool = False
+    """Its write-off was undone: the client pays again, on time."""
 
 
 class World:
@@ -47,6 +51,9 @@ class World:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)  # noqa: S311 - reproducible, not secret
+        # Which loans get corrected (undone and redone) draws from its own stream, so the rest
+        # of the institution is drawn as it would be without corrections.
+        self.corrections = random.Random(f"{config.seed}:corrections")  # noqa: S311
         self.factory = EventFactory(config.seed, config.source, config.utc_offset_hours)
         self.agenda: defaultdict[date, list[Action]] = defaultdict(list)
         self.tray: list[tuple[datetime, int, dict[str, Any]]] = []

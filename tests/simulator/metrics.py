@@ -42,16 +42,19 @@ class Ledger:
     """Replays events; asks questions about windows and days."""
 
     gender: dict[str, str] = field(default_factory=dict)
-    disbursed: list[tuple[date, str, dict[str, Any]]] = field(default_factory=list)
-    loans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disbursals: list[tuple[date, str, dict[str, Any]]] = field(default_factory=list)
     reversed: set[str] = field(default_factory=set)
+    """Transaction ids reversed: repayments, and (contract v1.1) disbursals and write-offs."""
     repaid: defaultdict[str, list[tuple[date, Decimal, str]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     dpd_reports: defaultdict[str, list[tuple[date, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    ended: dict[str, date] = field(default_factory=dict)
+    endings: defaultdict[str, list[tuple[date, str | None]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    """Closures and write-offs per loan: (day, transaction id; None for a closure)."""
     complaints: dict[str, tuple[str, date]] = field(default_factory=dict)
     resolved: dict[str, date] = field(default_factory=dict)
 
@@ -60,10 +63,9 @@ class Ledger:
         if kind == "spm.client.registered.v1":
             self.gender[data["client_id"]] = data["gender"]
         elif kind == "spm.loan.disbursed.v1":
-            self.disbursed.append(
+            self.disbursals.append(
                 (date.fromisoformat(data["disbursed_on"]), data["branch_id"], data)
             )
-            self.loans[data["loan_id"]] = data
         elif kind == "spm.loan.repayment.v1":
             self.repaid[data["loan_id"]].append(
                 (
@@ -78,14 +80,33 @@ class Ledger:
             self.dpd_reports[data["loan_id"]].append(
                 (date.fromisoformat(data["as_of"]), data["days_past_due"])
             )
-        elif kind in ("spm.loan.closed.v1", "spm.loan.written_off.v1"):
-            day = data.get("closed_on") or data["written_off_on"]
-            self.ended.setdefault(data["loan_id"], date.fromisoformat(day))
+        elif kind == "spm.loan.closed.v1":
+            self.endings[data["loan_id"]].append((date.fromisoformat(data["closed_on"]), None))
+        elif kind == "spm.loan.written_off.v1":
+            day = date.fromisoformat(data["written_off_on"])
+            self.endings[data["loan_id"]].append((day, data.get("transaction_id")))
         elif kind == "spm.complaint.opened.v1":
             opened = datetime.fromisoformat(data["opened_at"]).date()
             self.complaints[data["complaint_id"]] = (data["branch_id"], opened)
         elif kind == "spm.complaint.resolved.v1":
             self.resolved[data["complaint_id"]] = datetime.fromisoformat(data["resolved_at"]).date()
+
+    @property
+    def disbursed(self) -> list[tuple[date, str, dict[str, Any]]]:
+        """Disbursals not cancelled by a reversal of their transaction."""
+        return [d for d in self.disbursals if d[2].get("transaction_id") not in self.reversed]
+
+    @property
+    def loans(self) -> dict[str, dict[str, Any]]:
+        """Each loan's disbursal in force: its first one not cancelled."""
+        out: dict[str, dict[str, Any]] = {}
+        for _, _, data in self.disbursed:
+            out.setdefault(data["loan_id"], data)
+        return out
+
+    def ended(self, loan_id: str) -> date | None:
+        days = [d for d, txn in self.endings[loan_id] if txn is None or txn not in self.reversed]
+        return min(days, default=None)
 
     def figures(self, branch: str, first: date, last: date) -> BranchFigures:
         out = BranchFigures()
@@ -111,7 +132,7 @@ class Ledger:
         portfolio = at_risk = Decimal(0)
         for loan_id, data in self.loans.items():
             disbursed = date.fromisoformat(data["disbursed_on"])
-            ended = self.ended.get(loan_id, day + timedelta(days=1))
+            ended = self.ended(loan_id) or day + timedelta(days=1)
             if data["branch_id"] != branch or disbursed > day or ended <= day:
                 continue
             paid = sum(

@@ -145,3 +145,40 @@ def test_config_refuses_a_drift_without_a_distinct_control() -> None:
         SimConfig(scenario=Scenario.drift, drift_branch="BR-NAI", control_branch="BR-NAI")
     with pytest.raises(ValueError, match="unknown branch"):
         SimConfig(scenario=Scenario.drift, drift_branch="BR-NOPE")
+
+
+def test_the_demo_makes_a_few_corrections_the_contract_can_cancel() -> None:
+    """Disbursals posted wrong, undone and redone with another amount and date; write-offs
+    undone (contract v1.1); no closure for a write-off, since a closure cannot be undone."""
+    from spm.devmode import demo_config
+
+    events = _all(demo_config())
+    disbursals: dict[str, list[dict[str, Any]]] = {}
+    write_offs: dict[str, dict[str, Any]] = {}
+    undone_disbursals, undone_write_offs = [], []
+    for event in events:
+        data, kind = event["data"], event["type"]
+        if kind == "spm.loan.disbursed.v1":
+            assert data["transaction_id"]
+            disbursals.setdefault(data["loan_id"], []).append(data)
+        elif kind == "spm.loan.written_off.v1":
+            write_offs[data["transaction_id"]] = data
+        elif kind == "spm.loan.transaction_reversed.v1":
+            loan = disbursals.get(data["loan_id"], [])
+            if any(d["transaction_id"] == data["transaction_id"] for d in loan):
+                undone_disbursals.append(data)
+            elif data["transaction_id"] in write_offs:
+                undone_write_offs.append(data)
+        elif kind == "spm.loan.closed.v1":
+            assert data["closure_type"] != "written_off"
+    assert 3 <= len(undone_disbursals) <= 40
+    assert 1 <= len(undone_write_offs) <= 20
+    for reversal in undone_disbursals:
+        first, second = disbursals[reversal["loan_id"]]  # the wrong one, then the right one
+        assert reversal["transaction_id"] == first["transaction_id"] != second["transaction_id"]
+        assert first["amount"] != second["amount"]
+        assert first["disbursed_on"] < second["disbursed_on"] == reversal["reversed_on"]
+    for reversal in undone_write_offs:
+        write_off = write_offs[reversal["transaction_id"]]
+        assert write_off["loan_id"] == reversal["loan_id"]
+        assert write_off["written_off_on"] < reversal["reversed_on"]
