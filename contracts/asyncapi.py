@@ -59,9 +59,10 @@ _HEADER = (
 _DESCRIPTION = """\
 Events of SPM Monitor, contract v1. Every event is a CloudEvents 1.0 event in Kafka binary \
 mode: the record value is the JSON `data` (the canonical payload), the attributes travel as \
-`ce_*` headers beside `content-type` and, on events ingest published from a traced HTTP \
-request, that request's W3C `traceparent` (the services' own outputs, such as indicator \
-changes, carry none). The record key is the \
+`ce_*` headers beside `content-type` and, on events ingest published over HTTP or from a \
+CSV import, the W3C `traceparent` of that ingest batch (continuing the HTTP request's trace); \
+the Fineract adapter's events and the services' own outputs, such as indicator changes, carry \
+none. The record key is the \
 CloudEvents `partitionkey`. `id` + `source` identify an event (a repeat is a duplicate); `time` \
 is event time and always carries a UTC offset. Money is a decimal string in plain notation \
 (`"100000"`, never `"1E+5"`), never a float. \
@@ -87,9 +88,9 @@ def _headers_schema(et: EventType) -> dict[str, Any]:
         "traceparent": {
             **text,
             "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
-            "description": "W3C trace context of the HTTP request that brought the event to "
-            "ingest, when tracing is on; absent on the Fineract adapter's events and on the "
-            "services' own outputs.",
+            "description": "W3C trace context of the ingest batch that published the event "
+            "(continuing the HTTP request's trace); absent on the Fineract adapter's events "
+            "and on the services' own outputs.",
         },
     }
     required = [
