@@ -3,9 +3,12 @@ the contract v1.1 event; unmapped types are counted; parking does not break per-
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from contracts.envelope import from_kafka
 from services.ingest.fineract.config import FineractSettings
@@ -30,6 +33,14 @@ from tests.ingest.fineract.helpers import FineractEvent
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 SCOPE = "fineract:default:"
+SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "schemas"
+
+
+def schema_errors(out: Out) -> list[str]:
+    schema = json.loads((SCHEMAS / f"{out.type}.json").read_text(encoding="utf-8"))
+    return [e.message for e in Draft202012Validator(schema).iter_errors(out.data())]
+
+
 LOAN = 700
 CLIENT = 31
 
@@ -86,6 +97,8 @@ async def test_undone_disbursal_is_reversed_and_the_redisbursal_has_a_new_id(
     async with running_consumer(s):
         outputs = await wait_outputs(kafka_bootstrap, s, lambda o: len(canonical(o)) >= 3)
     assert dead(outputs) == []
+    for out in canonical(outputs):  # what the adapter publishes is what the schemas say
+        assert schema_errors(out) == []
     first, reversal, second = (
         from_kafka(o.value, list(o.headers.items())) for o in canonical(outputs)
     )
@@ -121,6 +134,7 @@ async def test_undone_write_off_is_reversed_and_written_off_status_is_no_closure
         )
         assert consumer.totals.ignored_types == {"LoanStatusChangedBusinessEvent": 1}
     assert dead(outputs) == []
+    assert [schema_errors(o) for o in canonical(outputs)] == [[], [], []]
     types = [o.type for o in canonical(outputs)]
     assert types == [
         "spm.loan.disbursed.v1",
