@@ -352,7 +352,8 @@ class _Ctx:
                 principal if principal is not None else _required(p, "amount"), places
             ),
             "written_off_on": p.get("date") or self.env.business_date,
-            "transaction_id": scoped_id(self.tenant, _required(p, "id")),
+            # what an undo reverses; without one the write-off cannot be undone (contract v1.1)
+            "transaction_id": None if p.get("id") is None else scoped_id(self.tenant, p["id"]),
         }
         result.events.append(self.event("spm.loan.written_off.v1", data))
 
