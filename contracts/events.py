@@ -12,6 +12,7 @@ two forms cannot drift apart.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from decimal import Decimal
@@ -69,16 +70,29 @@ _FOUR_PLACES = Decimal("0.0001")
 def _plain_money(value: Decimal) -> str:
     """Plain decimal notation, at most 4 decimals: exact, since validation allows no more than
     4 significant ones (``1E+5`` -> ``100000``, ``1.10000`` -> ``1.1000``, ``-0`` -> ``0``)."""
+    text = str(value)  # the common case (``45000.00``) is already plain: one C call
+    dot = text.find(".")
+    if "E" not in text and text[0] != "-" and (dot < 0 or len(text) - dot <= 5):
+        return text
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -4:
         value = value.quantize(_FOUR_PLACES)
     return format(value.copy_abs() if value.is_zero() else value, "f")
 
 
-def _money_text(value: Any) -> Any:
-    """Input strings must be plain decimals (JSON numbers are decimals already)."""
-    if isinstance(value, str) and not _MONEY_INPUT.fullmatch(value):
+def _input_money(value: Any) -> Any:
+    """What ingest accepts as money: a string matching ``MONEY_INPUT_PATTERN`` (non-negative and
+    finite by construction), or a finite non-negative number; pydantic's decimal validation
+    (digits, places) follows. One Python call per field: ingest validates every event."""
+    if isinstance(value, str):
+        if _MONEY_INPUT.fullmatch(value):
+            return value
         raise ValueError(MONEY_REASON)
+    if isinstance(value, Decimal | float | int) and not isinstance(value, bool):
+        if not (value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)):
+            raise ValueError("must be a finite decimal")
+        if value < 0:
+            raise ValueError("must not be negative")
     return value
 
 
@@ -106,8 +120,7 @@ InputMoney = Annotated[
         decimal_places=4,
         json_schema_extra={"format": "decimal", "pattern": MONEY_INPUT_PATTERN, "minimum": 0},
     ),
-    BeforeValidator(_money_text),
-    AfterValidator(_non_negative),
+    BeforeValidator(_input_money),
     _MONEY_OUT,
 ]
 """Money as sources send it: a JSON number, or a string matching ``MONEY_INPUT_PATTERN``."""
