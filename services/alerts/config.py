@@ -76,7 +76,7 @@ Severity = Literal["info", "warning", "critical"]
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(pattern=r"^https?://")
+    url: str = Field(pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")
     format: Literal["generic", "slack", "teams"] = "generic"
 
 

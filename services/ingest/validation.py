@@ -53,9 +53,9 @@ class InputEnvelope(BaseModel):
     source: Source
     type: str
     time: AwareDatetime
-    datacontenttype: Annotated[str, Field(pattern=r"^application/(cloudevents\+)?json")] | None = (
-        None
-    )
+    datacontenttype: (
+        Annotated[str, Field(pattern=r"^application/(cloudevents\+)?json( *;[ -~]*)?$")] | None
+    ) = None
     data: Any
 
 
