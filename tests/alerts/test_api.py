@@ -34,7 +34,11 @@ async def test_silence_validation(h: Harness) -> None:
         ({"matchers": [{"name": "colour", "value": "x"}], "comment": "c", "ends_at": later},
          "matchers.0.name"),
         ({"matchers": [{"name": "segment", "value": "(", "op": "=~"}], "comment": "c",
-          "ends_at": later}, "matchers.0"),
+          "ends_at": later}, "matchers.0.value"),
+        ({"matchers": [{"name": "segment", "value": "(a)\\1", "op": "=~"}], "comment": "c",
+          "ends_at": later}, "matchers.0.value"),  # a back-reference: RE2 has none
+        ({"matchers": [{"name": "segment", "value": "a" * 201, "op": "!~"}], "comment": "c",
+          "ends_at": later}, "matchers.0.value"),
         ({"matchers": [{"name": "segment", "value": "all"}], "comment": "", "ends_at": later},
          "comment"),
         ({"matchers": [{"name": "segment", "value": "all"}], "comment": "c",
