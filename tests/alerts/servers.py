@@ -67,6 +67,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
+    """The body's bytes as received (what a signature covers)."""
 
 
 @dataclass
@@ -100,7 +102,7 @@ class HttpReceiver:
                     name, value = line.split(":", 1)
                     headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append(Request(method, path, headers, json.loads(body or b"null")))
+            self.requests.append(Request(method, path, headers, json.loads(body or b"null"), body))
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
             await writer.drain()
         finally:
