@@ -30,7 +30,12 @@ SCOPE_SEPARATOR = ":"
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$"
 
 SourceId = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=SOURCE_ID_PATTERN)
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=SOURCE_ID_PATTERN),
+    Field(
+        description="The id as the source has it: a code (letters, digits, _ . / -), no spaces, "
+        "no ':'. Ingest scopes it as <source>:<id>."
+    ),
 ]
 """A loan, transaction or complaint id as its source has it (input form), e.g. ``2001`` or
 ``CASE-00017342``: a code, not free text — letters, digits and ``_ . / -``, at most 100
@@ -40,6 +45,9 @@ characters, no spaces and no ``:``. Ingest scopes it as ``<source>:<id>``; since
 Identifier = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f-\x9f]+$"),
+    Field(
+        description="Scoped by the source: <source>:<the source's id>, e.g. fineract:default:2001."
+    ),
 ]
 """A source-scoped identifier such as ``fineract:default:2001`` (``<source>:<source id>``): no
 spaces, no control characters, at most 200 characters."""

@@ -227,3 +227,22 @@ def _counted(reader: InMemoryMetricReader, status: str) -> int:
         for point in metric.data.data_points  # type: ignore[union-attr]
         if point.attributes and point.attributes.get("status") == status
     )
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r", "\x00"])
+async def test_a_control_character_after_a_valid_value_is_refused(
+    client: httpx.AsyncClient, unique: str, suffix: str
+) -> None:
+    """Python's ``$`` matches before a final newline: every field is checked whole."""
+    source = f"core:{unique}"
+    bad = [
+        {**disbursal(source, "w0"), "source": source + suffix},
+        disbursal(source, "w1" + suffix),
+        disbursal(source, "w2", loan_id="L1" + suffix),
+        disbursal(source, "w3", branch_id="BR1" + suffix),
+        disbursal(source, "w4", currency="KES" + suffix),
+    ]
+    response = await client.post("/v1/events/batch", json=bad, headers=auth())
+    assert response.status_code == 422, response.text
+    fields = [{e["field"] for e in r["errors"]} for r in response.json()["results"]]
+    assert fields == [{"source"}, {"id"}, {"data.loan_id"}, {"data.branch_id"}, {"data.currency"}]
