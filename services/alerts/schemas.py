@@ -56,11 +56,17 @@ class AckCreate(BaseModel):
     comment: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] | None = None
 
 
-class Matcher(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MatcherRead(BaseModel):
+    """A stored matcher as it is (one saved before regexes were checked is still listed)."""
 
     name: LabelName
     op: Literal["=", "!=", "=~", "!~"] = "="
+    value: str
+
+
+class Matcher(MatcherRead):
+    model_config = ConfigDict(extra="forbid")
+
     value: Annotated[str, StringConstraints(max_length=500)]
     """A label value, or for ``=~`` / ``!~`` an RE2 regular expression (anchored) of at most
     200 characters."""
@@ -90,7 +96,7 @@ class SilenceCreate(BaseModel):
 
 class SilenceRead(BaseModel):
     id: str
-    matchers: list[Matcher]
+    matchers: list[MatcherRead]
     created_by: str
     comment: str
     starts_at: datetime
