@@ -31,7 +31,14 @@ JSON_CONTENT_TYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Source = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
+# pydantic checks ``pattern`` with the Rust regex engine, where ``$`` is the end of the string
+# (Python's ``re`` would also match before a final newline); a property test holds every
+# pattern-validated field to that.
+Source = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f-\x9f]+$"),
+]
+"""Who sent the event: no spaces, no control characters."""
 TraceParent = Annotated[
     str, StringConstraints(pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 ]

@@ -31,8 +31,35 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-"""A source-scoped identifier such as ``fineract:default:1042``."""
+SCOPE_SEPARATOR = ":"
+SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$"
+
+SourceId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=SOURCE_ID_PATTERN),
+    Field(
+        description="The id as the source has it: a code (letters, digits, _ . / -), no spaces, "
+        "no ':'. Ingest scopes it as <source>:<id>."
+    ),
+]
+"""A loan, transaction or complaint id as its source has it (input form), e.g. ``2001`` or
+``CASE-00017342``: a code, not free text — letters, digits and ``_ . / -``, at most 100
+characters, no spaces and no ``:``. Ingest scopes it as ``<source>:<id>``; since the id has no
+``:``, two (source, id) pairs never give the same scoped id."""
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f-\x9f]+$"),
+    Field(
+        description="Scoped by the source: <source>:<the source's id>, e.g. fineract:default:2001."
+    ),
+]
+"""A source-scoped identifier such as ``fineract:default:2001`` (``<source>:<source id>``): no
+spaces, no control characters, at most 200 characters."""
+
+PersonId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+"""A raw client or officer id (input form only): ingest turns it into a keyed pseudonym, so it
+may be any text a source uses (a national id with spaces, say); it never travels on."""
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 """A reference code shared across systems (branch, product, category, reason)."""
@@ -324,6 +351,8 @@ class InputData(BaseModel):
 
 # Canonical field name -> input field name. The value in the input form is a raw identifier.
 PSEUDONYMISED_FIELDS: dict[str, str] = {"client_pid": "client_id", "officer_pid": "officer_id"}
+# Identifiers a source sends as its own code (SourceId) and ingest scopes by the source.
+SCOPED_FIELDS = ("loan_id", "transaction_id", "complaint_id")
 
 
 # Canonical field type -> its stricter input twin.
@@ -339,8 +368,10 @@ def input_model(canonical: type[CanonicalData]) -> type[InputData]:
         if twin is not None:
             fields[name] = (twin, ... if info.is_required() else None)
         elif name in PSEUDONYMISED_FIELDS:
-            raw_field = (Identifier, ...) if info.is_required() else (Identifier | None, None)
+            raw_field = (PersonId, ...) if info.is_required() else (PersonId | None, None)
             fields[PSEUDONYMISED_FIELDS[name]] = raw_field
+        elif name in SCOPED_FIELDS:
+            fields[name] = (SourceId, ...) if info.is_required() else (SourceId | None, None)
         else:
             fields[name] = (info.annotation, info)
     model: type[InputData] = create_model(

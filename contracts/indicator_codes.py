@@ -75,6 +75,8 @@ INDICATOR_CODES: dict[str, IndicatorCode] = {
 
 EXIT_REASON_PREFIX = "exit_reason_share."
 """``exit_reason_share.<reason_code>``: one indicator per exit reason code."""
+# Python's ``$`` also matches before a final newline: these patterns are only ever used with
+# ``fullmatch``, so a value with a trailing "\n" is refused.
 _REASON_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 SEGMENT_PATTERN = re.compile(
@@ -88,7 +90,7 @@ def lookup(code: str) -> IndicatorCode | None:
     if code in INDICATOR_CODES:
         return INDICATOR_CODES[code]
     reason = code.removeprefix(EXIT_REASON_PREFIX)
-    if reason != code and _REASON_CODE.match(reason):
+    if reason != code and _REASON_CODE.fullmatch(reason):
         return IndicatorCode(code, "fraction", CLIENT_SEGMENTS)
     return None
 
@@ -99,7 +101,7 @@ def is_indicator_code(code: str) -> bool:
 
 def segment_dimension(segment: str) -> str | None:
     """``branch`` for ``branch:BR-01``; None for ``all``. Raises ValueError on bad syntax."""
-    if not SEGMENT_PATTERN.match(segment):
+    if not SEGMENT_PATTERN.fullmatch(segment):
         raise ValueError(
             "segment must be all, branch:<id>, product:<id>, gender:<female|male|other|unknown>"
             " or rural:<true|false>"

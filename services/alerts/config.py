@@ -23,12 +23,16 @@ Notifications (wall-clock timers; seconds, so tests may use small values):
 - ``ALERTS_ROUTES``: JSON or YAML, or ``ALERTS_ROUTES_FILE``: a path to one. Shape::
 
       receivers:
-        ops: {email: [ops@example.org], webhooks: [{url: "https://…", format: slack}]}
+        ops: {email: [ops@example.org], webhooks: [{url: "https://…", format: slack,
+                                                    secret_file: webhook_ops}]}
       routes:
         - {receiver: ops, segment: "branch:*", severity: [critical], continue: false}
       default_receiver: ops
 
   A target's ``notify`` names receivers; e-mail addresses in it get a receiver of their own.
+  A webhook with ``secret_file`` is signed per Standard Webhooks (``notify/signing.py``); the
+  file (relative to ``SPM_SECRETS_DIR``) holds ``whsec_`` + base64 of 24-64 random bytes.
+  Without one the request is unsigned (a warning is logged at start).
 - ``ALERTS_GROUP_BY`` (["objective"]): alert labels that form a group (objective, target,
   indicator, segment, kind, severity).
 - ``ALERTS_GROUP_WAIT_S`` (30), ``ALERTS_GROUP_INTERVAL_S`` (300), ``ALERTS_REPEAT_INTERVAL_S``
@@ -64,9 +68,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from contracts.topics import ALERTS, DEADLETTER, INDICATORS, OBJECTIVES, TopicSpec
+from services.alerts.notify.signing import load_secret
 from services.common.settings import CommonSettings
 
 GroupLabel = Literal["objective", "target", "indicator", "segment", "kind", "severity"]
@@ -76,8 +81,22 @@ Severity = Literal["info", "warning", "critical"]
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(pattern=r"^https?://")
+    url: str = Field(pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")
     format: Literal["generic", "slack", "teams"] = "generic"
+    secret_file: Path | None = None
+    """Standard Webhooks secret (``whsec_…``) of this receiver; requests are signed with it.
+    Relative to ``SPM_SECRETS_DIR`` unless absolute. Read (and checked) when the routing is."""
+    _key: bytes | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _load_secret(self) -> Webhook:
+        if self.secret_file is not None:
+            self._key = load_secret(self.secret_file)
+        return self
+
+    @property
+    def signing_key(self) -> bytes | None:
+        return self._key
 
 
 class Receiver(BaseModel):

@@ -90,7 +90,7 @@ class AlertService:
             after_batch=self._changed, serial=serial,
         )  # fmt: skip
         self.pipeline = Pipeline(settings, self.routing, self.clock)
-        self.channels = Channels(settings)
+        self.channels = Channels(settings, self.routing)
         self.sender = Sender(
             settings, self.sessions, self.channels, self.clock,
             serial.lock if embedded else asyncio.Lock(),

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from services.alerts.silences import BadPattern, compile_regex
 
 AlertState = Literal["pending", "firing", "resolved"]
 LabelName = Literal[
@@ -47,21 +56,31 @@ class AckCreate(BaseModel):
     comment: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] | None = None
 
 
-def _regex(matcher: Matcher) -> Matcher:
-    if matcher.op in ("=~", "!~"):
-        try:
-            re.compile(matcher.value)
-        except re.error as exc:
-            raise ValueError(f"value is not a valid regular expression: {exc}") from None
-    return matcher
-
-
-class Matcher(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MatcherRead(BaseModel):
+    """A stored matcher as it is (one saved before regexes were checked is still listed)."""
 
     name: LabelName
-    value: Annotated[str, StringConstraints(max_length=500)]
     op: Literal["=", "!=", "=~", "!~"] = "="
+    value: str
+
+
+class Matcher(MatcherRead):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Annotated[str, StringConstraints(max_length=500)]
+    """A label value, or for ``=~`` / ``!~`` an RE2 regular expression (anchored) of at most
+    200 characters."""
+
+    @field_validator("value")
+    @classmethod
+    def _regex(cls, value: str, info: ValidationInfo) -> str:
+        """A regex must compile with RE2 (linear-time matching) within the length cap."""
+        if info.data.get("op") in ("=~", "!~"):
+            try:
+                compile_regex(value)
+            except BadPattern as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class SilenceCreate(BaseModel):
@@ -69,7 +88,7 @@ class SilenceCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    matchers: list[Annotated[Matcher, AfterValidator(_regex)]] = Field(min_length=1, max_length=20)
+    matchers: list[Matcher] = Field(min_length=1, max_length=20)
     comment: Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime
@@ -77,7 +96,7 @@ class SilenceCreate(BaseModel):
 
 class SilenceRead(BaseModel):
     id: str
-    matchers: list[Matcher]
+    matchers: list[MatcherRead]
     created_by: str
     comment: str
     starts_at: datetime

@@ -3,20 +3,68 @@
 Matchers follow Alertmanager: ``=``, ``!=``, ``=~`` and ``!~`` (regex, anchored) on an alert's
 labels (objective, target, indicator, segment, kind, severity, fingerprint). Expiring a silence
 sets its end to now; the row stays for the record.
+
+Regular expressions are RE2 (as in Alertmanager), matched in time linear in the label's length:
+a backtracking engine takes minutes on ``([0-9a-f]+)+z`` against a 30-character fingerprint,
+and silences are matched on the event loop at every flush. A pattern is at most
+:data:`MAX_REGEX_LENGTH` characters and is checked when the silence is created; one RE2 cannot
+compile (a silence stored before that check) matches nothing.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+import re2
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import models as m
+
+log = logging.getLogger(__name__)
+
+MAX_REGEX_LENGTH = 200
+"""Characters in one regex matcher: labels are short codes, and the bound keeps RE2's compiled
+programs (cached per pattern) small."""
+_RE2_MAX_MEM = 1 << 20  # bytes for one compiled pattern; more is refused as an error
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print to stderr; the caller reports the error
+    options.max_mem = _RE2_MAX_MEM
+    return options
+
+
+class BadPattern(ValueError):
+    """A matcher's regular expression that RE2 does not accept, with RE2's reason."""
+
+
+@lru_cache(maxsize=1024)
+def compile_regex(pattern: str) -> Any:
+    """The compiled RE2 program of a matcher; raises :class:`BadPattern`."""
+    if len(pattern) > MAX_REGEX_LENGTH:
+        raise BadPattern(f"a regular expression has at most {MAX_REGEX_LENGTH} characters")
+    try:
+        return re2.compile(pattern, _options())
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise BadPattern(f"not a regular expression RE2 accepts: {reason}") from None
+
+
+def _regex_hit(pattern: str, value: str) -> bool | None:
+    """Whether ``pattern`` matches the whole ``value``; None when the pattern is unusable."""
+    try:
+        program = compile_regex(pattern)
+    except BadPattern as exc:
+        log.warning("alerts: a silence's matcher is ignored (%s)", exc)
+        return None
+    return program.fullmatch(value) is not None
 
 
 def matches(matchers: Sequence[Mapping[str, str]], lab: Mapping[str, str]) -> bool:
@@ -28,8 +76,8 @@ def matches(matchers: Sequence[Mapping[str, str]], lab: Mapping[str, str]) -> bo
         if op == "!=" and value == matcher["value"]:
             return False
         if op in ("=~", "!~"):
-            hit = re.fullmatch(matcher["value"], value) is not None
-            if hit != (op == "=~"):
+            hit = _regex_hit(matcher["value"], value)
+            if hit is None or hit != (op == "=~"):
                 return False
     return True
 

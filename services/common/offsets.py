@@ -16,12 +16,14 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     func,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,14 +51,21 @@ def offsets_table(metadata: MetaData) -> Table:
     )
 
 
-def dedup_table(metadata: MetaData, name: str = "processed_events") -> Table:
-    """Events already applied, by CloudEvents ``(source, id)``; ``seen_at`` allows pruning."""
+def dedup_table(
+    metadata: MetaData, name: str = "processed_events", *, content_hash: bool = False
+) -> Table:
+    """Events already applied, by CloudEvents ``(source, id)``; ``seen_at`` allows pruning.
+
+    With ``content_hash`` each key also keeps a hash of the event's content, so a key re-sent
+    with other content can be told from a plain repeat (:func:`stored_hashes`)."""
+    extra = [Column("content_hash", LargeBinary, nullable=True)] if content_hash else []
     return Table(
         name,
         metadata,
         Column("source", String, primary_key=True),
         Column("id", String, primary_key=True),
         Column("seen_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+        *extra,
         Index(f"ix_{name}_seen_at", "seen_at"),
     )
 
@@ -100,9 +109,15 @@ async def store_offsets(
         await session.execute(stmt, chunk)
 
 
-async def claim_new(session: AsyncSession, table: Table, keys: Sequence[EventKey]) -> set[EventKey]:
+async def claim_new(
+    session: AsyncSession,
+    table: Table,
+    keys: Sequence[EventKey],
+    hashes: Mapping[EventKey, bytes] | None = None,
+) -> set[EventKey]:
     """Record ``keys`` as processed and return those that were not already (each once).
 
+    ``hashes`` (for a table made with ``content_hash``) are stored with the keys claimed.
     Concurrent claims of one key serialise on its primary key: after the first claimant commits,
     the other gets nothing; if the first rolls back, the other gets the key.
     """
@@ -115,11 +130,30 @@ async def claim_new(session: AsyncSession, table: Table, keys: Sequence[EventKey
         .on_conflict_do_nothing(index_elements=[c.source, c.id])
         .returning(c.source, c.id)
     )
+    rows: list[dict[str, Any]] = [{"source": source, "id": id_} for source, id_ in unique]
+    if hashes is not None:
+        for row, key in zip(rows, unique, strict=True):
+            row["content_hash"] = hashes[key]
     claimed: set[EventKey] = set()
-    for chunk in _chunks([{"source": source, "id": id_} for source, id_ in unique]):
+    for chunk in _chunks(rows):
         result = await session.execute(stmt, chunk)
         claimed.update((source, id_) for source, id_ in result)
     return claimed
+
+
+async def stored_hashes(
+    session: AsyncSession, table: Table, keys: Sequence[EventKey]
+) -> dict[EventKey, bytes | None]:
+    """The content hashes kept with ``keys`` (None: kept before hashes were, or absent)."""
+    c = table.c
+    out: dict[EventKey, bytes | None] = {}
+    for start in range(0, len(keys), CHUNK_ROWS):
+        chunk = list(keys[start : start + CHUNK_ROWS])
+        result = await session.execute(
+            select(c.source, c.id, c.content_hash).where(tuple_(c.source, c.id).in_(chunk))
+        )
+        out.update({(source, id_): content for source, id_, content in result})
+    return out
 
 
 def _insert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:

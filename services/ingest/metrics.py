@@ -7,19 +7,19 @@ from collections.abc import Iterable
 
 from opentelemetry import metrics
 
-Status = str  # accepted | duplicate | rejected | dead_lettered
+Status = str  # accepted | duplicate | conflict | rejected | dead_lettered
 
 
 class IngestMetrics:
     """Counters ``spm.ingest.events`` labelled with status, type and source."""
 
-    def __init__(self) -> None:
-        meter = metrics.get_meter("spm.ingest")
+    def __init__(self, meter: metrics.Meter | None = None) -> None:
+        meter = meter or metrics.get_meter("spm.ingest")
         self._events = meter.create_counter(
             "spm.ingest.events",
             unit="{event}",
-            description="Events seen by ingest, by status (accepted, duplicate, rejected, "
-            "dead_lettered), event type and source.",
+            description="Events seen by ingest, by status (accepted, duplicate, conflict, "
+            "rejected, dead_lettered), event type and source.",
         )
 
     def count(self, outcomes: Iterable[tuple[Status, str, str]]) -> None:

@@ -12,8 +12,9 @@ from services.ingest.config import SCHEMA
 
 metadata = MetaData(schema=SCHEMA)
 
-ingested_events = dedup_table(metadata, "ingested_events")
-"""Every (source, id) published, so a repeat within the retention is reported as a duplicate."""
+ingested_events = dedup_table(metadata, "ingested_events", content_hash=True)
+"""Every (source, id) published with a hash of its content, so a repeat within the retention is
+reported as a duplicate, and the same id with other content as a conflict."""
 
 
 async def purge_dedup(session: AsyncSession, retention: timedelta) -> int:

@@ -16,6 +16,10 @@ Exactly-once publishing, per (source, id):
 A crash between Kafka's acknowledgement and the commit loses the claims, not the events: the
 events are on Kafka and a retry publishes them again. That window is the time of one commit;
 consumers dedup on (source, id) anyway (ARCHITECTURE "exactly-once effect").
+
+Each claim keeps a hash of the event's content (``validation.content_hash``). An id that comes
+back with the same content is a ``duplicate``; with other content it is a ``conflict``: refused,
+the first content stays (consumers would drop it as a duplicate anyway, silently).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from contracts.envelope import FieldError
 from contracts.topics import DEADLETTER
 from services.common.bus import Delivery, Message, Producer
 from services.common.db import DatabaseError, database_errors
-from services.common.offsets import claim_new
+from services.common.offsets import claim_new, stored_hashes
 from services.ingest.errors import PublishFailed
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import ingested_events
@@ -43,7 +47,9 @@ from services.ingest.validation import DedupKey, Invalid, Outgoing, Validator
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("spm.ingest.pipeline")
 
-Status = Literal["accepted", "duplicate", "rejected"]
+Status = Literal["accepted", "duplicate", "conflict", "rejected"]
+Published = Literal["accepted", "duplicate", "conflict"]
+CONFLICT_REASON = "this id was accepted before with other content; the first content stays"
 _DELETE_CHUNK = 1000
 SEND_CHUNK = 250
 """Records per ``send_many``: the unit that succeeds or fails together."""
@@ -103,9 +109,9 @@ class IngestPipeline:
             result, ready = self._validate_all(objs)
             if ready:
                 statuses = await self.publish_in_transaction([o for _, o in ready])
-                for (index, item), published in zip(ready, statuses, strict=True):
-                    status: Status = "accepted" if published else "duplicate"
-                    result.outcomes.append(Outcome(index, item.id, status))
+                for (index, item), status in zip(ready, statuses, strict=True):
+                    errors = (FieldError("id", CONFLICT_REASON),) if status == "conflict" else ()
+                    result.outcomes.append(Outcome(index, item.id, status, errors))
                 result.outcomes.sort(key=lambda o: o.index)
             self._count(result, dict(ready))
             span.set_attribute("spm.ingest.events", len(objs))
@@ -126,7 +132,7 @@ class IngestPipeline:
             ready.append((index, item))
         return result, ready
 
-    async def publish_in_transaction(self, items: Sequence[Outgoing]) -> list[bool]:
+    async def publish_in_transaction(self, items: Sequence[Outgoing]) -> list[Published]:
         """:meth:`publish` in a transaction of its own; committed also after a partial failure,
         so the events Kafka did take stay claimed."""
         failure: PublishFailed | None = None
@@ -143,20 +149,23 @@ class IngestPipeline:
         assert failure is not None  # noqa: S101 - the block either returned or failed
         raise failure
 
-    async def publish(self, session: AsyncSession, items: Sequence[Outgoing]) -> list[bool]:
+    async def publish(self, session: AsyncSession, items: Sequence[Outgoing]) -> list[Published]:
         """Claim, publish and await the acks of ``items`` in the caller's transaction.
 
-        Returns per item whether it was published (False: a duplicate, in this batch or
-        before). On :class:`PublishFailed` the claims of events Kafka did not take have been
-        deleted in the session; the caller should still commit it (without its own effects) so
-        the events that did reach Kafka stay claimed.
+        Returns per item ``accepted`` (published), ``duplicate`` (its id was claimed before, in
+        this batch or earlier, with the same content) or ``conflict`` (with other content). On
+        :class:`PublishFailed` the claims of events Kafka did not take have been deleted in the
+        session; the caller should still commit it (without its own effects) so the events that
+        did reach Kafka stay claimed.
         """
         first: dict[DedupKey, int] = {}
         for position, item in enumerate(items):
             first.setdefault(item.key, position)
         if self._in_doubt.intersection(first):
             raise PublishFailed("an earlier attempt to publish some of these events is pending")
-        claimed = await claim_new(session, self.dedup, sorted(first))
+        keys = sorted(first)
+        hashes = {key: items[first[key]].content_hash for key in keys}
+        claimed = await claim_new(session, self.dedup, keys, hashes)
         if self._in_doubt.intersection(claimed):  # went in doubt while we waited for a lock
             await self._unclaim(session, sorted(claimed))
             raise PublishFailed("an earlier attempt to publish some of these events is pending")
@@ -165,12 +174,39 @@ class IngestPipeline:
         if failed or pending:
             await self._unclaim(session, [to_send[i][0] for i in failed + list(pending)])
             if pending:
-                self._settle_later({to_send[i][0]: task for i, task in pending.items()})
+                self._settle_later({to_send[i][0]: task for i, task in pending.items()}, hashes)
             raise PublishFailed(
                 f"Kafka did not acknowledge {len(failed) + len(pending)} of {len(to_send)} events"
             )
-        published_positions = {first[key] for key, _ in to_send}
-        return [position in published_positions for position in range(len(items))]
+        seen = (
+            {}
+            if len(claimed) == len(keys)
+            else await stored_hashes(
+                session, self.dedup, [key for key in keys if key not in claimed]
+            )
+        )
+        return [
+            self._status(item, position, first, claimed, seen, items)
+            for position, item in enumerate(items)
+        ]
+
+    @staticmethod
+    def _status(
+        item: Outgoing,
+        position: int,
+        first: dict[DedupKey, int],
+        claimed: set[DedupKey],
+        seen: dict[DedupKey, bytes | None],
+        items: Sequence[Outgoing],
+    ) -> Published:
+        key = item.key
+        if key in claimed:
+            if first[key] == position:
+                return "accepted"
+            earlier: bytes | None = items[first[key]].content_hash
+        else:
+            earlier = seen.get(key)  # None: claimed before content was hashed
+        return "duplicate" if earlier is None or earlier == item.content_hash else "conflict"
 
     async def _send(
         self, messages: Sequence[Message]
@@ -214,25 +250,33 @@ class IngestPipeline:
             )
         return failed, pending
 
-    def _settle_later(self, pending: dict[DedupKey, asyncio.Task[list[Delivery]]]) -> None:
+    def _settle_later(
+        self,
+        pending: dict[DedupKey, asyncio.Task[list[Delivery]]],
+        hashes: dict[DedupKey, bytes],
+    ) -> None:
         """Follow sends that outlived their request: claim those Kafka takes after all.
 
         Until they settle their keys are *in doubt*: a retry is refused (503) rather than
         publishing a second copy next to one the producer may still deliver.
         """
         self._in_doubt.update(pending)
-        task = asyncio.create_task(self._settle(pending))
+        task = asyncio.create_task(self._settle(pending, hashes))
         self._settlers.add(task)
         task.add_done_callback(self._settlers.discard)
 
-    async def _settle(self, pending: dict[DedupKey, asyncio.Task[list[Delivery]]]) -> None:
+    async def _settle(
+        self,
+        pending: dict[DedupKey, asyncio.Task[list[Delivery]]],
+        hashes: dict[DedupKey, bytes],
+    ) -> None:
         try:
             await asyncio.wait(set(pending.values()))
             delivered = [k for k, t in pending.items() if not t.cancelled() and not t.exception()]
             if delivered:
                 with database_errors():
                     async with self.sessions() as session, session.begin():
-                        await claim_new(session, self.dedup, sorted(delivered))
+                        await claim_new(session, self.dedup, sorted(delivered), hashes)
             log.info(
                 "late sends settled: %d delivered, %d failed",
                 len(delivered),

@@ -7,14 +7,20 @@ reversed by enumeration). The source is part of the message, so two systems' cli
 two people; the kind keeps client ``17`` and officer ``17`` apart.
 
 Loan, transaction and complaint ids are not about a person; they are only scoped by the source
-(``fineract:default:2001``), as ARCHITECTURE.md's contract asks, so they stay traceable.
+(``fineract:default:2001``), as ARCHITECTURE.md's contract asks, so they stay traceable. The
+contract forbids ``:`` in such an id (``SourceId``), so ``<source>:<id>`` cannot collide: source
+``fineract`` with id ``default:2001`` is refused instead of becoming source ``fineract:default``'s
+loan ``2001``.
 """
 
 from __future__ import annotations
 
 import hmac
 
+from contracts.events import SCOPE_SEPARATOR, SCOPED_FIELDS
 from services.ingest.errors import IngestError
+
+__all__ = ["MAX_SCOPED_LENGTH", "PSEUDONYMISED", "SCOPED_FIELDS", "Pseudonymiser", "scoped"]
 
 _SEP = "\x1f"
 
@@ -23,7 +29,6 @@ PSEUDONYMISED: dict[str, tuple[str, str]] = {
     "client_pid": ("client_id", "client"),
     "officer_pid": ("officer_id", "officer"),
 }
-SCOPED_FIELDS = ("loan_id", "transaction_id", "complaint_id")
 MAX_SCOPED_LENGTH = 200
 
 
@@ -47,6 +52,5 @@ class Pseudonymiser:
 
 
 def scoped(source: str, raw_id: str) -> str:
-    """``source:raw`` unless the id already carries the source's prefix."""
-    prefix = f"{source}:"
-    return raw_id if raw_id.startswith(prefix) else prefix + raw_id
+    """``source:raw``; ``raw`` has no ``:`` (``SourceId``), so the pair can be read back."""
+    return f"{source}{SCOPE_SEPARATOR}{raw_id}"

@@ -17,7 +17,12 @@ class FieldErrorRead(BaseModel):
 class EventResultRead(BaseModel):
     index: int = Field(description="Position of the event in the request (0 for one event).")
     id: str | None = Field(description="The event's CloudEvents id, when it had a readable one.")
-    status: Literal["accepted", "duplicate", "rejected"]
+    status: Literal["accepted", "duplicate", "conflict", "rejected"] = Field(
+        description="accepted: on Kafka now. duplicate: this source sent this id before with the "
+        "same content (type and data); nothing new is published. conflict: this source sent "
+        "this id before with OTHER content; refused, the first content stays (send a correction "
+        "as a new event with a new id). rejected: invalid, see errors."
+    )
     errors: list[FieldErrorRead] = Field(default_factory=list)
 
 
@@ -26,6 +31,7 @@ class IngestResponse(BaseModel):
 
     accepted: int
     duplicates: int
+    conflicts: int
     rejected: int
     results: list[EventResultRead]
 
@@ -41,19 +47,21 @@ class IngestResponse(BaseModel):
             }
             for o in result.outcomes
         ]
-        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        counts = {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
         for o in result.outcomes:
             counts[o.status] += 1
         return {
             "accepted": counts["accepted"],
             "duplicates": counts["duplicate"],
+            "conflicts": counts["conflict"],
             "rejected": counts["rejected"],
             "results": results,
         }
 
 
 class RejectedResponse(IngestResponse):
-    """422: nothing was accepted; ``errors`` lists every field at fault as ``[index].field``."""
+    """422 (or 409 when every event was a conflict): nothing was accepted; ``errors`` lists every
+    field at fault as ``[index].field``."""
 
     detail: str
     errors: list[FieldErrorRead]

@@ -12,6 +12,7 @@ Errors never quote the offending value: it may be personal data.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -53,9 +54,9 @@ class InputEnvelope(BaseModel):
     source: Source
     type: str
     time: AwareDatetime
-    datacontenttype: Annotated[str, Field(pattern=r"^application/(cloudevents\+)?json")] | None = (
-        None
-    )
+    datacontenttype: (
+        Annotated[str, Field(pattern=r"^application/(cloudevents\+)?json( *;[ -~]*)?$")] | None
+    ) = None
     data: Any
 
 
@@ -144,6 +145,13 @@ def _day(value: date) -> date:
 DedupKey = tuple[str, str]
 
 
+def content_hash(type_: bytes, value: bytes) -> bytes:
+    """What an event says, hashed: its type and its canonical data (pseudonymised, fields in the
+    contract's order, pydantic's JSON), the bytes ingest publishes. The envelope's ``time`` is
+    left out: a source re-sending the same facts with a new timestamp is repeating itself."""
+    return hashlib.blake2b(type_ + b"\n" + value, digest_size=16).digest()
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """A validated, pseudonymised event: the Kafka record ingest publishes."""
@@ -152,6 +160,8 @@ class Outgoing:
     source: str
     type: str
     message: Message
+    content_hash: bytes = b""
+    """:func:`content_hash` of the event: an id re-sent with another one is a conflict."""
 
     @property
     def key(self) -> DedupKey:
@@ -221,7 +231,8 @@ class Validator:
         # pydantic's serializer, fields in the canonical order: the bytes model_dump_json gives
         value = to_json({name: data.get(name) for name in facts.canonical_fields})
         message = Message(facts.spec.topic.name, value, key, tuple(headers))
-        return Outgoing(envelope.id, envelope.source, envelope.type, message)
+        digest = content_hash(facts.type_header, value)
+        return Outgoing(envelope.id, envelope.source, envelope.type, message, digest)
 
     def _check(self, obj: Any) -> tuple[InputEnvelope, _TypeFacts]:
         """Validate envelope and payload in one pass (one model per event type)."""

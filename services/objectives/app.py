@@ -39,6 +39,7 @@ def build_service(settings: ObjectivesSettings) -> ObjectivesService:
         topic=settings.objectives_topic,
         source=settings.objectives_source,
         lock_name=f"spm-objectives-write:{settings.objectives_db_schema}",
+        recipient_domains=settings.objectives_recipient_domains,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -61,6 +61,23 @@ def check_target(target: TargetFields, prefix: str) -> list[FieldError]:
     if target.effective_to is not None and target.effective_to < target.effective_from:
         errors.append(FieldError(f"{prefix}.effective_to", "must not be before effective_from"))
     return errors
+
+
+def check_recipients(
+    target: TargetFields, prefix: str, domains: Collection[str]
+) -> list[FieldError]:
+    """E-mail recipients must be in an allowed domain (none configured: any domain)."""
+    if not domains:
+        return []
+    return [
+        FieldError(
+            f"{prefix}.notify.{i}",
+            f"the domain {domain} is not one alerts may be mailed to "
+            f"(OBJECTIVES_RECIPIENT_DOMAINS: {', '.join(sorted(domains))})",
+        )
+        for i, recipient in enumerate(target.notify)
+        if "@" in recipient and (domain := recipient.rsplit("@", 1)[1].lower()) not in domains
+    ]
 
 
 def _check_shape(direction: str, value: Threshold, field: str) -> list[FieldError]:

@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
 )
 from pydantic_core import PydanticCustomError
@@ -27,8 +28,17 @@ Status = Literal["active", "retired"]
 Dimension = Literal["D1", "D2", "D3", "D4", "D5", "D6", "D7"]
 """Universal Standards for Social and Environmental Performance Management, dimensions 1-7."""
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_ROUTE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# An address is a plain ``local@domain`` (RFC 5322 dot-atom, no quoting, no display name): no
+# comma, space or line break can smuggle a second recipient or a header into the message.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+ROUTE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+# Always ``fullmatch``: Python's ``$`` also matches before a final newline.
+_EMAIL = re.compile(EMAIL_PATTERN)
+_ROUTE = re.compile(ROUTE_PATTERN)
 
 
 def _indicator(code: str) -> str:
@@ -44,9 +54,9 @@ def _segment(segment: str) -> str:
 
 def _recipient(value: str) -> str:
     if "@" in value:
-        if not _EMAIL.match(value):
+        if not _EMAIL.fullmatch(value):
             raise ValueError(f"{value!r} is not an e-mail address")
-    elif not _ROUTE.match(value):
+    elif not _ROUTE.fullmatch(value):
         raise ValueError(f"{value!r} is neither an e-mail address nor a route name ([a-z0-9_.-])")
     return value
 
@@ -58,9 +68,28 @@ def _finite(value: Decimal) -> Decimal:
 
 
 IndicatorCode = Annotated[str, StringConstraints(max_length=100), AfterValidator(_indicator)]
-Segment = Annotated[str, StringConstraints(max_length=200), AfterValidator(_segment)]
+# The patterns in the JSON Schema document the checks the validators make (with ``fullmatch``).
+Segment = Annotated[
+    str,
+    StringConstraints(max_length=200),
+    AfterValidator(_segment),
+    WithJsonSchema(
+        {"type": "string", "maxLength": 200, "pattern": indicator_codes.SEGMENT_PATTERN.pattern}
+    ),
+]
 Recipient = Annotated[
-    str, StringConstraints(min_length=1, max_length=254), AfterValidator(_recipient)
+    str,
+    StringConstraints(min_length=1, max_length=254),
+    AfterValidator(_recipient),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 254,
+            "pattern": f"^(?:{EMAIL_PATTERN[1:-1]}|{ROUTE_PATTERN[1:-1]})$",
+            "description": "An e-mail address (local@domain) or the name of an alert route.",
+        }
+    ),
 ]
 Number = Annotated[Decimal, Field(max_digits=24, decimal_places=10), AfterValidator(_finite)]
 

@@ -10,6 +10,7 @@ transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from services.objectives.models import objectives, outbox, targets
 from services.objectives.rules import (
     bounds,
     check_overlaps_within,
+    check_recipients,
     check_target,
     overlaps,
     period,
@@ -79,10 +81,19 @@ class Desired:
 
 
 class ObjectivesService:
-    def __init__(self, *, topic: str, source: str, lock_name: str) -> None:
+    def __init__(
+        self,
+        *,
+        topic: str,
+        source: str,
+        lock_name: str,
+        recipient_domains: Collection[str] = (),
+    ) -> None:
         self.topic = topic
         self.source = source
         self.lock_name = lock_name
+        self.recipient_domains = frozenset(recipient_domains)
+        """Domains e-mail recipients may be in; empty: any."""
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -342,6 +353,7 @@ class ObjectivesService:
             if target_id is not None:
                 seen.add(target_id)
             errors += check_target(target, f"targets.{i}")
+            errors += check_recipients(target, f"targets.{i}", self.recipient_domains)
         if desired.status == "active":
             listed = [target for _, target in desired.targets]
             errors += check_overlaps_within(listed, "targets")

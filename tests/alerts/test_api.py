@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from services.alerts import silences
 from tests.alerts.harness import OTHER, READER, Harness, business_days, target
+from tests.alerts.servers import SmtpServer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -34,7 +36,11 @@ async def test_silence_validation(h: Harness) -> None:
         ({"matchers": [{"name": "colour", "value": "x"}], "comment": "c", "ends_at": later},
          "matchers.0.name"),
         ({"matchers": [{"name": "segment", "value": "(", "op": "=~"}], "comment": "c",
-          "ends_at": later}, "matchers.0"),
+          "ends_at": later}, "matchers.0.value"),
+        ({"matchers": [{"name": "segment", "value": "(a)\\1", "op": "=~"}], "comment": "c",
+          "ends_at": later}, "matchers.0.value"),  # a back-reference: RE2 has none
+        ({"matchers": [{"name": "segment", "value": "a" * 201, "op": "!~"}], "comment": "c",
+          "ends_at": later}, "matchers.0.value"),
         ({"matchers": [{"name": "segment", "value": "all"}], "comment": "", "ends_at": later},
          "comment"),
         ({"matchers": [{"name": "segment", "value": "all"}], "comment": "c",
@@ -72,3 +78,21 @@ async def test_retired_target_resolves_its_alerts(h: Harness) -> None:
     await h.targets(target(for_days=0, status="retired"))
     [alert] = await h.alerts("breach")
     assert alert["state"] == "resolved" and alert["detail"]["reason"] == "target retired"
+
+
+async def test_a_silence_stored_before_patterns_were_checked(h: Harness, smtp: SmtpServer) -> None:
+    """A regex RE2 refuses, saved by an older version, silences nothing and is still listed."""
+    async with h.service.sessions() as session, session.begin():
+        await silences.create(
+            session,
+            matchers=[{"name": "segment", "op": "=~", "value": "(a)\\1|all"}],
+            created_by="old-version", comment="before RE2", now=h.clock.now(),
+            starts_at=h.clock.now(), ends_at=h.clock.now() + timedelta(days=1),
+        )  # fmt: skip
+    await h.targets(target(for_days=0))
+    await h.values(business_days(1)[0], ("women_borrower_share", "all", "0.40"))
+    await h.settle()
+    assert len(smtp.messages) == 1  # not silenced
+    r = await h.client.get("/v1/silences", headers=h.auth())
+    assert r.status_code == 200, r.text
+    assert [s["matchers"][0]["value"] for s in r.json()] == ["(a)\\1|all"]

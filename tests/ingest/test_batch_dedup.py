@@ -7,8 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from services.ingest.config import IngestSettings
+from services.ingest.metrics import IngestMetrics
 from tests.ingest.conftest import TopicTail, auth, event, of_source, running
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -159,3 +162,87 @@ async def test_dedup_survives_restart(
         again = await client.post("/v1/events", json=registration(source, "r0"), headers=auth())
         assert again.status_code == 202 and again.json()["duplicates"] == 1
     assert len(of_source(await tail.read(), source)) == 1
+
+
+async def test_same_id_other_content_is_a_conflict(
+    ingest_settings: IngestSettings, drop_schema: None, kafka_bootstrap: str, unique: str
+) -> None:
+    """An id re-sent with other content is not a duplicate: ``conflict``, the first content
+    stays on Kafka, counted; the same content again is still a duplicate — after a restart too,
+    and within one batch."""
+    source = f"core:{unique}"
+    tail = TopicTail(kafka_bootstrap)
+    await tail.mark()
+    reader = InMemoryMetricReader()
+    async with running(ingest_settings) as (app, client):
+        app.state.ingest.pipeline.metrics = IngestMetrics(
+            MeterProvider(metric_readers=[reader]).get_meter("test")
+        )
+        first = await client.post("/v1/events", json=disbursal(source, "k0"), headers=auth())
+        assert first.status_code == 202 and first.json()["accepted"] == 1
+        other = disbursal(source, "k0", amount="99999.00")
+        conflict = await client.post("/v1/events", json=other, headers=auth())
+        assert conflict.status_code == 409, conflict.text
+        body = conflict.json()
+        assert (body["accepted"], body["duplicates"], body["conflicts"]) == (0, 0, 1)
+        [result] = body["results"]
+        assert result["status"] == "conflict" and result["errors"][0]["field"] == "id"
+        assert body["errors"][0]["field"] == "[0].id"
+        batch = [
+            disbursal(source, "k0"),  # the first content again: a duplicate
+            disbursal(source, "k1"),
+            disbursal(source, "k1", loan_id="L2"),  # other content, same batch
+            disbursal(source, "k1"),
+        ]
+        mixed = await client.post("/v1/events/batch", json=batch, headers=auth())
+        assert mixed.status_code == 202
+        assert [r["status"] for r in mixed.json()["results"]] == [
+            "duplicate",
+            "accepted",
+            "conflict",
+            "duplicate",
+        ]
+        assert _counted(reader, "conflict") == 2 and _counted(reader, "duplicate") == 2
+    async with running(ingest_settings) as (_, client):  # the hashes are in the database
+        again = await client.post("/v1/events", json=other, headers=auth())
+        assert again.status_code == 409
+        same = await client.post("/v1/events", json=disbursal(source, "k0"), headers=auth())
+        assert same.status_code == 202 and same.json()["duplicates"] == 1
+    records = of_source(await tail.read(), source)
+    assert sorted(r.headers["ce_id"].decode() for r in records) == ["k0", "k1"]
+    k0 = next(r for r in records if r.headers["ce_id"] == b"k0")
+    assert json.loads(k0.value)["amount"] == "15000.00"  # the first content stays
+
+
+def _counted(reader: InMemoryMetricReader, status: str) -> int:
+    """``spm.ingest.events`` with this status, as an exporter (Prometheus, OTLP) sees it."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    return sum(
+        int(point.value)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "spm.ingest.events"
+        for point in metric.data.data_points  # type: ignore[union-attr]
+        if point.attributes and point.attributes.get("status") == status
+    )
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r", "\x00"])
+async def test_a_control_character_after_a_valid_value_is_refused(
+    client: httpx.AsyncClient, unique: str, suffix: str
+) -> None:
+    """Python's ``$`` matches before a final newline: every field is checked whole."""
+    source = f"core:{unique}"
+    bad = [
+        {**disbursal(source, "w0"), "source": source + suffix},
+        disbursal(source, "w1" + suffix),
+        disbursal(source, "w2", loan_id="L1" + suffix),
+        disbursal(source, "w3", branch_id="BR1" + suffix),
+        disbursal(source, "w4", currency="KES" + suffix),
+    ]
+    response = await client.post("/v1/events/batch", json=bad, headers=auth())
+    assert response.status_code == 422, response.text
+    fields = [{e["field"] for e in r["errors"]} for r in response.json()["results"]]
+    assert fields == [{"source"}, {"id"}, {"data.loan_id"}, {"data.branch_id"}, {"data.currency"}]

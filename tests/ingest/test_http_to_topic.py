@@ -31,6 +31,7 @@ async def test_every_source_type_reaches_its_topic(
         assert response.json() == {
             "accepted": 1,
             "duplicates": 0,
+            "conflicts": 0,
             "rejected": 0,
             "results": [{"index": 0, "id": body["id"], "status": "accepted", "errors": []}],
         }

@@ -120,6 +120,13 @@ async def test_scopes(client_as: ClientFactory) -> None:
         ),
         ({"effective_to": "2025-12-31"}, "targets.0.effective_to", "before effective_from"),
         ({"notify": ["not an address"]}, "targets.0.notify.0", "neither an e-mail"),
+        # a final line break once passed Python's `$`: header injection, a dead sender task
+        ({"notify": ["ops@example.org\n"]}, "targets.0.notify.0", "not an e-mail address"),
+        ({"notify": ["ops@example.org\r\nBcc: x@example.net"]}, "targets.0.notify.0", "not an"),
+        ({"notify": ["a,b@example.org"]}, "targets.0.notify.0", "not an e-mail address"),
+        ({"notify": ["ops@example.org, x@example.net"]}, "targets.0.notify.0", "not an e-mail"),
+        ({"segment": "branch:Y\n"}, "targets.0.segment", "segment must be"),
+        ({"segment": "all\r"}, "targets.0.segment", "segment must be"),
     ],
 )
 async def test_invalid_targets_are_refused_with_field_and_reason(

@@ -1,9 +1,13 @@
 """Delivery adapters: SMTP (aiosmtplib) and webhooks (httpx). Each translates its errors into
 :class:`DeliveryError`, retriable or not, and sends the notification's idempotency key along
-(``Message-ID`` for e-mail, an ``Idempotency-Key`` header for webhooks)."""
+(``Message-ID`` for e-mail, an ``Idempotency-Key`` header for webhooks). Webhooks whose receiver
+has a secret are signed per Standard Webhooks (:mod:`services.alerts.notify.signing`)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -12,8 +16,11 @@ from typing import Any
 import aiosmtplib
 import httpx
 
-from services.alerts.config import AlertSettings
+from services.alerts.config import AlertSettings, Routing
 from services.alerts.errors import DeliveryError
+from services.alerts.notify.signing import signature_headers
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -23,9 +30,17 @@ def message_id(key: str) -> str:
 
 
 class Channels:
-    def __init__(self, settings: AlertSettings) -> None:
+    def __init__(self, settings: AlertSettings, routing: Routing | None = None) -> None:
         self.settings = settings
         self._http = httpx.AsyncClient(timeout=settings.alerts_webhook_timeout_s)
+        self._keys: dict[tuple[str, str], bytes] = {}
+        """(receiver, url) -> signing key."""
+        for name, receiver in (routing or settings.routing()).receivers.items():
+            for hook in receiver.webhooks:
+                if hook.signing_key is not None:
+                    self._keys[(name, hook.url)] = hook.signing_key
+                else:
+                    log.warning("alerts: webhooks of receiver %s are sent unsigned", name)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -74,12 +89,17 @@ class Channels:
             raise DeliveryError(f"SMTP: {type(exc).__name__}: {exc}"[:500], retriable=True) from exc
 
     async def webhook(self, row: Mapping[str, Any]) -> None:
+        body = json.dumps(row["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {
+            IDEMPOTENCY_HEADER: row["id"],
+            "User-Agent": "spm-monitor-alerts/1",
+            "Content-Type": "application/json",
+        }
+        key = self._keys.get((row["receiver"], row["destination"]))
+        if key is not None:  # the timestamp is this attempt's: receivers refuse stale ones
+            headers |= signature_headers(key, row["id"], int(time.time()), body)
         try:
-            response = await self._http.post(
-                row["destination"],
-                json=row["payload"],
-                headers={IDEMPOTENCY_HEADER: row["id"], "User-Agent": "spm-monitor-alerts/1"},
-            )
+            response = await self._http.post(row["destination"], content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DeliveryError(
                 f"webhook: {type(exc).__name__}: {exc}"[:500], retriable=True

@@ -4,6 +4,10 @@ Each row is delivered in its own transaction that holds the row (``FOR UPDATE SK
 PostgreSQL, so several instances never send the same row at once) and records the outcome. A
 crash after delivering but before the commit leaves the row pending: it is delivered again after
 the restart with the same idempotency key — at least once, never under two keys.
+
+One notification never holds up the others: any error while building or delivering it (a
+header the e-mail library refuses, a bug in a renderer) marks that row ``failed`` with the
+reason and the sender goes on to the next row; the loop itself survives any error of a cycle.
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ class Sender:
             except SpmError as exc:
                 log.warning("alerts: sender cycle failed (%s)", exc)
                 sent = 0
+            except Exception:  # a bug must not stop every later notification
+                log.exception("alerts: sender cycle failed unexpectedly")
+                sent = 0
             if not sent:
                 await wait_event(self.wakeup, self.settings.alerts_flush_interval_s)
                 self.wakeup.clear()
@@ -117,6 +124,12 @@ class Sender:
                     values["next_attempt_at"] = self.clock.now() + timedelta(
                         seconds=self.backoff(attempts)
                     )
+            except Exception as exc:  # not a delivery problem: retrying would fail the same way
+                values["status"] = "failed"
+                values["last_error"] = f"could not send: {type(exc).__name__}: {exc}"[:1000]
+                log.error(
+                    "alerts: notification %s failed for good (%s)", row["id"], type(exc).__name__
+                )
             else:
                 if self.settings.alerts_crash_after_send:
                     os.kill(os.getpid(), signal.SIGKILL)  # tests: die between send and record

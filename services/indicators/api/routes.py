@@ -72,7 +72,7 @@ router = APIRouter(prefix="/v1", tags=["indicators"])
 
 
 def _check_segment(segment: str, ind: Indicator | None, seen: dict[str, list[str]]) -> None:
-    if not SEGMENT_RE.match(segment):
+    if not SEGMENT_RE.fullmatch(segment):  # `$` alone admits a final newline
         raise ApiError(
             422,
             "query.segment",

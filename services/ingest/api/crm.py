@@ -50,6 +50,10 @@ _CASE_EXAMPLE = {
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
+        409: {
+            "model": RejectedResponse,
+            "description": "Every record re-used an id with other content.",
+        },
         422: {"model": RejectedResponse},
         503: {"model": ErrorResponse},
     },

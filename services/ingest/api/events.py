@@ -39,11 +39,21 @@ _INPUT_EXAMPLES = {
 }
 _EVENT_SCHEMA = {"type": "object", "description": "A CloudEvent 1.0 in structured JSON mode."}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"model": IngestResponse, "description": "Accepted events are on Kafka (acks=all)."},
+    202: {
+        "model": IngestResponse,
+        "description": "Accepted events are on Kafka (acks=all). Each event's status: accepted, "
+        "duplicate (its source sent this id before with the same type and data: nothing new), "
+        "conflict (sent before with other content: refused, the first content stays) or "
+        "rejected (invalid).",
+    },
     401: {"model": ErrorResponse, "description": "No or unknown API key."},
     403: {"model": ErrorResponse, "description": "Scope or source not allowed for this key."},
     413: {"model": ErrorResponse, "description": "Body or batch over the configured limits."},
     415: {"model": ErrorResponse, "description": "Unsupported content type."},
+    409: {
+        "model": RejectedResponse,
+        "description": "Every event re-used an id its source sent before with other content.",
+    },
     422: {"model": RejectedResponse, "description": "Nothing in the request was accepted."},
     503: {"model": ErrorResponse, "description": "Kafka unavailable; retry after Retry-After."},
 }
@@ -120,6 +130,7 @@ async def _ingest(events: list[Any], principal: Principal, state: IngestState) -
             "events": len(events),
             "accepted": result.count("accepted"),
             "duplicates": result.count("duplicate"),
+            "conflicts": result.count("conflict"),
             "rejected": result.count("rejected"),
         },
     )
@@ -156,6 +167,8 @@ def answer(result: BatchResult) -> Response:
         for r in body["results"]
         for e in r["errors"]
     ]
+    if body["conflicts"] and not body["rejected"]:
+        return _json(body, status.HTTP_409_CONFLICT)
     return _json(body, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 

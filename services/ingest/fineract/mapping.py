@@ -127,8 +127,9 @@ def source_of(tenant: str) -> str:
 
 
 def scoped_id(tenant: str, raw: Any) -> str:
-    """``fineract:<tenant>:<id>``: loans and transactions of two tenants never collide."""
-    return f"{source_of(tenant)}:{raw}"
+    """The id as Fineract has it: ingest scopes it by the source ``fineract:<tenant>`` (giving
+    ``fineract:<tenant>:<id>``), so loans and transactions of two tenants never collide."""
+    return str(raw)
 
 
 def map_item(

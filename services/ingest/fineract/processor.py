@@ -152,11 +152,11 @@ class Processor:
                     k: v for k, v in envelope.to_json().items() if k not in ("source",)
                 }
             value = json.dumps(ref, sort_keys=True).encode()
+        # Keyed by where the record came from, not by its key: Fineract's key is the aggregate
+        # root id, a raw client id for client events, which must not leave ingest.
+        key = f"{origin.topic}/{origin.partition}/{origin.offset}".encode()
         return Message(
-            self._prefix + DEADLETTER.name,
-            value,
-            origin.key,
-            tuple((k, v.encode()) for k, v in headers),
+            self._prefix + DEADLETTER.name, value, key, tuple((k, v.encode()) for k, v in headers)
         )
 
     def canonical(self, event: InputEvent) -> Message:

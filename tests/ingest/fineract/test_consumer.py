@@ -121,7 +121,15 @@ async def test_corrupt_and_unknown_records_are_dead_lettered_and_the_rest_flows(
         assert int(letter.headers["error.partition"]) in range(3)
         assert int(letter.headers["error.offset"]) >= 0
     unknown = next(o for o in letters if o.headers["error.reason"] == b"unknown_fingerprint")
-    assert unknown.key == struct.pack(">q", 7)
+    # keyed by its origin, never by Fineract's key (the aggregate root id: a raw client id)
+    assert (
+        unknown.key
+        == (
+            f"{s.fineract_topic}/{unknown.headers['error.partition'].decode()}/"
+            f"{unknown.headers['error.offset'].decode()}"
+        ).encode()
+    )
+    assert all(letter.key != struct.pack(">q", 7) for letter in letters)
     assert b"1fd07bcc226c7826" in unknown.headers["error.detail"]
 
 

@@ -69,7 +69,7 @@ def test_disbursal_maps_and_fills_the_loan_table() -> None:
     [event] = result.events
     assert event.type == "spm.loan.disbursed.v1"
     assert event.data == {
-        "loan_id": "fineract:default:5310",
+        "loan_id": "5310",
         "client_id": "1042",
         "branch_id": "2",
         "product_id": "4",
@@ -96,9 +96,9 @@ def test_repayment_needs_the_loan() -> None:
     [event] = map_item(msg.envelope, msg.items[0], {5310: LOAN}, CONFIG).events
     assert event.type == "spm.loan.repayment.v1"
     assert event.data == {
-        "loan_id": "fineract:default:5310",
+        "loan_id": "5310",
         "client_id": "1042",
-        "transaction_id": "fineract:default:88107",
+        "transaction_id": "88107",
         "value_date": "2026-04-02",
         "amount": "3633.33",
         "principal_paid": "3333.33",
@@ -114,7 +114,7 @@ def test_bulk_arrears_change_is_a_delinquency_event() -> None:
     assert event.type == "spm.loan.delinquency.v1"
     assert event.id == f"{msg.envelope.idempotency_key}#1"
     assert event.data == {
-        "loan_id": "fineract:default:5310",
+        "loan_id": "5310",
         "client_id": "1042",
         "as_of": "2026-05-03",
         "days_past_due": 1,
@@ -159,14 +159,14 @@ def test_adjustment_reverses_and_replaces() -> None:
     assert reversed_.type == "spm.loan.transaction_reversed.v1"
     assert reversed_.id == env.idempotency_key
     assert reversed_.data == {
-        "loan_id": "fineract:default:5310",
+        "loan_id": "5310",
         "client_id": "1042",
-        "transaction_id": "fineract:default:88107",
+        "transaction_id": "88107",
         "reversed_on": "2026-04-05",
     }
     assert replacement.type == "spm.loan.repayment.v1"
     assert replacement.id == f"{env.idempotency_key}/1"
-    assert replacement.data["transaction_id"] == "fineract:default:88200"
+    assert replacement.data["transaction_id"] == "88200"
     assert replacement.data["amount"] == "3000.00"
 
 
@@ -198,7 +198,7 @@ def test_write_off() -> None:
     [event] = map_item(env, item, {5310: LOAN}, CONFIG).events
     assert event.type == "spm.loan.written_off.v1"
     assert event.data == {
-        "loan_id": "fineract:default:5310",
+        "loan_id": "5310",
         "client_id": "1042",
         "principal_written_off": "16666.67",
         "written_off_on": "2026-08-01",
