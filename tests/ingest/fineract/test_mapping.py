@@ -64,7 +64,7 @@ def test_client_activate_is_the_same_registration_fact() -> None:
 def test_disbursal_maps_and_fills_the_loan_table() -> None:
     msg = samples()["LoanDisbursalBusinessEvent"]
     result = map_item(msg.envelope, msg.items[0], {}, CONFIG)
-    txn = f"fineract:default:disbursal-{msg.envelope.id}"
+    txn = f"disbursal-{msg.envelope.id}"
     assert result.loans == {5310: replace(LOAN, disbursals=(txn,))}
     [event] = result.events
     assert event.type == "spm.loan.disbursed.v1"
@@ -202,7 +202,7 @@ def test_write_off() -> None:
         "client_id": "1042",
         "principal_written_off": "16666.67",
         "written_off_on": "2026-08-01",
-        "transaction_id": "fineract:default:88107",
+        "transaction_id": "88107",
     }
 
 
