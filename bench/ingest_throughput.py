@@ -133,6 +133,7 @@ def start_server(port: int, schema: str, workers: int) -> subprocess.Popen[bytes
         ),
         "INGEST_DB_SCHEMA": schema,
         "INSTITUTION_CURRENCY": "KES",
+        "LOG_LEVEL": "WARNING",  # no access log line per batch on the bench's stdout
     }
     spm = Path(sys.executable).with_name("spm")
     cmd = [str(spm), "serve", "ingest", "--host", "127.0.0.1", "--port", str(port)]

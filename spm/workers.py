@@ -21,14 +21,19 @@ from types import FrameType
 
 import uvicorn
 
+from services.common.logs import LogFormat, configure_logging
+
 WORKER_FAILED = 3
 
 
-def serve_workers(app: str, host: str, port: int, workers: int) -> int:
-    """Run ``workers`` processes serving the ASGI app ``app`` (an import path); the exit code."""
+def serve_workers(
+    app: str, host: str, port: int, workers: int, log: tuple[LogFormat, str] = ("json", "INFO")
+) -> int:
+    """Run ``workers`` processes serving the ASGI app ``app`` (an import path); the exit code.
+    ``log`` is the workers' logging (format, level): spawned processes start unconfigured."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_serve, args=(app, host, port), name=f"worker-{n}")
+        context.Process(target=_serve, args=(app, host, port, log), name=f"worker-{n}")
         for n in range(workers)
     ]
     stop_requested: list[int] = []
@@ -56,7 +61,8 @@ def serve_workers(app: str, host: str, port: int, workers: int) -> int:
     return WORKER_FAILED
 
 
-def _serve(app: str, host: str, port: int) -> None:
+def _serve(app: str, host: str, port: int, log: tuple[LogFormat, str]) -> None:
+    configure_logging(*log)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
