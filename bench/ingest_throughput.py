@@ -49,7 +49,7 @@ from services.ingest.validation import DateBounds, Validator
 from tests.spm.procfs import until_every_worker_listens
 
 ROOT = Path(__file__).resolve().parents[1]
-PEPPER = "bench-pepper-0123456789abcdef"
+PEPPER = "bench-pepper-0123456789abcdef012"
 API_KEY = "bench-key"
 BATCH = 1000
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

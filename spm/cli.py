@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from contracts.cli import contracts_app
 from services.common.settings import CommonSettings
 from services.ingest.cli import import_app
+from services.ingest.pseudonym import pepper_problem
 from services.objectives.cli import objectives_app
 from spm.devcli import demo, dev
 from spm.simulator.cli import simulate_command
@@ -77,7 +78,7 @@ def serve(
     from services.common.settings import get_settings
 
     settings = get_settings()
-    problem = _not_distributed(settings, allow_sqlite)
+    problem = _refusal(service, settings, allow_sqlite)
     if problem:
         typer.echo(f"spm serve {service.value}: {problem}", err=True)
         raise typer.Exit(2)
@@ -100,8 +101,8 @@ def serve(
     uvicorn.run(service_app, host=host, port=port, log_config=None)
 
 
-def _not_distributed(settings: CommonSettings, allow_sqlite: bool) -> str | None:
-    """Why the settings cannot run a distributed service (None when they can)."""
+def _refusal(service: Service, settings: CommonSettings, allow_sqlite: bool) -> str | None:
+    """Why the settings cannot run ``service`` in the distributed mode (None when they can)."""
     if not settings.kafka_bootstrap_servers:
         return (
             "KAFKA_BOOTSTRAP_SERVERS is not set; the distributed services need Kafka "
@@ -115,6 +116,9 @@ def _not_distributed(settings: CommonSettings, allow_sqlite: bool) -> str | None
         )
     if backend not in ("postgresql", "sqlite"):
         return f"DATABASE_URL names an unsupported database ({backend}); use PostgreSQL"
+    if service is Service.ingest:
+        pepper = settings.pseudonym_pepper
+        return pepper_problem(pepper.get_secret_value() if pepper else None)
     return None
 
 

@@ -65,6 +65,31 @@ def test_an_unsupported_database_is_named(tmp_path: Path) -> None:
     assert "unsupported database (mysql)" in result.stderr
 
 
+PLACEHOLDER = (REPO / "deploy" / "secrets" / "pseudonym_pepper.example").read_text().strip()
+
+
+@pytest.mark.parametrize(
+    ("pepper", "reason"),
+    [
+        (None, "is not set: ingest cannot pseudonymise without it"),
+        (PLACEHOLDER, "is the shipped placeholder, known to everyone"),
+        ("x" * 31, "is shorter than 32 bytes"),
+    ],
+    ids=["unset", "placeholder", "31 bytes"],
+)
+def test_ingest_refuses_a_missing_placeholder_or_short_pepper(
+    pepper: str | None, reason: str, tmp_path: Path
+) -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "DATABASE_URL": "postgresql+asyncpg://h/d"}
+    if pepper is not None:
+        env["PSEUDONYM_PEPPER"] = pepper
+    result = _refusal(env, "ingest", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"spm serve ingest: PSEUDONYM_PEPPER {reason}; make one with `openssl rand -hex 32`"
+    ]
+
+
 class Served:
     """``spm serve objectives`` with stdout and stderr in files."""
 
