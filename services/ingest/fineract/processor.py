@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.envelope import to_kafka
 from contracts.topics import DEADLETTER
 from services.common.bus import Message, Record
+from services.common.metrics import FINERACT_IGNORED
 from services.common.offsets import claim_new
 from services.ingest.fineract import models as m
 from services.ingest.fineract import store
@@ -235,6 +236,7 @@ class _Batch:
                 result = _safe_map(env, item, known, self.p._mapper)
         if result.ignored:
             self.stats.ignored += 1
+            FINERACT_IGNORED.labels(item.type).inc()
         if result.loans:
             await store.upsert_loans(self.session, tenant, result.loans)
             known.update(result.loans)
