@@ -7,12 +7,16 @@ in between. Traces stay with OpenTelemetry.
 
 All families live here, in the process-wide default registry, defined once at import: the
 embedded mode runs the four services in one process, and a family defined per app would be
-registered twice. Labels are bounded: route templates (never raw paths), event types, source
+registered twice. ``spm serve --workers N`` runs N processes behind one port, so a scrape would
+read whichever worker answered: there the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` (the
+library's multiprocess mode: each worker writes its values to files there) and ``/metrics`` adds
+up every worker's. Labels are bounded: route templates (never raw paths), event types, source
 names, channels, topic partitions; never an id or any content.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,11 +25,13 @@ from typing import Any
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
 )
 from starlette.requests import Request
 from starlette.responses import Response
@@ -60,6 +66,7 @@ CONSUMER_LAG = Gauge(
     "spm_consumer_lag",
     "Records on a partition not yet consumed by the group (high watermark - position).",
     ["group", "topic", "partition"],
+    multiprocess_mode="livemostrecent",  # a partition moves between workers on a rebalance
 )
 ENGINE_BATCH_SIZE = Histogram(
     "spm_engine_batch_size",
@@ -85,6 +92,7 @@ OUTBOX_BACKLOG = Gauge(
     "spm_outbox_backlog",
     "Outbox rows committed but not yet published, by outbox (its relay's lock name).",
     ["outbox"],
+    multiprocess_mode="livemostrecent",
 )
 
 FAMILIES = (
@@ -104,7 +112,11 @@ FAMILIES = (
 async def metrics_endpoint(_: Request) -> Response:
     """``GET /metrics``: every family of this process in Prometheus' text format (0.0.4, the
     version every Prometheus release reads; what prometheus-client's own server answers)."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: add up theirs
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 class HttpMetricsMiddleware:

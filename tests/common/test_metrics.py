@@ -25,6 +25,7 @@ from spm.embedded import build_embedded_app
 from tests.alerts.servers import REPO, Proc, SmtpServer, free_port
 from tests.ingest.fineract.conftest import create_input_topic, produce
 from tests.ingest.fineract.helpers import manifest, sample_bytes
+from tests.spm.procfs import until_every_worker_listens
 
 ADMIN = "metrics-admin-secret"
 SERVICES = ("ingest", "indicators", "objectives", "alerts")
@@ -315,3 +316,42 @@ async def test_every_family_moves_after_a_workload(
         assert any(n.startswith(name) for n in exposed), name
     assert rules_metric_names() - PROMETHEUS_OWN <= exposed
     assert dashboard_metric_names() <= exposed
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+async def test_with_several_workers_each_scrape_adds_up_every_worker(
+    kafka_bootstrap: str, postgres_url: str, unique: str, tmp_path: Path
+) -> None:
+    """`spm serve ingest --workers 2`: whichever worker answers /metrics reports both."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": postgres_url,
+        "PSEUDONYM_PEPPER": "metrics-pepper-0123456789abcdef012",
+        "INGEST_DB_SCHEMA": f"ingest_workers_metrics_{unique}",
+        "TMPDIR": str(tmp_path),  # where the workers' metric files go
+    }
+    proc = Proc(env, free_port(), tmp_path / "ingest.log", "ingest", args=("--workers", "2"))
+    proc.start()
+    assert proc.proc is not None
+    base = f"http://127.0.0.1:{proc.port}"
+    try:
+        await proc.ready()
+        await until_every_worker_listens(proc.proc.pid, proc.port, 2)
+        assert await asyncio.to_thread(lambda: list(tmp_path.glob("spm-metrics-*/*.db")))
+        clients = [httpx.AsyncClient(base_url=base) for _ in range(16)]
+        try:  # 16 connections, spread over the two workers by the kernel
+            answers = await asyncio.gather(*(c.get("/healthz") for c in clients))
+        finally:
+            for client in clients:
+                await client.aclose()
+        assert [a.status_code for a in answers] == [200] * 16
+        for _ in range(6):  # each on a new connection: either worker may answer
+            async with httpx.AsyncClient(base_url=base) as client:
+                scraped = parse((await client.get("/metrics")).text)
+            assert total(scraped, "spm_http_requests_total", route="/healthz") == 16
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 0
+    assert not await asyncio.to_thread(lambda: list(tmp_path.glob("spm-metrics-*")))  # removed
