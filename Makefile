@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
 
-.PHONY: install test lint format infra-up infra-down contracts run dev clean bench-indicators bench-ingest bench-e2e
+.PHONY: install test lint format infra-up infra-down contracts run dev clean bench-indicators bench-ingest bench-e2e pin-images
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench-e2e: ## ingest 202 -> alert e-mail latency, four services as processes (st
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
 		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
 	$(BIN)/python bench/e2e_latency.py $(BENCH_ARGS)
+
+pin-images: ## pin docker-compose's and the Dockerfile's images by digest (needs docker buildx)
+	deploy/pin-images.sh
 
 contracts: ## regenerate JSON Schemas, AsyncAPI document and examples
 	$(BIN)/spm contracts export

@@ -117,7 +117,7 @@ def environment(u: str, smtp_port: int, polling: dict[str, str]) -> dict[str, st
         **{k: v for k, v in os.environ.items() if not k.startswith(("ALERTS_", "INDICATORS_"))},
         "PYTHONPATH": str(REPO),
         "API_KEYS": json.dumps([{"name": "admin", "sha256": hash_key(ADMIN), "scopes": ["admin"]}]),
-        "PSEUDONYM_PEPPER": "bench-pepper-0123456789abcdef",
+        "PSEUDONYM_PEPPER": "bench-pepper-0123456789abcdef012",
         "INGEST_DB_SCHEMA": f"ingest_{u}",
         "INGEST_TOPIC_SUFFIX": f"-{u}",  # fresh canonical topics: no history to catch up on
         "INDICATORS_TOPIC_SUFFIX": f"-{u}",

@@ -49,7 +49,7 @@ from services.ingest.validation import DateBounds, Validator
 from tests.spm.procfs import until_every_worker_listens
 
 ROOT = Path(__file__).resolve().parents[1]
-PEPPER = "bench-pepper-0123456789abcdef"
+PEPPER = "bench-pepper-0123456789abcdef012"
 API_KEY = "bench-key"
 BATCH = 1000
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -133,6 +133,7 @@ def start_server(port: int, schema: str, workers: int) -> subprocess.Popen[bytes
         ),
         "INGEST_DB_SCHEMA": schema,
         "INSTITUTION_CURRENCY": "KES",
+        "LOG_LEVEL": "WARNING",  # no access log line per batch on the bench's stdout
     }
     spm = Path(sys.executable).with_name("spm")
     cmd = [str(spm), "serve", "ingest", "--host", "127.0.0.1", "--port", str(port)]

@@ -51,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stats = asyncio.run(run(config, NdjsonSink(Path(tmp) / "events.ndjson")))
     bus = MemoryBus()
-    bus_stats = asyncio.run(run(config, BusSink(bus, "bench-pepper-0123456789abcdef", "KES")))
+    bus_stats = asyncio.run(run(config, BusSink(bus, "bench-pepper-0123456789abcdef012", "KES")))
 
     print(f"events: {events} over {config.days} days ({config.clients} opening clients)")
     print(f"baseline json.dumps: {events / baseline_s:,.0f} events/s")

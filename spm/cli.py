@@ -7,9 +7,12 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
 
 from contracts.cli import contracts_app
+from services.common.settings import CommonSettings
 from services.ingest.cli import import_app
+from services.ingest.pseudonym import pepper_problem
 from services.objectives.cli import objectives_app
 from spm.devcli import demo, dev
 from spm.simulator.cli import simulate_command
@@ -23,6 +26,11 @@ app.add_typer(objectives_app, name="objectives")
 app.command("simulate")(simulate_command)
 app.command("dev")(dev)
 app.command("demo")(demo)
+
+
+class LogFormatOption(StrEnum):
+    json = "json"
+    text = "text"
 
 
 class Service(StrEnum):
@@ -46,14 +54,37 @@ def serve(
             "instances would be).",
         ),
     ] = 1,
+    log_format: Annotated[
+        LogFormatOption | None,
+        typer.Option(help="Logs on stdout: JSON lines or text (default: LOG_FORMAT, json)."),
+    ] = None,
+    allow_sqlite: Annotated[
+        bool,
+        typer.Option(
+            "--allow-sqlite",
+            help="Accept a SQLite DATABASE_URL (one process on one machine; tests and trials).",
+        ),
+    ] = False,
 ) -> None:
-    """Run one service in the distributed mode (Kafka + PostgreSQL from the settings)."""
+    """Run one service in the distributed mode (Kafka + PostgreSQL from the settings).
+
+    It refuses to start without KAFKA_BOOTSTRAP_SERVERS and a PostgreSQL DATABASE_URL: without
+    Kafka an accepted event would go to an in-process bus that no other service reads.
+    """
     import uvicorn
 
+    from services.common.logs import LogFormat, configure_logging
     from services.common.runtime import tune_gc
     from services.common.settings import get_settings
 
     settings = get_settings()
+    problem = _refusal(service, settings, allow_sqlite)
+    if problem:
+        typer.echo(f"spm serve {service.value}: {problem}", err=True)
+        raise typer.Exit(2)
+    chosen = log_format.value if log_format else settings.log_format
+    log: tuple[LogFormat, str] = ("text" if chosen == "text" else "json", settings.log_level)
+    configure_logging(*log)
     host = host or settings.http_host
     port = port or getattr(settings, f"{service.value}_port")
     if workers > 1:
@@ -62,11 +93,33 @@ def serve(
         from spm.workers import serve_workers
 
         # each worker imports the ASGI module, which builds the app and tunes its gc
-        raise typer.Exit(serve_workers(f"services.{service.value}.asgi:app", host, port, workers))
+        app_path = f"services.{service.value}.asgi:app"
+        raise typer.Exit(serve_workers(app_path, host, port, workers, log))
     module = importlib.import_module(f"services.{service.value}.app")
     service_app = module.create_app(settings)
     tune_gc()
     uvicorn.run(service_app, host=host, port=port, log_config=None)
+
+
+def _refusal(service: Service, settings: CommonSettings, allow_sqlite: bool) -> str | None:
+    """Why the settings cannot run ``service`` in the distributed mode (None when they can)."""
+    if not settings.kafka_bootstrap_servers:
+        return (
+            "KAFKA_BOOTSTRAP_SERVERS is not set; the distributed services need Kafka "
+            "(`spm dev` runs everything in one process without it)"
+        )
+    backend = make_url(settings.database_url).get_backend_name()
+    if backend == "sqlite" and not allow_sqlite:
+        return (
+            "DATABASE_URL is not a PostgreSQL URL (postgresql+asyncpg://…); "
+            "SQLite only with --allow-sqlite"
+        )
+    if backend not in ("postgresql", "sqlite"):
+        return f"DATABASE_URL names an unsupported database ({backend}); use PostgreSQL"
+    if service is Service.ingest:
+        pepper = settings.pseudonym_pepper
+        return pepper_problem(pepper.get_secret_value() if pepper else None)
+    return None
 
 
 def main() -> None:

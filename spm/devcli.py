@@ -82,7 +82,7 @@ def demo(
     days_per_second: Annotated[float, typer.Option(help="Simulation pace.")] = 8.0,
 ) -> None:
     """``spm dev`` + the sample strategy + a simulated MFI whose branch BR-MSA drifts."""
-    import shutil
+    from spm.demodir import fresh_demo_dir
 
-    shutil.rmtree(data_dir, ignore_errors=True)
+    fresh_demo_dir(data_dir)  # wipes only a directory the demo created
     _serve(data_dir, port, api_key, smtp, demo=True, days=days, days_per_second=days_per_second)

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.auth import KeyRing
 from services.common.bus import MemoryBus
+from services.common.metrics import metrics_endpoint
 from services.common.settings import CommonSettings
 
 # Which service answers which path prefix (all APIs share one origin in the embedded mode).
@@ -103,6 +104,7 @@ def build_embedded_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    host.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # the one registry
     for router in extra_routers:
         host.include_router(router)
     routes = [(prefix, services[name]) for name, prefixes in ROUTES.items() for prefix in prefixes]

@@ -14,21 +14,32 @@ restarts the service as a whole.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import socket
+import tempfile
 from multiprocessing.connection import wait
 from types import FrameType
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
+
+from services.common.logs import LogFormat, configure_logging
 
 WORKER_FAILED = 3
 
 
-def serve_workers(app: str, host: str, port: int, workers: int) -> int:
-    """Run ``workers`` processes serving the ASGI app ``app`` (an import path); the exit code."""
+def serve_workers(
+    app: str, host: str, port: int, workers: int, log: tuple[LogFormat, str] = ("json", "INFO")
+) -> int:
+    """Run ``workers`` processes serving the ASGI app ``app`` (an import path); the exit code.
+    ``log`` is the workers' logging (format, level): spawned processes start unconfigured."""
     context = multiprocessing.get_context("spawn")
+    metrics_dir = tempfile.TemporaryDirectory(prefix="spm-metrics-")
+    # the workers' metrics in files there, added up by whichever answers /metrics
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir.name)
     processes = [
-        context.Process(target=_serve, args=(app, host, port), name=f"worker-{n}")
+        context.Process(target=_serve, args=(app, host, port, log), name=f"worker-{n}")
         for n in range(workers)
     ]
     stop_requested: list[int] = []
@@ -51,12 +62,16 @@ def serve_workers(app: str, host: str, port: int, workers: int) -> int:
                 process.terminate()  # uvicorn shuts down gracefully on SIGTERM
         for process in processes:
             process.join()
+            if process.pid is not None:
+                mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
+        metrics_dir.cleanup()
     if stop_requested:
         return 0
     return WORKER_FAILED
 
 
-def _serve(app: str, host: str, port: int) -> None:
+def _serve(app: str, host: str, port: int, log: tuple[LogFormat, str]) -> None:
+    configure_logging(*log)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

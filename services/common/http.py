@@ -19,6 +19,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from services.common.auth import KeyRing
+from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -76,6 +77,8 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
     app.state.keyring = keyring
     app.add_middleware(_TracingMiddleware, service=service)
+    app.add_middleware(HttpMetricsMiddleware, service=service)
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # Prometheus
     app.add_exception_handler(RequestValidationError, _validation_error)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")

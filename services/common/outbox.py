@@ -54,6 +54,7 @@ from services.common.aio import wait_event
 from services.common.bus import Bus, Message, Producer, partition_for_key
 from services.common.db import UtcDateTime, database_errors, is_sqlite
 from services.common.errors import SpmError
+from services.common.metrics import OUTBOX_BACKLOG
 from services.common.telemetry import inject_trace_headers
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,7 @@ class OutboxRelay:
 
     async def _relay_batch(self, producer: Producer) -> int:
         await self._number_new_rows()
+        OUTBOX_BACKLOG.labels(self._lock_name).set(await self._backlog())
         rows = await self._numbered_unsent()
         if not rows:
             return 0
@@ -319,6 +321,14 @@ class OutboxRelay:
             self._partitions[topic] = await self._bus.partition_count(topic)
         count = self._partitions[topic]
         return partition_for_key(key, count) if key is not None else seq % count
+
+    async def _backlog(self) -> int:
+        """Rows committed and not yet published (the metric; an index scan on ix_*_pending)."""
+        c = self._table.c
+        async with self._sessions() as session:
+            with database_errors():
+                found = await session.scalar(select(func.count()).where(c.sent_at.is_(None)))
+        return int(found or 0)
 
     async def _numbered_unsent(self) -> list[OutboxRow]:
         c = self._table.c

@@ -2,16 +2,17 @@
 
 Secrets (the pseudonym pepper, API keys) may also come from files: point ``SPM_SECRETS_DIR`` at
 a directory with one file per setting (e.g. ``/run/secrets/pseudonym_pepper``), as Docker and
-Kubernetes mount them.
+Kubernetes mount them. The database password may come from such a file too
+(``database_password``): it is put into ``DATABASE_URL``, which then need not carry one.
 """
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/spm.db"
@@ -34,6 +35,11 @@ class CommonSettings(BaseSettings):
         default=DEFAULT_SQLITE_URL,
         description="SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…",
     )
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="Password put into DATABASE_URL (e.g. from the secret file "
+        "database_password), so the URL in the environment carries none.",
+    )
     kafka_client_id: str = "spm-monitor"
     kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
 
@@ -47,6 +53,11 @@ class CommonSettings(BaseSettings):
     institution_currency: str = Field(default="KES", pattern=r"^[A-Z]{3}$")
     institution_timezone: str = "UTC"
 
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Logs on stdout: JSON lines, or text for a terminal."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_namespace: str = "spm-monitor"
@@ -58,6 +69,13 @@ class CommonSettings(BaseSettings):
         default=None,
         description="API keys as JSON: [{name, sha256, scopes, sources}] (hashes only).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_into_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("database_password") and data.get("database_url"):
+            data = {**data, "database_url": with_password(data["database_url"], data)}
+        return data
 
     @classmethod
     def of(cls, settings: CommonSettings | None) -> Self:
@@ -72,6 +90,16 @@ class CommonSettings(BaseSettings):
     @property
     def uses_kafka(self) -> bool:
         return bool(self.kafka_bootstrap_servers)
+
+
+def with_password(url: str, data: dict[str, Any]) -> str:
+    """``url`` with the password of ``data["database_password"]`` (a str or SecretStr)."""
+    from sqlalchemy.engine import make_url
+
+    password = data["database_password"]
+    if isinstance(password, SecretStr):
+        password = password.get_secret_value()
+    return make_url(url).set(password=str(password)).render_as_string(hide_password=False)
 
 
 @lru_cache(maxsize=1)

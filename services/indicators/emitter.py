@@ -27,6 +27,7 @@ from services.common.aio import raise_if_cancelled, wait_event
 from services.common.bus import Message, Producer
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
+from services.common.metrics import EmitLag
 from services.indicators import models as m
 from services.indicators import query, store
 from services.indicators.api.render import number
@@ -104,9 +105,11 @@ class Emitter:
         interval = self.settings.indicators_emit_interval_seconds
         loop = asyncio.get_running_loop()
         last = loop.time()
+        lag = EmitLag()
         while True:
             raise_if_cancelled()  # the producer's library still uses wait_for
             await wait_event(self.changed, interval)
+            lag.saw(self.changed.is_set())
             if self.busy() and loop.time() - last < interval * BUSY_INTERVALS:
                 await asyncio.sleep(interval)
                 continue
@@ -117,6 +120,7 @@ class Emitter:
                         continue
                     self.changed.clear()
                     await self.emit_once()
+                    lag.emitted()
             except SpmError as exc:
                 log.warning("indicators: emitter cycle failed (%s)", exc)
                 await self.close()

@@ -30,14 +30,18 @@ PSEUDONYMISED: dict[str, tuple[str, str]] = {
     "officer_pid": ("officer_id", "officer"),
 }
 MAX_SCOPED_LENGTH = 200
+MIN_PEPPER_BYTES = 32  # as long as the HMAC-SHA256 output: no shorter key to guess
+# the value of deploy/secrets/pseudonym_pepper.example, which an operator may copy as it is
+PLACEHOLDER_PEPPERS = frozenset({"change-me-to-32-random-bytes-in-hex"})
 
 
 class Pseudonymiser:
     """Turns raw identifiers into pseudonyms; one per process, keyed by the pepper."""
 
     def __init__(self, pepper: str) -> None:
-        if len(pepper) < 16:
-            raise IngestError("PSEUDONYM_PEPPER must be set to a secret of at least 16 characters")
+        problem = pepper_problem(pepper)
+        if problem:
+            raise IngestError(problem)
         self._key = pepper.encode()
 
     def pseudonym(self, source: str, kind: str, raw_id: str) -> str:
@@ -49,6 +53,18 @@ class Pseudonymiser:
 
     def officer_pid(self, source: str, officer_id: str) -> str:
         return self.pseudonym(source, "officer", officer_id)
+
+
+def pepper_problem(pepper: str | None) -> str | None:
+    """Why ``pepper`` cannot key pseudonyms (None when it can)."""
+    advice = "make one with `openssl rand -hex 32`"
+    if not pepper:
+        return f"PSEUDONYM_PEPPER is not set: ingest cannot pseudonymise without it; {advice}"
+    if pepper.strip() in PLACEHOLDER_PEPPERS:
+        return f"PSEUDONYM_PEPPER is the shipped placeholder, known to everyone; {advice}"
+    if len(pepper.encode()) < MIN_PEPPER_BYTES:
+        return f"PSEUDONYM_PEPPER is shorter than {MIN_PEPPER_BYTES} bytes; {advice}"
+    return None
 
 
 def scoped(source: str, raw_id: str) -> str:

@@ -143,7 +143,7 @@ class Proc:
             ],
             cwd=REPO,
             env={**self.env, **extra},
-            stdout=subprocess.DEVNULL,
+            stdout=log,  # the service's logs
             stderr=log,
         )
 

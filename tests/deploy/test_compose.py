@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 import services
@@ -96,3 +98,62 @@ def test_kafka_runs_kraft_without_zookeeper(compose: dict[str, Any]) -> None:
 def test_secret_examples_exist(compose: dict[str, Any]) -> None:
     for secret in compose["secrets"].values():
         assert (ROOT / f"{secret['file']}.example").is_file(), secret["file"]
+
+
+def test_only_the_services_ports_are_published(compose: dict[str, Any]) -> None:
+    """Kafka (plain text, no authentication), PostgreSQL and OTLP stay on the compose network."""
+    published = {name for name, spec in compose["services"].items() if spec.get("ports")}
+    assert published == OUR_SERVICES
+
+
+def test_the_database_password_comes_from_a_secret(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/database_password"
+    assert "database_password" in postgres["secrets"]
+    for name in OUR_SERVICES:
+        spec = compose["services"][name]
+        assert make_url(spec["environment"]["DATABASE_URL"]).password is None, name
+        assert "database_password" in spec["secrets"], name
+        assert spec["environment"]["SPM_SECRETS_DIR"] == "/run/secrets"
+
+
+def test_every_secret_our_services_mount_is_a_setting(compose: dict[str, Any]) -> None:
+    """A secret file in SPM_SECRETS_DIR is read as the setting of the same name."""
+    known = known_settings()
+    for name in OUR_SERVICES:
+        for secret in compose["services"][name]["secrets"]:
+            assert secret.upper() in known, (name, secret)
+
+
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}")
+
+
+def _third_party_images(compose: dict[str, Any]) -> list[str]:
+    images = [spec["image"] for spec in compose["services"].values() if "build" not in spec]
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    return images + re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.MULTILINE)
+
+
+def test_images_have_a_version_and_well_formed_digests(compose: dict[str, Any]) -> None:
+    """Digests not known here are left to `make pin-images`, which the compose file names."""
+    images = _third_party_images(compose)
+    assert len(images) == 5
+    for image in images:
+        name_tag = DIGEST.sub("", image)
+        assert re.fullmatch(r"[a-z0-9./-]+:[0-9][\w.-]*", name_tag), image  # a version, no latest
+        assert "@" not in image or DIGEST.search(image), image
+    assert all(DIGEST.search(i) for i in images if i.startswith(("python:", "postgres:")))
+    assert (ROOT / "deploy" / "pin-images.sh").stat().st_mode & 0o111
+    assert "make pin-images" in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_the_collector_forwards_to_an_otlp_backend(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "otel" / "collector.yaml").read_text())
+    exporter = config["exporters"]["otlphttp"]
+    assert exporter["endpoint"] == "${env:OTLP_BACKEND_ENDPOINT}"
+    for pipeline in config["service"]["pipelines"].values():
+        assert "otlphttp" in pipeline["exporters"]
+        assert set(pipeline["processors"]) <= set(config["processors"])
+    collector = compose["services"]["otel-collector"]
+    assert "OTLP_BACKEND_ENDPOINT" in collector["environment"]

@@ -31,7 +31,7 @@ def stack(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "DATABASE_URL": postgres_url,
         "API_KEYS": json.dumps([{"name": "admin", "sha256": hash_key(ADMIN), "scopes": ["admin"]}]),
-        "PSEUDONYM_PEPPER": "e2e-pepper-0123456789abcdef",
+        "PSEUDONYM_PEPPER": "e2e-pepper-0123456789abcdef01234",
         "INGEST_DB_SCHEMA": f"ingest_{unique}",
         "INDICATORS_DB_SCHEMA": f"indicators_{unique}",
         "INDICATORS_GROUP_ID": f"indicators-{unique}",

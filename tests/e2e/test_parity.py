@@ -45,7 +45,7 @@ pytestmark = [
 ]
 
 DAYS = 90
-PEPPER = "parity-pepper-0123456789abcdef"
+PEPPER = "parity-pepper-0123456789abcdef01"
 ADMIN = "parity-admin-secret"
 SERIES_SEGMENTS = ("all", "branch:BR-MSA", "branch:BR-NAI")
 CATCH_UP_S = 240.0

@@ -25,7 +25,7 @@ from services.common.db import create_engine
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
 
-PEPPER = "test-pepper-0123456789abcdef"
+PEPPER = "test-pepper-0123456789abcdef0123"
 WRITER_KEY = "writer-secret-key"
 LIMITED_KEY = "limited-secret-key"
 READER_KEY = "reader-secret-key"

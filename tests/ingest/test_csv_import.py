@@ -24,7 +24,7 @@ def _env(settings: IngestSettings) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
         "DATABASE_URL": settings.database_url,
-        "PSEUDONYM_PEPPER": "csv-test-pepper-0123456789",
+        "PSEUDONYM_PEPPER": "csv-test-pepper-0123456789abcdef",
         "INGEST_DB_SCHEMA": settings.ingest_db_schema,
         "INSTITUTION_CURRENCY": "KES",
     }

@@ -13,7 +13,7 @@ from services.ingest.pseudonym import Pseudonymiser
 from services.ingest.validation import DateBounds, Invalid, Validator
 
 VALIDATOR = Validator(
-    Pseudonymiser("unit-test-pepper-0123456789"), "KES", DateBounds(date(1970, 1, 1), 1)
+    Pseudonymiser("unit-test-pepper-0123456789abcdef"), "KES", DateBounds(date(1970, 1, 1), 1)
 )
 INPUTS = [e.input() for e in EXAMPLES.values() if e.input() is not None]
 

@@ -54,7 +54,7 @@ def test_one_list_per_day_in_event_time_order() -> None:
 
 def test_every_event_is_a_valid_input_event_and_becomes_canonical() -> None:
     validator = Validator(
-        Pseudonymiser("a-test-pepper-of-enough-length"), "KES", DateBounds(date(1970, 1, 1), 1)
+        Pseudonymiser("a-test-pepper-of-enough-length-32"), "KES", DateBounds(date(1970, 1, 1), 1)
     )
     counts: Counter[str] = Counter()
     for event in _all(SimConfig(seed=3, days=240, clients=400, scenario=Scenario.drift)):

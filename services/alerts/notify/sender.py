@@ -30,6 +30,7 @@ from services.alerts.notify.channels import Channels
 from services.common.aio import wait_event
 from services.common.db import database_errors
 from services.common.errors import SpmError
+from services.common.metrics import count_notification
 
 log = logging.getLogger(__name__)
 
@@ -135,4 +136,5 @@ class Sender:
                     os.kill(os.getpid(), signal.SIGKILL)  # tests: die between send and record
                 values.update(status="sent", sent_at=self.clock.now())
                 self.delivered += 1
+            count_notification(row["channel"], values)
             await session.execute(update(m.notifications).where(c.id == row["id"]).values(**values))

@@ -38,6 +38,7 @@ from services.common.bus.base import (
     partition_for_key,
 )
 from services.common.bus.kafka_batches import SharedBatch, SharedBatches
+from services.common.metrics import record_lag
 from services.common.telemetry import inject_trace_headers
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ class KafkaConsumer:
             batches = await self.raw.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
         except KafkaError as exc:
             raise translate(exc, "fetching") from exc
+        record_lag(self._consumer_args["group_id"], self.raw, batches)
         return [
             _record(r)
             for tp in sorted(batches, key=lambda t: (t.topic, t.partition))

@@ -39,6 +39,7 @@ from services.common.bus import (
 )
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
+from services.common.metrics import engine_batch
 from services.common.runtime import BatchCollector
 from services.indicators import models as m
 from services.indicators import store
@@ -254,7 +255,8 @@ class Engine:
                     await self._settle()  # idle: let the last batch's commit land
                     return None
                 stale = generation != self.generation
-                await self.process(records, stale=stale, pipelined=pipelined)
+                with engine_batch(len(records)):
+                    await self.process(records, stale=stale, pipelined=pipelined)
         except Exception as exc:  # any failure: rebuild from the database, never skip
             return exc
         return None

@@ -3,10 +3,9 @@
 Nothing is dropped silently (ARCHITECTURE.md): a type the adapter does not map (a savings
 deposit, a loan approval, a charge-off…), or a mapped type with nothing to say this time (a
 status change that does not close the loan, an undo of a disbursal published before the adapter
-ran), adds one to the OpenTelemetry counter ``spm.ingest.fineract.ignored`` with attribute
-``type`` (Prometheus: ``spm_ingest_fineract_ignored_total{type=...}``), and the first of each
-type in an hour is logged at INFO with the running count. The list of types and why each is
-left out is in ``docs/fineract-unmapped.md``.
+ran), adds one to the Prometheus counter ``spm_fineract_events_ignored_total{type=...}``, and
+the first of each type in an hour is logged at INFO with the running count. The list of types
+and why each is left out is in ``docs/fineract-unmapped.md``.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from opentelemetry import metrics
+from services.common.metrics import FINERACT_IGNORED
 
 log = logging.getLogger(__name__)
 
 LOG_INTERVAL_S = 3600.0
-METRIC = "spm.ingest.fineract.ignored"
+METRIC = "spm_fineract_events_ignored_total"
 
 
 class IgnoredEvents:
@@ -29,17 +28,10 @@ class IgnoredEvents:
 
     def __init__(
         self,
-        meter_provider: metrics.MeterProvider | None = None,
         *,
         log_interval_s: float = LOG_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        meter = metrics.get_meter("spm.ingest", meter_provider=meter_provider)
-        self._counter = meter.create_counter(
-            METRIC,
-            unit="{event}",
-            description="Fineract business events that gave no canonical event, by type.",
-        )
         self._interval = log_interval_s
         self._clock = clock
         self._logged_at: dict[str, float] = {}
@@ -51,7 +43,7 @@ class IgnoredEvents:
             if n <= 0:
                 continue
             self.totals[type_] += n
-            self._counter.add(n, {"type": type_})
+            FINERACT_IGNORED.labels(type_).inc(n)
             last = self._logged_at.get(type_)
             if last is None or now - last >= self._interval:
                 self._logged_at[type_] = now

@@ -23,7 +23,7 @@ from services.ingest.fineract.consumer import FineractConsumer
 from services.ingest.fineract.store import migrate_db, open_engine
 from tests.ingest.fineract.helpers import FineractEvent
 
-PEPPER = "test-pepper-0123456789abcdef"
+PEPPER = "test-pepper-0123456789abcdef0123"
 INPUT_PARTITIONS = 3
 
 

@@ -19,7 +19,8 @@ from tests.ingest.fineract.helpers import FineractEvent
 
 CONFIG = MapperConfig()
 LOAN = LoanInfo(client_id=31, branch_id="2", product_id="4", currency="KES", loan_cycle=1)
-SCOPE = ""  # the mapping keeps Fineract's own ids; ingest scopes them by the source fineract:<tenant>
+# The mapping keeps Fineract's own ids; ingest scopes them by the source fineract:<tenant>.
+SCOPE = ""
 
 
 def mapped(event: FineractEvent, loans: dict[int, LoanInfo]) -> MapResult:
