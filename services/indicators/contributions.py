@@ -15,7 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.indicators.catalog import CONDUCT_CATEGORIES, EXIT_REASON_PREFIX
+from services.indicators.catalog import (
+    CONDUCT_CATEGORIES,
+    EXIT_REASON_PREFIX,
+    POVERTY_N,
+    POVERTY_SUM,
+)
 from services.indicators.state import (
     Attrs,
     ClientState,
@@ -145,11 +150,8 @@ def loan_contribution(
             items.append(("ml_hit", d.day, 1))
     items += [("writeoff", day, amount) for day, amount in loan.writeoffs]
     items += _portfolio_items(loan, outstanding_steps(loan) if steps is None else steps)
-    if attrs.registered:
-        segs = client_segments(attrs)
-        segs[1:2] = [f"branch:{d.branch}", f"product:{d.product}"]
-    else:
-        segs = ["all", "gender:unknown"]
+    segs = client_segments(attrs)  # the loan's own branch and product, registered client or not
+    segs[1 : 2 if attrs.registered else 1] = [f"branch:{d.branch}", f"product:{d.product}"]
     return [(tuple(segs), items)]
 
 
@@ -241,8 +243,8 @@ def client_contribution(
             items.append(("exits_dropout", exit_day, 1))
         if exit_day is not None:
             items.append(("clients_active", max(reg, exit_day), -1))
-    items += [("poverty_n", day, 1) for day, _ in client.assessments]
-    items += [("poverty_sum", day, value) for day, value in client.assessments]
+    items += [(POVERTY_N + line, day, 1) for day, _, line in client.assessments]
+    items += [(POVERTY_SUM + line, day, value) for day, value, line in client.assessments]
     return [(tuple(segs), items), *_borrower_contribution(attrs, summaries)]
 
 
@@ -254,9 +256,8 @@ def _borrower_contribution(attrs: Attrs, summaries: list[LoanSummary]) -> Contri
     groups: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
     for s in summaries:
         groups[""].append((s.start, s.stop))
-        if attrs.registered:
-            groups[f"branch:{s.branch}"].append((s.start, s.stop))
-            groups[f"product:{s.product}"].append((s.start, s.stop))
+        groups[f"branch:{s.branch}"].append((s.start, s.stop))  # the loan's, registered or not
+        groups[f"product:{s.product}"].append((s.start, s.stop))
     names = ["ab"]
     if attrs.registered and attrs.gender == "female":
         names.append("ab_female")

@@ -53,7 +53,7 @@ class ClientState:
     latest: tuple[int, int] | None = None  # (registered_on, seq) of the attribute source
     attrs: Attrs = field(default_factory=lambda: UNREGISTERED)
     exit: tuple[int, str, str | None] | None = None  # earliest (exited_on, type, reason)
-    assessments: list[tuple[int, int]] = field(default_factory=list)  # (day, likelihood e10)
+    assessments: list[tuple[int, int, str]] = field(default_factory=list)  # (day, e10, line)
     loans: set[LoanKey] = field(default_factory=set)
     added: Contribution | None = None
 
@@ -186,8 +186,9 @@ class UnitState:
             if c.exit is None or d < c.exit[0]:
                 c.exit = (d, data.exit_type, data.reason_code)  # type: ignore[attr-defined]
         elif kind is ev.PovertyAssessed:
-            self.client(data.client_pid).assessments.append(  # type: ignore[attr-defined]
-                (data.assessed_on.toordinal(), scaled(data.likelihood, LIKELIHOOD))  # type: ignore[attr-defined]
+            pov = cast(ev.PovertyAssessed, data)
+            self.client(pov.client_pid).assessments.append(
+                (pov.assessed_on.toordinal(), scaled(pov.likelihood, LIKELIHOOD), pov.poverty_line)
             )
         else:
             self._complaint(source, data)  # type: ignore[arg-type]

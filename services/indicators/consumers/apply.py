@@ -118,7 +118,7 @@ PAUSE_EVERY = 250
 """Events or entities between two pauses of :func:`apply_steps` (about a millisecond)."""
 
 _SEEN_TYPES = frozenset(
-    {ev.ClientRegistered, ev.ComplaintOpened, ev.LoanDisbursed, ev.ClientExited}
+    {ev.ClientRegistered, ev.ComplaintOpened, ev.LoanDisbursed, ev.ClientExited, ev.PovertyAssessed}
 )
 """The only payloads :func:`seen_values` finds anything in (most events are repayments)."""
 
@@ -130,6 +130,8 @@ def seen_values(data: ev.CanonicalData) -> list[tuple[str, str]]:
         return [("branch", data.branch_id), ("product", data.product_id)]
     if isinstance(data, ev.ClientExited) and data.reason_code is not None:
         return [("reason", data.reason_code)]
+    if isinstance(data, ev.PovertyAssessed):
+        return [("line", data.poverty_line)]
     return []
 
 

@@ -5,14 +5,15 @@ the events received, in arrival order, and answers "what is indicator X for segm
 by looking at them the plain way (loop over loans, clients, complaints). It is meant to be read
 and believed, not to be fast; the only help it takes is a few per-entity lists built once.
 
-Readings of the text that were not spelled out (each is a parameter or a comment here):
+Readings the text settles (v1.1), written out here so a reader can check them:
 
-- events of a client never registered count in ``all`` and ``gender:unknown`` only — for loan
-  indicators too (``unregistered_loan_segments="literal"``); ``"loan"`` would also put them in
-  the loan's own ``branch:`` and ``product:``;
+- events of a client never registered count in ``all`` and ``gender:unknown``; a *loan* of such
+  a client also counts in its own ``branch:`` and ``product:`` (they come from the loan);
 - clients never registered never exit (their explicit exits are ignored, so are inferred ones);
 - a registered client with no rural flag is in no ``rural:`` segment and counts in
   ``rural_borrower_share`` in the denominator only;
+- poverty likelihoods against different lines are never averaged: ``poverty_outreach_entry`` is
+  the primary line's (``Params.poverty_line``), ``poverty_outreach_entry.<line>`` each line's;
 - ``n`` is only defined for quantiles; other values have ``n = None`` here.
 """
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.envelope import CanonicalEvent
@@ -57,6 +58,7 @@ CLIENT_CODES = (
     "client_retention_rate",
 )
 EXIT_REASON_PREFIX = "exit_reason_share."
+POVERTY_PREFIX = "poverty_outreach_entry."
 COMPLAINT_CODES = (
     "complaints_per_1k_clients",
     "complaints_resolved_in_sla",
@@ -82,7 +84,7 @@ class Params:
     gni_per_capita: Decimal | None = None
     dropout_delay_days: int = 90
     timezone: str = "UTC"
-    unregistered_loan_segments: Literal["literal", "loan"] = "literal"
+    poverty_line: str = "national"
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class Value:
 def family(code: str) -> str:
     if code in LOAN_CODES:
         return "loan"
-    if code in CLIENT_CODES or code.startswith(EXIT_REASON_PREFIX):
+    if code in CLIENT_CODES or code.startswith((EXIT_REASON_PREFIX, POVERTY_PREFIX)):
         return "client"
     if code in COMPLAINT_CODES:
         return "complaint"
@@ -300,7 +302,7 @@ class Oracle:
             client.exit_type = "inferred"
 
         self.assessments = [
-            (d.assessed_on, d.client_pid, d.likelihood)
+            (d.assessed_on, d.client_pid, d.poverty_line, d.likelihood)
             for _, _, d in by_type["spm.poverty.assessed.v1"]
         ]
 
@@ -370,11 +372,8 @@ class Oracle:
 
     def _loan_segments(self, loan: Loan) -> list[str]:
         client = self.clients.get(loan.client_pid)
-        if client is None:
-            out = ["all", "gender:unknown"]
-            if self.params.unregistered_loan_segments == "loan":
-                out += [f"branch:{loan.branch}", f"product:{loan.product}"]
-            return out
+        if client is None:  # branch and product are the loan's, registered client or not
+            return ["all", f"branch:{loan.branch}", f"product:{loan.product}", "gender:unknown"]
         out = [
             "all",
             f"branch:{loan.branch}",
@@ -397,7 +396,7 @@ class Oracle:
         elif fam == "client":
             for pid in self.clients:
                 out.update(self.client_segments(pid))
-            for _, pid, _ in self.assessments:
+            for _, pid, _, _ in self.assessments:
                 out.update(self.client_segments(pid))
         else:
             out.update(f"branch:{c.branch}" for c in self.complaints.values())
@@ -411,9 +410,14 @@ class Oracle:
             if c.explicit_exit and c.exit_reason is not None
         }
 
+    def poverty_lines(self) -> set[str]:
+        """Every line assessed against, and the primary line (listed before any uses it)."""
+        return {line for _, _, line, _ in self.assessments} | {self.params.poverty_line}
+
     def codes(self) -> list[str]:
         reasons = sorted(EXIT_REASON_PREFIX + r for r in self.exit_reasons())
-        return [*LOAN_CODES, *CLIENT_CODES, *reasons, *COMPLAINT_CODES]
+        lines = sorted(POVERTY_PREFIX + line for line in self.poverty_lines())
+        return [*LOAN_CODES, *CLIENT_CODES, *lines, *reasons, *COMPLAINT_CODES]
 
     # --- state on a day ----------------------------------------------------------------------
 
@@ -574,12 +578,14 @@ class Oracle:
         clients = [c for c in self.clients.values() if segment in self.client_segments(c.pid)]
         if code == "active_clients":
             return count(sum(1 for c in clients if self.is_active(c, day)))
-        if code == "poverty_outreach_entry":
+        if code == "poverty_outreach_entry" or code.startswith(POVERTY_PREFIX):
+            # one poverty line at a time, never averaged across lines
+            line = code.split(".", 1)[1] if "." in code else self.params.poverty_line
             win = window(day, 90)
             likelihoods = [
                 lk
-                for d, pid, lk in self.assessments
-                if in_window(d, win) and segment in self.client_segments(pid)
+                for d, pid, ln, lk in self.assessments
+                if ln == line and in_window(d, win) and segment in self.client_segments(pid)
             ]
             return ratio(sum(likelihoods, Decimal(0)), len(likelihoods))
         if code in ("dropout_rate", "client_retention_rate"):

@@ -281,10 +281,14 @@ def test_shares_and_segments_of_borrowers_unregistered_clients_count_in_all_and_
     ]
     o = Oracle(stream, Params(gni_per_capita=Decimal(50)))
     assert val(o, "active_borrowers", 1) == Value(Decimal(3), Decimal(3), None)
-    assert val(o, "active_borrowers", 1, "branch:B1").value == 2  # A (LA2) and B; not C
+    # C's loan counts in its own branch and product (they are the loan's), not in rural:
+    assert val(o, "active_borrowers", 1, "branch:B1").value == 3  # A (LA2), B and C
     assert val(o, "active_borrowers", 1, "branch:B2").value == 1
     assert val(o, "active_borrowers", 1, "gender:unknown").value == 1  # C
-    assert val(o, "active_borrowers", 1, "product:P1").value == 2  # A and B
+    assert val(o, "active_borrowers", 1, "product:P1").value == 3  # A, B and C
+    assert val(o, "gross_loan_portfolio", 1, "branch:B1").value == 300
+    # A rural; B without a flag and C unregistered: the denominator only
+    assert same(val(o, "rural_borrower_share", 1, "branch:B1"), Fraction(1, 3), 1, 3)
     assert same(val(o, "women_borrower_share", 1), Fraction(1, 3), 1, 3)
     assert same(val(o, "rural_borrower_share", 1), Fraction(1, 3), 1, 3)
     assert val(o, "rural_borrower_share", 1, "rural:false").value is None
@@ -295,37 +299,19 @@ def test_shares_and_segments_of_borrowers_unregistered_clients_count_in_all_and_
         "all", "branch:B1", "branch:B2", "product:P1", "product:P2",
         "gender:female", "gender:male", "gender:unknown", "rural:true",
     }  # fmt: skip
-    loan_dims = Oracle(stream, Params(unregistered_loan_segments="loan"))
-    assert loan_dims.value("active_borrowers", "branch:B1", day(1)).value == 3
+
+
+def pov(who: str, on: int, likelihood: str, line: str = "national") -> CanonicalEvent:
+    return ev("poverty.assessed", client_pid=who, tool="PPI", poverty_line=line,
+              likelihood=likelihood, assessed_on=day(on))  # fmt: skip
 
 
 def test_poverty_outreach_mean_likelihood_in_90_days() -> None:
     stream = [
         reg(A, 0, branch="B1"),
-        ev(
-            "poverty.assessed",
-            client_pid=A,
-            tool="PPI",
-            poverty_line="nat",
-            likelihood="0.2",
-            assessed_on=day(0),
-        ),  # fmt: skip
-        ev(
-            "poverty.assessed",
-            client_pid=A,
-            tool="PPI",
-            poverty_line="nat",
-            likelihood="0.5",
-            assessed_on=day(80),
-        ),  # fmt: skip
-        ev(
-            "poverty.assessed",
-            client_pid=C,
-            tool="PPI",
-            poverty_line="nat",
-            likelihood="0.8",
-            assessed_on=day(85),
-        ),  # fmt: skip  (C never registered)
+        pov(A, 0, "0.2"),
+        pov(A, 80, "0.5"),
+        pov(C, 85, "0.8"),  # C never registered
     ]
     o = Oracle(stream)
     assert val(o, "poverty_outreach_entry", 89) == Value(Decimal("0.5"), Decimal("1.5"), Decimal(3))
@@ -334,6 +320,30 @@ def test_poverty_outreach_mean_likelihood_in_90_days() -> None:
     )
     assert val(o, "poverty_outreach_entry", 90, "branch:B1").value == Decimal("0.5")
     assert val(o, "poverty_outreach_entry", 90, "gender:unknown").value == Decimal("0.8")
+    # the primary line has both codes, with equal values
+    assert val(o, "poverty_outreach_entry.national", 90) == val(o, "poverty_outreach_entry", 90)
+
+
+def test_poverty_lines_are_never_averaged_together() -> None:
+    stream = [
+        reg(A, 0),
+        pov(A, 1, "0.2"),
+        pov(A, 2, "0.6", line="usd_3.20"),  # a line with a dot: split at the first one
+        pov(A, 3, "0.4", line="usd_3.20"),
+    ]
+    o = Oracle(stream)
+    assert val(o, "poverty_outreach_entry", 10) == Value(Decimal("0.2"), Decimal("0.2"), Decimal(1))
+    assert val(o, "poverty_outreach_entry.usd_3.20", 10) == Value(
+        Decimal("0.5"), Decimal("1.0"), Decimal(2)
+    )
+    assert o.codes().count("poverty_outreach_entry.usd_3.20") == 1
+    # another primary line: its codes are listed before any assessment uses it
+    other = Oracle(stream, Params(poverty_line="ppp_2017"))
+    assert "poverty_outreach_entry.ppp_2017" in other.codes()
+    assert other.value("poverty_outreach_entry", "all", day(10)) == Value(
+        None, Decimal(0), Decimal(0)
+    )
+    assert other.value("poverty_outreach_entry.national", "all", day(10)).value == Decimal("0.2")
 
 
 def test_complaints_sla_ages_quantiles_and_resolution_before_opening() -> None:
