@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -22,6 +23,7 @@ from services.indicators.catalog import (
     POVERTY_SUM,
 )
 from services.indicators.state import (
+    UNREGISTERED,
     Attrs,
     ClientState,
     ComplaintState,
@@ -129,11 +131,17 @@ def summarize(loan: LoanState, steps: Steps | None = None) -> LoanSummary | None
 
 
 def loan_contribution(
-    loan: LoanState, attrs: Attrs, params: Params, steps: Steps | None = None
+    loan: LoanState,
+    attrs: Attrs,
+    params: Params,
+    steps: Steps | None = None,
+    attrs_of: Callable[[str], Attrs] | None = None,
 ) -> Contribution:
+    """``attrs``: the attributes of the disbursal in force's client; ``attrs_of`` those of any
+    client (needed only for write-offs of a loan without a disbursal in force)."""
     d = loan.disb
     if d is None:
-        return []
+        return _loose_writeoffs(loan, attrs_of) if loan.writeoffs else []
     female = attrs.registered and attrs.gender == "female"
     items: list[tuple[str, int, int]] = [("disb_n", d.day, 1), ("disb_amount", d.day, d.amount)]
     if d.cycle == 1:
@@ -148,11 +156,24 @@ def loan_contribution(
         items.append(("ml_n", d.day, 1))
         if d.lenders >= params.lender_count:
             items.append(("ml_hit", d.day, 1))
-    items += [("writeoff", day, amount) for day, amount in loan.writeoffs]
+    items += [("writeoff", w.day, w.amount) for w in loan.writeoffs_in_force()]
     items += _portfolio_items(loan, outstanding_steps(loan) if steps is None else steps)
     segs = client_segments(attrs)  # the loan's own branch and product, registered client or not
     segs[1 : 2 if attrs.registered else 1] = [f"branch:{d.branch}", f"product:{d.product}"]
     return [(tuple(segs), items)]
+
+
+def _loose_writeoffs(loan: LoanState, attrs_of: Callable[[str], Attrs] | None) -> Contribution:
+    """Write-offs of a loan with no disbursal in force count in ``write_off_ratio``'s numerator
+    only: in ``all`` and the gender and rural segments of each write-off's own client."""
+    by_segs: dict[tuple[str, ...], list[tuple[str, int, int]]] = defaultdict(list)
+    for w in loan.writeoffs_in_force():
+        attrs = attrs_of(w.client) if attrs_of is not None else UNREGISTERED
+        segs = client_segments(attrs)
+        if attrs.registered:
+            del segs[1]  # no branch: that would come from a disbursal
+        by_segs[tuple(segs)].append(("writeoff", w.day, w.amount))
+    return sorted(by_segs.items())
 
 
 def _portfolio_items(loan: LoanState, steps: Steps) -> list[tuple[str, int, int]]:

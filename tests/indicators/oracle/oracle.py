@@ -14,6 +14,10 @@ Readings the text settles (v1.1), written out here so a reader can check them:
   ``rural_borrower_share`` in the denominator only;
 - poverty likelihoods against different lines are never averaged: ``poverty_outreach_entry`` is
   the primary line's (``Params.poverty_line``), ``poverty_outreach_entry.<line>`` each line's;
+- corrections (contract v1.1): a reversal cancels the repayments, disbursals and write-offs of
+  its loan with its transaction id, in either arrival order; the loan is defined by its first
+  disbursal received that is not cancelled (none: the loan does not exist, and only its
+  write-offs count, by the write-off's own client); a closure is never cancelled;
 - ``n`` is only defined for quantiles; other values have ``n = None`` here.
 """
 
@@ -228,11 +232,23 @@ class Oracle:
                 pid, min(x[0] for x in items), latest.branch_id, latest.gender, latest.rural
             )
 
-        # loans: the first disbursement received defines the loan
+        # corrections: a reversal cancels every repayment, disbursal and write-off of its loan
+        # with its transaction id, whichever arrived first; a cancelled event never happened
+        reversed_tx = {
+            (source, d.loan_id, d.transaction_id)
+            for _, source, d in by_type["spm.loan.transaction_reversed.v1"]
+        }
+
+        def cancelled(source: str, d: Any) -> bool:
+            tx = d.transaction_id
+            return tx is not None and (source, d.loan_id, tx) in reversed_tx
+
+        # loans: the first disbursement received that is not cancelled defines the loan; a
+        # loan whose every disbursement is cancelled does not exist
         self.loans: dict[tuple[str, str], Loan] = {}
         for _, source, d in by_type["spm.loan.disbursed.v1"]:
             key = (source, d.loan_id)
-            if key in self.loans:
+            if key in self.loans or cancelled(source, d):
                 continue
             self.loans[key] = Loan(
                 key,
@@ -249,21 +265,21 @@ class Oracle:
         ends: dict[tuple[str, str], list[date]] = defaultdict(list)
         for _, source, d in by_type["spm.loan.closed.v1"]:
             ends[(source, d.loan_id)].append(d.closed_on)
-        self.write_offs: list[tuple[Loan, date, Decimal]] = []
+        # write-offs: (loan or None, the write-off's client, day, amount); a loan with no
+        # disbursal in force still has its write-offs counted (by the write-off's client)
+        self.write_offs: list[tuple[Loan | None, str, date, Decimal]] = []
         for _, source, d in by_type["spm.loan.written_off.v1"]:
+            if cancelled(source, d):
+                continue  # an undone write-off: the loan did not end then, nothing written off
             ends[(source, d.loan_id)].append(d.written_off_on)
-            if (source, d.loan_id) in self.loans:
-                self.write_offs.append(
-                    (self.loans[(source, d.loan_id)], d.written_off_on, d.principal_written_off)
-                )
+            self.write_offs.append(
+                (self.loans.get((source, d.loan_id)), d.client_pid, d.written_off_on,
+                 d.principal_written_off)
+            )  # fmt: skip
         for key, loan in self.loans.items():
             if ends.get(key):
                 loan.end = min(ends[key])
 
-        reversed_tx = {
-            (source, d.loan_id, d.transaction_id)
-            for _, source, d in by_type["spm.loan.transaction_reversed.v1"]
-        }
         # per loan: (value_date, principal_paid) of repayments that were not reversed
         self.repayments: dict[tuple[str, str], list[tuple[date, Decimal]]] = defaultdict(list)
         for _, source, d in by_type["spm.loan.repayment.v1"]:
@@ -324,6 +340,10 @@ class Oracle:
 
         # memo only: segments never change once everything is received
         self._loan_segs = {key: self._loan_segments(loan) for key, loan in self.loans.items()}
+        self._write_off_segs = [
+            self.loan_segments(loan) if loan is not None else self._write_off_segments(pid)
+            for loan, pid, _, _ in self.write_offs
+        ]
         self._client_segs = {pid: self._client_segments(pid) for pid in self.clients}
         self._paid: dict[tuple[str, str], tuple[list[date], list[Decimal]]] = {}
         for key in self.loans:
@@ -384,6 +404,11 @@ class Oracle:
             out.append(f"rural:{str(client.rural).lower()}")
         return out
 
+    def _write_off_segments(self, pid: str) -> list[str]:
+        """A write-off of a loan with no disbursal in force: ``all`` and the gender and rural
+        segments of the write-off's own client (no branch, no product: no disbursal says)."""
+        return [s for s in self._client_segments(pid) if not s.startswith("branch:")]
+
     def segments(self, code: str) -> set[str]:
         """Segment values seen for the indicator's family (the API must list at least these)."""
         fam = family(code)
@@ -393,6 +418,8 @@ class Oracle:
         if fam == "loan":
             for loan in self.loans.values():
                 out.update(self.loan_segments(loan))
+            for segs in self._write_off_segs:
+                out.update(segs)
         elif fam == "client":
             for pid in self.clients:
                 out.update(self.client_segments(pid))
@@ -517,8 +544,10 @@ class Oracle:
             written = sum(
                 (
                     amount
-                    for loan, d, amount in self.write_offs
-                    if in_window(d, win) and segment in self.loan_segments(loan)
+                    for (_, _, d, amount), segs in zip(
+                        self.write_offs, self._write_off_segs, strict=True
+                    )
+                    if in_window(d, win) and segment in segs
                 ),
                 Decimal(0),
             )

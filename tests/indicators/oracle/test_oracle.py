@@ -25,7 +25,7 @@ from tests.indicators.oracle.builders import (
     resolved,
     ts,
 )
-from tests.indicators.oracle.generator import GenConfig, generate
+from tests.indicators.oracle.generator import GenConfig, generate, pid
 from tests.indicators.oracle.oracle import Oracle, Params, Value, percentile_cont
 
 
@@ -402,6 +402,9 @@ def test_timezone_setting_moves_the_business_day() -> None:
     assert nairobi.complaints[(SRC, "K1")].opened_day == date(2024, 1, 2)
 
 
+T_REV = "spm.loan.transaction_reversed.v1"
+
+
 def test_generator_is_deterministic_and_has_every_feature() -> None:
     cfg = GenConfig(seed=7, n_events=12_000)
     events = list(generate(cfg))
@@ -444,6 +447,49 @@ def test_generator_is_deterministic_and_has_every_feature() -> None:
         for e in events
         if e.type == "spm.complaint.resolved.v1"
     )
+    # corrections: disbursals undone and done again, before and after repayments, undone for
+    # good, reversals overtaking the disbursal they cancel, write-offs undone after the exit
+    tx_of: dict[tuple[str, str, str], list[tuple[int, CanonicalEvent]]] = {}
+    for e in events:
+        tx = getattr(e.data, "transaction_id", None)
+        if tx is not None:
+            tx_of.setdefault((e.source, e.data.loan_id, tx), []).append(  # type: ignore[attr-defined]
+                (pos[(e.source, e.id)], e)
+            )
+    undone = [v for v in tx_of.values() if any(e.type == T_REV for _, e in v)]
+    undone_disb = [v for v in undone if any(e.type == "spm.loan.disbursed.v1" for _, e in v)]
+    assert len(undone_disb) >= 5
+    assert any(  # the reversal arrived first
+        min(p for p, e in v if e.type == T_REV) < min(p for p, e in v if e.type != T_REV)
+        for v in undone_disb
+    )
+    first_repayment = {
+        (e.source, e.data.loan_id): e.data.value_date  # type: ignore[attr-defined]
+        for e in sorted(
+            (e for e in events if e.type == "spm.loan.repayment.v1"),
+            key=lambda e: e.data.value_date,  # type: ignore[attr-defined]
+            reverse=True,
+        )
+    }
+    undo_days = [
+        (next(e for _, e in v if e.type == T_REV).data.reversed_on, first_repayment.get(k[:2]))
+        for k, v in tx_of.items()
+        if v in undone_disb
+    ]
+    assert any(r is not None and u < r for u, r in undo_days)  # undone before repayments
+    assert any(r is not None and u > r for u, r in undo_days)  # and after
+    redone = {k[:2] for k in tx_of if tx_of[k] in undone_disb} & set(o.loans)
+    assert redone and {k[:2] for k in tx_of if tx_of[k] in undone_disb} - set(o.loans)
+    undone_woff = [
+        (next(e for _, e in v if e.type == "spm.loan.written_off.v1"), next(
+            e for _, e in v if e.type == T_REV))
+        for v in undone
+        if any(e.type == "spm.loan.written_off.v1" for _, e in v)
+    ]  # fmt: skip
+    assert any(  # undone after the client's inferred exit (written off + 90 days)
+        (r.data.reversed_on - w.data.written_off_on).days > 90  # type: ignore[attr-defined]
+        for w, r in undone_woff
+    )
     assert any(c.exit_type == "inferred" for c in o.clients.values())
     assert any(c.exit_type == "deceased" for c in o.clients.values())
     assert any(loan.client_pid not in o.clients for loan in o.loans.values())
@@ -481,3 +527,135 @@ def test_comparison_reports_the_first_differing_value_and_tolerates_only_roundin
     ]
     text = report(mismatches, len(api))
     assert "first: active_borrowers [gender:male] on 2024-01-11: missing" in text
+
+
+# --- corrections (contract v1.1) ------------------------------------------------------------
+
+
+def rev(who: str, loan: str, tx: str, on: int) -> CanonicalEvent:
+    return ev("loan.transaction_reversed", client_pid=who, loan_id=loan, transaction_id=tx,
+              reversed_on=day(on))  # fmt: skip
+
+
+def woff(who: str, loan: str, on: int, amount: str, tx: str | None = None) -> CanonicalEvent:
+    return ev("loan.written_off", client_pid=who, loan_id=loan, principal_written_off=amount,
+              written_off_on=day(on), transaction_id=tx)  # fmt: skip
+
+
+def correction_streams() -> dict[str, list[CanonicalEvent]]:
+    """Hand-made undo-and-redo sequences, each in its arrival order (used against the engine
+    too, in tests/indicators/test_corrections.py)."""
+    d, e = pid(1, 4), pid(1, 5)
+    return {
+        # the reversal arrives before the disbursal it cancels; repayments before the redo
+        "redo": [
+            reg(A, 0, branch="B1", gender="female", rural=True),
+            rev(A, "L1", "D1", 5),
+            disb(A, "L1", 0, "1000", transaction_id="D1", loan_cycle=1),
+            repay(A, "L1", "T1", 10, "100"),
+            disb(A, "L1", 2, "800", transaction_id="D2", branch_id="B2", product_id="P2"),
+            repay(A, "L1", "T2", 20, "300"),
+            disb(A, "L1", 4, "9999", transaction_id="D3"),  # later: kept, not in force
+        ],
+        # every disbursal undone (after a repayment and a closure): the loan does not exist,
+        # and the client, who never borrowed, is never inferred to exit; then a redo
+        "undone": [
+            reg(B, 0, gender="male"),
+            disb(B, "L2", 0, "500", transaction_id="X1"),
+            repay(B, "L2", "T3", 5, "100"),
+            close(B, "L2", 30),
+            rev(B, "L2", "X1", 40),
+        ],
+        "undone_redo": [
+            reg(B, 0, gender="male"),
+            disb(B, "L2", 0, "500", transaction_id="X1"),
+            repay(B, "L2", "T3", 5, "100"),
+            close(B, "L2", 30),
+            rev(B, "L2", "X1", 40),
+            disb(B, "L2", 3, "600", transaction_id="X2"),
+        ],
+        # a write-off undone after the loan's inferred exit: open again, days past due ageing;
+        # then written off again
+        "write_off": [
+            reg(C, 0, gender="male", rural=False),
+            disb(C, "L3", 0, "1000"),
+            ev("loan.delinquency", client_pid=C, loan_id="L3", as_of=day(40), days_past_due=35),
+            woff(C, "L3", 50, "1000", "W1"),
+            rev(C, "L3", "W1", 200),
+            woff(C, "L3", 250, "900", "W2"),
+            repay(C, "L3", "T9", 100, "100"),
+        ],
+        # write-offs of loans with no disbursal in force: by the write-off's own client
+        "loose": [
+            reg(d, 0, branch="B1", gender="female", rural=True),
+            woff(d, "L9", 10, "200"),
+            woff(e, "L8", 12, "50"),  # e never registered
+            disb(d, "L7", 0, "100", transaction_id="Z1"),
+            woff(d, "L7", 11, "30", "Z2"),
+            rev(d, "L7", "Z1", 11),  # L7's disbursal undone: its write-off is loose too
+        ],
+    }
+
+
+def test_an_undone_disbursal_is_replaced_by_the_redo_whatever_the_arrival_order() -> None:
+    o = Oracle(correction_streams()["redo"])
+    # D1 is cancelled although it arrived after its reversal; D2 (800, day 2, B2/P2) is in
+    # force; T1 (day 10) counts although it arrived before D2; D3 is later: not in force
+    assert val(o, "gross_loan_portfolio", 1).value == 0
+    assert val(o, "gross_loan_portfolio", 2).value == 800
+    assert val(o, "gross_loan_portfolio", 10).value == 700
+    assert val(o, "gross_loan_portfolio", 20).value == 400
+    assert val(o, "gross_loan_portfolio", 20, "branch:B1").value == 0
+    assert val(o, "gross_loan_portfolio", 20, "product:P2").value == 400
+    assert val(o, "avg_disbursed_amount", 10) == Value(Decimal(800), Decimal(800), Decimal(1))
+    assert val(o, "new_borrower_women_share", 10).denominator == 0  # D2 has no loan_cycle
+    for order in itertools.permutations(correction_streams()["redo"][1:4]):
+        stream = [correction_streams()["redo"][0], *order, *correction_streams()["redo"][4:]]
+        assert Oracle(stream).value("gross_loan_portfolio", "all", day(20)).value == 400
+
+
+def test_a_loan_whose_every_disbursal_is_undone_does_not_exist_until_a_redo() -> None:
+    streams = correction_streams()
+    o = Oracle(streams["undone"])
+    assert all(val(o, "gross_loan_portfolio", n).value == 0 for n in (0, 5, 29, 40))
+    assert val(o, "avg_disbursed_amount", 10).denominator == 0
+    assert val(o, "active_clients", 500).value == 1  # never borrowed: no inferred exit
+    redo = Oracle(streams["undone_redo"])
+    assert val(redo, "gross_loan_portfolio", 2).value == 0
+    assert val(redo, "gross_loan_portfolio", 3).value == 600
+    assert val(redo, "gross_loan_portfolio", 5).value == 500  # T3, kept, counts now
+    assert val(redo, "gross_loan_portfolio", 30).value == 0  # the closure was never undone
+    assert val(redo, "active_clients", 119).value == 1
+    assert val(redo, "active_clients", 120).value == 0  # inferred exit on 30 + 90
+
+
+def test_an_undone_write_off_reopens_the_loan_after_its_inferred_exit() -> None:
+    o = Oracle(correction_streams()["write_off"])
+    # W1 undone: the loan did not end on day 50; days past due age from 35 on day 40
+    assert val(o, "gross_loan_portfolio", 60).value == 1000
+    assert val(o, "gross_loan_portfolio", 100).value == 900
+    assert val(o, "par30", 60).numerator == 1000
+    assert val(o, "par90", 95).numerator == 0  # 35 + 55 = 90: not > 90
+    assert val(o, "par90", 96).numerator == 1000
+    assert val(o, "active_clients", 200).value == 1  # no inferred exit on 50 + 90
+    assert val(o, "active_clients", 339).value == 1
+    assert val(o, "active_clients", 340).value == 0  # W2 ends the loan on 250: exit on 340
+    assert val(o, "gross_loan_portfolio", 250).value == 0
+    # write_off_ratio as of day 364: only W2 (900) written off
+    assert val(o, "write_off_ratio", 364).numerator == 900
+    assert val(o, "write_off_ratio", 100).numerator == 0
+
+
+def test_write_offs_of_a_loan_without_a_disbursal_count_by_their_own_client() -> None:
+    o = Oracle(correction_streams()["loose"])
+    d, e = pid(1, 4), pid(1, 5)
+    assert o.loans == {}
+    assert val(o, "write_off_ratio", 20).numerator == 280
+    assert val(o, "write_off_ratio", 20, "gender:female").numerator == 230
+    assert val(o, "write_off_ratio", 20, "rural:true").numerator == 230
+    assert val(o, "write_off_ratio", 20, "gender:unknown").numerator == 50
+    assert val(o, "write_off_ratio", 20, "branch:B1").numerator == 0
+    assert val(o, "write_off_ratio", 20).value is None  # no portfolio
+    assert {"gender:female", "rural:true", "gender:unknown"} <= o.segments("write_off_ratio")
+    assert val(o, "active_clients", 500).value == 1  # d never borrowed: no inferred exit
+    assert d in o.clients and e not in o.clients
