@@ -21,6 +21,7 @@ import hashlib
 import heapq
 import itertools
 import random
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -427,7 +428,7 @@ class _ClientLife:
                 if rng.random() < 0.75:
                     self._close(loan_id, woff_day + rng.choice((0, 0, 3, 10)), "written_off")
                 return woff_day, "defaulted"
-            if rng.random() >= 0.12:
+            if rng.random() >= 0.3:
                 return woff_day, "defaulted"  # (such a source sends no closure for it)
             # the write-off undone, usually after the client's inferred exit: open again
             undo_day = woff_day + rng.randint(30, 200)
@@ -763,6 +764,33 @@ def _arrive(
         shift = rng.randint(0, 60) if rng.random() < 0.8 else 0
         twin.arrival = (arrival[0] + shift, rng.random(), next(seq))
         out.append((twin.arrival, twin))
+    return out
+
+
+def corrections(events: list[CanonicalEvent]) -> Counter[str]:
+    """How many undo-and-redo sequences a stream holds, by kind (what tests assert is there):
+    ``disbursal_redone``, ``disbursal_undone`` (for good), ``reversal_first`` (a reversal
+    received before the disbursal it cancels), ``write_off_undone``."""
+    by_tx: dict[tuple[str, str, str], list[CanonicalEvent]] = defaultdict(list)
+    for e in events:
+        tx = getattr(e.data, "transaction_id", None)
+        if tx is not None:
+            by_tx[(e.source, e.data.loan_id, tx)].append(e)  # type: ignore[attr-defined]
+    disbursed: dict[tuple[str, str], int] = defaultdict(int)
+    for e in events:
+        if e.type == T_DISB:
+            disbursed[(e.source, e.data.loan_id)] += 1  # type: ignore[attr-defined]
+    out: Counter[str] = Counter()
+    for key, group in by_tx.items():
+        types = [e.type for e in group]
+        if T_REV not in types:
+            continue
+        if T_DISB in types:
+            out["disbursal_redone" if disbursed[key[:2]] > 1 else "disbursal_undone"] += 1
+            if types.index(T_REV) < types.index(T_DISB):
+                out["reversal_first"] += 1
+        if T_WOFF in types:
+            out["write_off_undone"] += 1
     return out
 
 
