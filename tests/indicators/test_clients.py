@@ -4,6 +4,7 @@ exit, drop-out and retention, exit reasons, poverty outreach."""
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 
@@ -102,5 +103,16 @@ async def test_poverty_lines_are_never_averaged_together(harness: Harness) -> No
     assert catalog["parameters"]["poverty_line"] == "usd_3.20"
     codes = {i["code"] for i in catalog["indicators"]}
     assert {"poverty_outreach_entry.usd_3.20", "poverty_outreach_entry.national"} <= codes
+    await h.send([assess("A", "2024-01-07", "0.125", poverty_line="PPI/2020 $1.90")])
+    code = quote("poverty_outreach_entry.PPI/2020 $1.90", safe="")  # a line is any text
+    series = await h.get(f"/v1/indicators/{code}/series", segment="branch:B1")
+    assert series.status_code == 200, series.text
+    assert series.json()["points"][-1]["value"] == 0.125
+    breakdown = await h.get(f"/v1/indicators/{code}/breakdown", by="branch", as_of="2024-01-07")
+    assert breakdown.status_code == 200, breakdown.text
+    assert [i["value"] for i in breakdown.json()["items"]] == [0.125]
+    assert await h.v("poverty_outreach_entry.PPI/2020 $1.90", "all", "2024-01-07") == Decimal(
+        "0.125"
+    )
     unseen = await h.get("/v1/indicators/poverty_outreach_entry.ppp_2011/series")
     assert unseen.status_code == 404 and "path.code" in unseen.text

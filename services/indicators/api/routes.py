@@ -200,7 +200,8 @@ async def current(
     return DecimalJSONResponse({"as_of": day, "items": items})
 
 
-@router.get("/indicators/{code}/series", summary="One value per day")
+# ``{code:path}``: a poverty line is any text (``poverty_outreach_entry.<line>``), "/" included
+@router.get("/indicators/{code:path}/series", summary="One value per day")
 async def series(
     request: Request,
     runtime: RuntimeDep,
@@ -233,7 +234,7 @@ async def series(
     return DecimalJSONResponse({"code": code, "segment": segment, "points": rows})
 
 
-@router.get("/indicators/{code}/breakdown", summary="One value per segment of a dimension")
+@router.get("/indicators/{code:path}/breakdown", summary="One value per segment of a dimension")
 async def breakdown(
     request: Request,
     runtime: RuntimeDep,
