@@ -78,6 +78,9 @@ EXIT_REASON_PREFIX = "exit_reason_share."
 # Python's ``$`` also matches before a final newline: these patterns are only ever used with
 # ``fullmatch``, so a value with a trailing "\n" is refused.
 _REASON_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+POVERTY_PREFIX = "poverty_outreach_entry."
+"""``poverty_outreach_entry.<poverty_line>``: the poverty outreach against one poverty line
+(``poverty_outreach_entry`` alone is the institution's primary line)."""
 
 SEGMENT_PATTERN = re.compile(
     r"^(all|branch:[A-Za-z0-9_.:-]{1,64}|product:[A-Za-z0-9_.:-]{1,64}"
@@ -91,6 +94,9 @@ def lookup(code: str) -> IndicatorCode | None:
         return INDICATOR_CODES[code]
     reason = code.removeprefix(EXIT_REASON_PREFIX)
     if reason != code and _REASON_CODE.fullmatch(reason):
+        return IndicatorCode(code, "fraction", CLIENT_SEGMENTS)
+    line = code.removeprefix(POVERTY_PREFIX)
+    if line != code and 0 < len(line) <= 64 and line.strip() == line:
         return IndicatorCode(code, "fraction", CLIENT_SEGMENTS)
     return None
 

@@ -63,6 +63,10 @@ async def prepare(settings: IndicatorSettings, bus: Bus) -> None:
     await bus.ensure_topics(specs)
 
 
+PARAMETERS_BEFORE = {"INDICATORS_DEFINITIONS": "1.0"}
+"""Parameters recorded later than the first schemas: their value on a schema from before."""
+
+
 class ParametersChanged(SpmError):
     """A parameter the stored aggregates depend on differs from the one they were computed with."""
 
@@ -107,7 +111,7 @@ class Service:
         wanted = self.settings.stored_parameters()
         with database_errors():
             async with self.sessions() as session, session.begin():
-                stored = await store.pin_parameters(session, wanted)
+                stored = await store.pin_parameters(session, wanted, PARAMETERS_BEFORE)
         changed = [
             f"{name} is {wanted[name]} but the stored indicators were computed with {stored[name]}"
             for name in wanted

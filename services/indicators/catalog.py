@@ -27,10 +27,14 @@ COMPONENT_SCALE: dict[str, int] = {
     "par90": MONEY_SCALE,
     "disb_amount": MONEY_SCALE,
     "writeoff": MONEY_SCALE,
-    "poverty_sum": LIKELIHOOD_SCALE,
 }
 EXIT_REASON_PREFIX = "exit_reason:"
 EXIT_REASON_CODE_PREFIX = "exit_reason_share."
+POVERTY_CODE = "poverty_outreach_entry"
+POVERTY_N = "poverty_n."
+POVERTY_SUM = "poverty_sum."
+"""Poverty assessments are kept per poverty line (``poverty_sum.<line>``, ``poverty_n.<line>``):
+likelihoods against different lines are never averaged together (INDICATORS.md)."""
 CONDUCT_CATEGORIES = frozenset(
     {"staff_misconduct", "coercive_collection", "discrimination", "privacy", "hidden_fees"}
 )
@@ -44,6 +48,8 @@ GENDERS = ("female", "male", "other", "unknown")
 
 
 def component_scale(component: str) -> int:
+    if component.startswith(POVERTY_SUM):
+        return LIKELIHOOD_SCALE
     return COMPONENT_SCALE.get(component, 0)
 
 
@@ -130,11 +136,6 @@ CATALOG: tuple[Indicator, ...] = (
         "first-cycle (loan_cycle = 1) disbursements to women ÷ first-cycle disbursements, 90 days",
         (_f("fc_female"),), (_f("fc_n"),), serves="D1 (leading signal)",
         reference="MFI-set target",
-    ),
-    Indicator(
-        "poverty_outreach_entry", "Poverty outreach at entry", "flow", 90, "likelihood", "client",
-        "mean PPI poverty likelihood over the assessments in the 90-day window",
-        (_f("poverty_sum"),), (_f("poverty_n"),), serves="D1", reference="MFI-set target",
     ),
     Indicator(
         "avg_disbursed_amount", "Average loan disbursed", "flow", 90, "currency", "loan",
@@ -252,20 +253,65 @@ def exit_reason_indicator(reason: str) -> Indicator:
     )  # fmt: skip
 
 
-def indicators(reasons: list[str]) -> list[Indicator]:
-    """The full catalog: the fixed indicators plus one exit-reason share per reason code."""
+def poverty_indicator(line: str, *, primary: bool = False) -> Indicator:
+    """``poverty_outreach_entry`` (``primary``: the institution's primary line, a setting) or
+    ``poverty_outreach_entry.<line>``: the mean likelihood over the assessments against one
+    poverty line."""
+    code = POVERTY_CODE if primary else f"{POVERTY_CODE}.{line}"
+    name = "Poverty outreach at entry" + ("" if primary else f" ({line})")
+    return Indicator(
+        code, name, "flow", 90, "likelihood", "client",
+        "mean PPI poverty likelihood over the assessments in the 90-day window against the "
+        f"poverty line {line}" + (" (the institution's primary line)" if primary else ""),
+        (_f(POVERTY_SUM + line),), (_f(POVERTY_N + line),), serves="D1",
+        reference="MFI-set target", parameters=("poverty_line",) if primary else (),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the catalog's open-ended families depend on: the exit reason codes and poverty lines
+    seen in the data, and the institution's primary poverty line (listed even before any
+    assessment uses it)."""
+
+    reasons: frozenset[str] = frozenset()
+    lines: frozenset[str] = frozenset()
+    primary_line: str = "national"
+
+    @property
+    def all_lines(self) -> list[str]:
+        return sorted(self.lines | {self.primary_line})
+
+
+def indicators(seen: Seen) -> list[Indicator]:
+    """The full catalog: the fixed indicators, the poverty outreach on the primary line and on
+    every line, and one exit-reason share per reason code."""
     out = list(CATALOG)
+    pos = next(i for i, ind in enumerate(out) if ind.code == "new_borrower_women_share") + 1
+    out[pos:pos] = [
+        poverty_indicator(seen.primary_line, primary=True),
+        *(poverty_indicator(line) for line in seen.all_lines),
+    ]
     pos = next(i for i, ind in enumerate(out) if ind.code == "client_retention_rate") + 1
-    out[pos:pos] = [exit_reason_indicator(r) for r in sorted(reasons)]
+    out[pos:pos] = [exit_reason_indicator(r) for r in sorted(seen.reasons)]
     return out
 
 
-def lookup(code: str, reasons: set[str]) -> Indicator | None:
+def lookup(code: str, seen: Seen) -> Indicator | None:
+    """The indicator of a code; a family member (``exit_reason_share.<reason>``,
+    ``poverty_outreach_entry.<line>``) only if its reason or line was seen. A code is split at
+    its first dot (``poverty_outreach_entry.usd_3.20`` is line ``usd_3.20``)."""
     if code in BY_CODE:
         return BY_CODE[code]
-    if code.startswith(EXIT_REASON_CODE_PREFIX):
-        reason = code[len(EXIT_REASON_CODE_PREFIX) :]
-        return exit_reason_indicator(reason) if reason in reasons else None
+    if code == POVERTY_CODE:
+        return poverty_indicator(seen.primary_line, primary=True)
+    family, dot, member = code.partition(".")
+    if not dot:
+        return None
+    if family + dot == EXIT_REASON_CODE_PREFIX:
+        return exit_reason_indicator(member) if member in seen.reasons else None
+    if family == POVERTY_CODE:
+        return poverty_indicator(member) if member in seen.all_lines else None
     return None
 
 

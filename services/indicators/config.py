@@ -9,6 +9,10 @@ Indicator parameters (they change what the engine stores: a change needs a rebui
 - ``INDICATORS_GNI_PER_CAPITA`` (unset): GNI per capita in local currency; without it
   ``avg_balance_gni_ratio`` is null (read-time only: no rebuild needed).
 - ``INDICATORS_DROPOUT_DELAY_DAYS`` (90): days after the last loan ended before an inferred exit.
+- ``INDICATORS_POVERTY_LINE`` ("national"): the institution's primary poverty line;
+  ``poverty_outreach_entry`` averages the assessments against it only (every line seen also has
+  its own ``poverty_outreach_entry.<line>``). Recorded like the others, so the published
+  ``poverty_outreach_entry`` never silently changes meaning.
 - ``INSTITUTION_TIMEZONE`` (common setting): the time zone that dates events.
 
 The first start on a schema records these (``stored_parameters``); a later start with other values
@@ -43,6 +47,11 @@ from pydantic import Field
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, INDICATORS, LOANS
 from services.common.settings import CommonSettings
 
+DEFINITIONS = "1.1"
+"""The version of INDICATORS.md's definitions the engine computes (1.1: corrections, loans of
+unregistered clients in their own branch and product, poverty lines kept apart). Recorded with
+the parameters: aggregates stored under older definitions must be rebuilt, not added to."""
+
 
 class IndicatorSettings(CommonSettings):
     indicators_sla_days: int = Field(default=30, ge=0, le=3650)
@@ -50,6 +59,7 @@ class IndicatorSettings(CommonSettings):
     indicators_lender_count: int = Field(default=3, ge=0, le=100)
     indicators_gni_per_capita: Decimal | None = Field(default=None, gt=0)
     indicators_dropout_delay_days: int = Field(default=90, ge=0, le=3650)
+    indicators_poverty_line: str = Field(default="national", min_length=1, max_length=64)
 
     indicators_group_id: str = Field(default="spm-indicators", min_length=1, max_length=200)
     indicators_topic_suffix: str = Field(default="", max_length=100)
@@ -91,5 +101,7 @@ class IndicatorSettings(CommonSettings):
             "INDICATORS_DSTI_LIMIT": format(self.indicators_dsti_limit.normalize(), "f"),
             "INDICATORS_LENDER_COUNT": str(self.indicators_lender_count),
             "INDICATORS_DROPOUT_DELAY_DAYS": str(self.indicators_dropout_delay_days),
+            "INDICATORS_POVERTY_LINE": self.indicators_poverty_line,
             "INSTITUTION_TIMEZONE": self.institution_timezone,
+            "INDICATORS_DEFINITIONS": DEFINITIONS,
         }

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.indicators.catalog import CONDUCT_CATEGORIES, EXIT_REASON_PREFIX
+from services.indicators.catalog import (
+    CONDUCT_CATEGORIES,
+    EXIT_REASON_PREFIX,
+    POVERTY_N,
+    POVERTY_SUM,
+)
 from services.indicators.state import (
+    UNREGISTERED,
     Attrs,
     ClientState,
     ComplaintState,
@@ -124,11 +131,17 @@ def summarize(loan: LoanState, steps: Steps | None = None) -> LoanSummary | None
 
 
 def loan_contribution(
-    loan: LoanState, attrs: Attrs, params: Params, steps: Steps | None = None
+    loan: LoanState,
+    attrs: Attrs,
+    params: Params,
+    steps: Steps | None = None,
+    attrs_of: Callable[[str], Attrs] | None = None,
 ) -> Contribution:
+    """``attrs``: the attributes of the disbursal in force's client; ``attrs_of`` those of any
+    client (needed only for write-offs of a loan without a disbursal in force)."""
     d = loan.disb
     if d is None:
-        return []
+        return _loose_writeoffs(loan, attrs_of) if loan.writeoffs else []
     female = attrs.registered and attrs.gender == "female"
     items: list[tuple[str, int, int]] = [("disb_n", d.day, 1), ("disb_amount", d.day, d.amount)]
     if d.cycle == 1:
@@ -143,14 +156,24 @@ def loan_contribution(
         items.append(("ml_n", d.day, 1))
         if d.lenders >= params.lender_count:
             items.append(("ml_hit", d.day, 1))
-    items += [("writeoff", day, amount) for day, amount in loan.writeoffs]
+    items += [("writeoff", w.day, w.amount) for w in loan.writeoffs_in_force()]
     items += _portfolio_items(loan, outstanding_steps(loan) if steps is None else steps)
-    if attrs.registered:
-        segs = client_segments(attrs)
-        segs[1:2] = [f"branch:{d.branch}", f"product:{d.product}"]
-    else:
-        segs = ["all", "gender:unknown"]
+    segs = client_segments(attrs)  # the loan's own branch and product, registered client or not
+    segs[1 : 2 if attrs.registered else 1] = [f"branch:{d.branch}", f"product:{d.product}"]
     return [(tuple(segs), items)]
+
+
+def _loose_writeoffs(loan: LoanState, attrs_of: Callable[[str], Attrs] | None) -> Contribution:
+    """Write-offs of a loan with no disbursal in force count in ``write_off_ratio``'s numerator
+    only: in ``all`` and the gender and rural segments of each write-off's own client."""
+    by_segs: dict[tuple[str, ...], list[tuple[str, int, int]]] = defaultdict(list)
+    for w in loan.writeoffs_in_force():
+        attrs = attrs_of(w.client) if attrs_of is not None else UNREGISTERED
+        segs = client_segments(attrs)
+        if attrs.registered:
+            del segs[1]  # no branch: that would come from a disbursal
+        by_segs[tuple(segs)].append(("writeoff", w.day, w.amount))
+    return sorted(by_segs.items())
 
 
 def _portfolio_items(loan: LoanState, steps: Steps) -> list[tuple[str, int, int]]:
@@ -241,8 +264,8 @@ def client_contribution(
             items.append(("exits_dropout", exit_day, 1))
         if exit_day is not None:
             items.append(("clients_active", max(reg, exit_day), -1))
-    items += [("poverty_n", day, 1) for day, _ in client.assessments]
-    items += [("poverty_sum", day, value) for day, value in client.assessments]
+    items += [(POVERTY_N + line, day, 1) for day, _, line in client.assessments]
+    items += [(POVERTY_SUM + line, day, value) for day, value, line in client.assessments]
     return [(tuple(segs), items), *_borrower_contribution(attrs, summaries)]
 
 
@@ -254,9 +277,8 @@ def _borrower_contribution(attrs: Attrs, summaries: list[LoanSummary]) -> Contri
     groups: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
     for s in summaries:
         groups[""].append((s.start, s.stop))
-        if attrs.registered:
-            groups[f"branch:{s.branch}"].append((s.start, s.stop))
-            groups[f"product:{s.product}"].append((s.start, s.stop))
+        groups[f"branch:{s.branch}"].append((s.start, s.stop))  # the loan's, registered or not
+        groups[f"product:{s.product}"].append((s.start, s.stop))
     names = ["ab"]
     if attrs.registered and attrs.gender == "female":
         names.append("ab_female")

@@ -133,7 +133,13 @@ class Emitter:
             if day is None:
                 return 0
             values = await query.snapshot(
-                session, day, query.Parameters(self.settings.indicators_gni_per_capita, 0)
+                session,
+                day,
+                query.Parameters(
+                    self.settings.indicators_gni_per_capita,
+                    0,
+                    self.settings.indicators_poverty_line,
+                ),
             )
             c = m.published.c
             rows = await session.execute(

@@ -24,6 +24,7 @@ from services.indicators import models as m
 from services.indicators.catalog import (
     GENDERS,
     Indicator,
+    Seen,
     Term,
     component_scale,
     indicators,
@@ -45,6 +46,7 @@ class Value:
 class Parameters:
     gni_per_capita: Decimal | None
     min_cell_size: int
+    poverty_line: str = "national"
 
 
 async def business_date(session: AsyncSession) -> date | None:
@@ -60,6 +62,15 @@ async def seen(session: AsyncSession) -> dict[str, list[str]]:
     for dimension, value in rows:
         out[dimension].append(value)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def catalog_seen(seen_values: dict[str, list[str]], primary_line: str) -> Seen:
+    """What the catalog's open-ended families (exit reasons, poverty lines) need."""
+    return Seen(
+        frozenset(seen_values.get("reason", [])),
+        frozenset(seen_values.get("line", [])),
+        primary_line,
+    )
 
 
 def segments_for(ind: Indicator, seen_values: dict[str, list[str]]) -> list[str]:
@@ -161,7 +172,11 @@ async def snapshot(
     for row in await session.execute(query):
         sums[(row[0], row[1])] = tuple(int(x or 0) for x in row[2:])
     seen_values = await seen(session)
-    catalog = list(codes) if codes is not None else indicators(seen_values.get("reason", []))
+    catalog = (
+        list(codes)
+        if codes is not None
+        else indicators(catalog_seen(seen_values, params.poverty_line))
+    )
     quantiles = await _resolutions_in_window(session, d)
     out: dict[tuple[str, str], Value] = {}
     for ind in catalog:

@@ -53,8 +53,9 @@ class ClientState:
     latest: tuple[int, int] | None = None  # (registered_on, seq) of the attribute source
     attrs: Attrs = field(default_factory=lambda: UNREGISTERED)
     exit: tuple[int, str, str | None] | None = None  # earliest (exited_on, type, reason)
-    assessments: list[tuple[int, int]] = field(default_factory=list)  # (day, likelihood e10)
-    loans: set[LoanKey] = field(default_factory=set)
+    assessments: list[tuple[int, int, str]] = field(default_factory=list)  # (day, e10, line)
+    loans: set[LoanKey] = field(default_factory=set)  # loans whose disbursal in force is ours
+    written: set[LoanKey] | None = None  # loans with a write-off naming us (rare: made on use)
     added: Contribution | None = None
 
 
@@ -82,17 +83,36 @@ class LoanSummary(NamedTuple):
     end: int | None  # the day the loan ended
 
 
+class WriteOff(NamedTuple):
+    day: int
+    amount: int  # money e4
+    tx: TxKey | None  # None: cannot be cancelled
+    client: str  # the write-off's own client_pid (segments it while no disbursal is in force)
+
+
 @dataclass(slots=True)
 class LoanState:
+    """Everything received about one loan. Cancellations (INDICATORS.md "Corrections"): every
+    disbursal and write-off is kept with its transaction id; ``disb`` is the disbursal in force
+    (the first received that is not cancelled) and ``written_off`` the earliest day of a write-off
+    that is not, both refreshed by :meth:`UnitState._refresh` when a disbursal, write-off or
+    reversal arrives (repayments, the bulk of the events, never need it)."""
+
     disb: Disbursement | None = None
+    disbursals: list[tuple[TxKey | None, Disbursement]] = field(default_factory=list)
     repayments: dict[TxKey, list[tuple[int, int]]] = field(default_factory=dict)
     reversed: set[TxKey] = field(default_factory=set)
     delinquency: dict[int, tuple[int, int]] = field(default_factory=dict)  # as_of -> (seq, dpd)
-    closed: int | None = None  # earliest closed_on
-    written_off: int | None = None  # earliest written_off_on
-    writeoffs: list[tuple[int, int]] = field(default_factory=list)  # (day, principal e4)
+    closed: int | None = None  # earliest closed_on (a closure cannot be cancelled)
+    written_off: int | None = None  # earliest written_off_on of a write-off in force
+    writeoffs: list[WriteOff] = field(default_factory=list)  # every write-off received
     summary: LoanSummary | None = None
     added: Contribution | None = None
+
+    def writeoffs_in_force(self) -> list[WriteOff]:
+        if not self.reversed:
+            return self.writeoffs
+        return [w for w in self.writeoffs if w.tx is None or w.tx not in self.reversed]
 
     @property
     def end(self) -> int | None:
@@ -158,13 +178,20 @@ class UnitState:
             loan = self.loans.get(key)
             owner = loan.disb.client if loan is not None and loan.disb is not None else None
             touched.clients.add(owner or data.client_pid)  # type: ignore[attr-defined]
+            if kind in _CORRECTING and loan is not None:
+                # the disbursal in force may change hands: every client it could move to
+                touched.clients.add(data.client_pid)  # type: ignore[attr-defined]
+                touched.clients.update(d.client for _, d in loan.disbursals)
         elif kind is ev.ComplaintOpened or kind is ev.ComplaintResolved:
             touched.complaints.add((source, data.complaint_id))  # type: ignore[attr-defined]
         elif kind is ev.ClientRegistered:
             pid = data.client_pid  # type: ignore[attr-defined]
             touched.clients.add(pid)
             touched.client_events.add(pid)
-            touched.loans.update(self.client(pid).loans)
+            client = self.client(pid)
+            touched.loans.update(client.loans)
+            if client.written:
+                touched.loans.update(client.written)
         else:  # ClientExited, PovertyAssessed
             touched.clients.add(data.client_pid)  # type: ignore[attr-defined]
             touched.client_events.add(data.client_pid)  # type: ignore[attr-defined]
@@ -186,8 +213,9 @@ class UnitState:
             if c.exit is None or d < c.exit[0]:
                 c.exit = (d, data.exit_type, data.reason_code)  # type: ignore[attr-defined]
         elif kind is ev.PovertyAssessed:
-            self.client(data.client_pid).assessments.append(  # type: ignore[attr-defined]
-                (data.assessed_on.toordinal(), scaled(data.likelihood, LIKELIHOOD))  # type: ignore[attr-defined]
+            pov = cast(ev.PovertyAssessed, data)
+            self.client(pov.client_pid).assessments.append(
+                (pov.assessed_on.toordinal(), scaled(pov.likelihood, LIKELIHOOD), pov.poverty_line)
             )
         else:
             self._complaint(source, data)  # type: ignore[arg-type]
@@ -216,29 +244,63 @@ class UnitState:
             loan.delinquency[report.as_of.toordinal()] = (seq, report.days_past_due)
         elif kind is ev.LoanDisbursed:
             disb = cast(ev.LoanDisbursed, data)
-            if loan.disb is None:
-                loan.disb = Disbursement(
-                    disb.client_pid,
-                    disb.branch_id,
-                    disb.product_id,
-                    disb.disbursed_on.toordinal(),
-                    scaled(disb.amount, MONEY),
-                    disb.loan_cycle,
-                    disb.instalment_monthly,
-                    disb.household_income_monthly,
-                    disb.other_active_lenders,
+            tx = None if disb.transaction_id is None else (source, disb.transaction_id)
+            loan.disbursals.append(
+                (
+                    tx,
+                    Disbursement(
+                        disb.client_pid,
+                        disb.branch_id,
+                        disb.product_id,
+                        disb.disbursed_on.toordinal(),
+                        scaled(disb.amount, MONEY),
+                        disb.loan_cycle,
+                        disb.instalment_monthly,
+                        disb.household_income_monthly,
+                        disb.other_active_lenders,
+                    ),
                 )
-                self.client(disb.client_pid).loans.add(key)
+            )
+            if loan.disb is None:
+                self._refresh(key, loan)
         elif kind is ev.LoanTransactionReversed:
             loan.reversed.add((source, cast(ev.LoanTransactionReversed, data).transaction_id))
+            self._refresh(key, loan)
         elif kind is ev.LoanWrittenOff:
             off = cast(ev.LoanWrittenOff, data)
-            d = off.written_off_on.toordinal()
-            loan.writeoffs.append((d, scaled(off.principal_written_off, MONEY)))
-            loan.written_off = d if loan.written_off is None else min(loan.written_off, d)
+            tx = None if off.transaction_id is None else (source, off.transaction_id)
+            loan.writeoffs.append(
+                WriteOff(
+                    off.written_off_on.toordinal(),
+                    scaled(off.principal_written_off, MONEY),
+                    tx,
+                    off.client_pid,
+                )
+            )
+            named = self.client(off.client_pid)
+            if named.written is None:
+                named.written = set()
+            named.written.add(key)
+            self._refresh(key, loan)
         elif kind is ev.LoanClosed:
             d = cast(ev.LoanClosed, data).closed_on.toordinal()
             loan.closed = d if loan.closed is None else min(loan.closed, d)
+
+    def _refresh(self, key: LoanKey, loan: LoanState) -> None:
+        """The disbursal in force (the first received not cancelled) and the earliest write-off
+        in force, after a disbursal, write-off or reversal; the client's loans follow the
+        disbursal in force (a loan without one is nobody's, for inferred exits too)."""
+        rev = loan.reversed
+        new = next((d for tx, d in loan.disbursals if tx is None or tx not in rev), None)
+        old = loan.disb
+        if new is not old:
+            if old is not None and (new is None or new.client != old.client):
+                self.client(old.client).loans.discard(key)
+            if new is not None:
+                self.client(new.client).loans.add(key)
+            loan.disb = new
+        days = [w.day for w in loan.writeoffs_in_force()]
+        loan.written_off = min(days) if days else None
 
     def _complaint(self, source: str, data: ev.ComplaintOpened | ev.ComplaintResolved) -> None:
         key = (source, data.complaint_id)
@@ -279,6 +341,10 @@ _LOAN_EVENTS = frozenset(
         ev.LoanClosed,
     }
 )
+
+
+_CORRECTING = frozenset({ev.LoanDisbursed, ev.LoanTransactionReversed})
+"""Loan events that can change which disbursal is in force."""
 
 
 def _business_day(data: ev.CanonicalData, kind: type[ev.CanonicalData], tz: ZoneInfo) -> int | None:

@@ -377,9 +377,18 @@ async def raise_tick(session: AsyncSession, day: int) -> None:
     await session.execute(stmt, [{"name": "tick", "day": day}])
 
 
-async def pin_parameters(session: AsyncSession, wanted: Mapping[str, str]) -> dict[str, str]:
-    """Record the parameters not recorded yet; return every recorded one."""
-    stmt = _insert(session, m.parameters).on_conflict_do_nothing()
-    await session.execute(stmt, [{"name": k, "value": v} for k, v in wanted.items()])
-    rows = await session.execute(select(m.parameters.c.name, m.parameters.c.value))
-    return {row.name: row.value for row in rows}
+async def pin_parameters(
+    session: AsyncSession, wanted: Mapping[str, str], before: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Record the parameters not recorded yet; return every recorded one. On a schema that has
+    recorded parameters already, a name in ``before`` is recorded with that value instead (the
+    value it had implicitly when the stored aggregates were computed)."""
+    c = m.parameters.c
+    used = (await session.execute(select(c.name).limit(1))).first() is not None
+    rows = [
+        {"name": k, "value": before[k] if used and before and k in before else v}
+        for k, v in wanted.items()
+    ]
+    await session.execute(_insert(session, m.parameters).on_conflict_do_nothing(), rows)
+    recorded = await session.execute(select(c.name, c.value))
+    return {row.name: row.value for row in recorded}

@@ -71,11 +71,13 @@ def exit_(
     return event("spm.client.exited.v1", data, **kw)
 
 
-def assess(name: str, day: str, likelihood: str, **kw: Any) -> CanonicalEvent:
+def assess(
+    name: str, day: str, likelihood: str, poverty_line: str = "national", **kw: Any
+) -> CanonicalEvent:
     data = {
         "client_pid": pid(name),
         "tool": "ppi-ke-2020",
-        "poverty_line": "national",
+        "poverty_line": poverty_line,
         "likelihood": likelihood,
         "assessed_on": day,
     }

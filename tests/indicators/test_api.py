@@ -43,7 +43,8 @@ async def test_current_values_shape_and_segments(harness: Harness) -> None:
     body = json.loads(r.text, parse_float=Decimal)
     assert body["as_of"] == "2024-01-05"
     codes = {i["code"] for i in body["items"]}
-    assert codes == EXPECTED_CODES | {"exit_reason_share.moved"}
+    # the primary poverty line (default national) has both codes before any assessment
+    assert codes == EXPECTED_CODES | {"exit_reason_share.moved", "poverty_outreach_entry.national"}
     item = next(i for i in body["items"] if (i["code"], i["segment"]) == ("active_clients", "all"))
     assert item == {
         "code": "active_clients", "segment": "all", "as_of": "2024-01-05", "value": 1,
@@ -114,7 +115,10 @@ async def test_catalog(harness: Harness) -> None:
     assert r.status_code == 200
     body = r.json()
     by_code = {i["code"]: i for i in body["indicators"]}
-    assert set(by_code) == EXPECTED_CODES | {"exit_reason_share.moved"}
+    assert set(by_code) == EXPECTED_CODES | {
+        "exit_reason_share.moved",
+        "poverty_outreach_entry.national",
+    }
     assert body["parameters"]["sla_days"] == 30
     assert body["parameters"]["dsti_limit"] == 0.5
     assert body["parameters"]["lender_count"] == 3

@@ -4,6 +4,9 @@ exit, drop-out and retention, exit reasons, poverty outreach."""
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import quote
+
+import pytest
 
 from tests.indicators.conftest import Harness
 from tests.indicators.events import assess, exit_, reg
@@ -71,3 +74,45 @@ async def test_poverty_outreach_mean_likelihood_in_window(harness: Harness) -> N
     assert await h.v("poverty_outreach_entry", "gender:unknown", "2024-04-11") == Decimal("0.125")
     # as of 2024-01-05 only the first one
     assert await h.v("poverty_outreach_entry", "all", "2024-01-05") == Decimal("0.25")
+    assert await h.v("poverty_outreach_entry.national", "all", "2024-01-05") == Decimal("0.25")
+
+
+@pytest.mark.parametrize("overrides", [{"indicators_poverty_line": "usd_3.20"}])
+async def test_poverty_lines_are_never_averaged_together(harness: Harness) -> None:
+    h = harness
+    await h.send(
+        [
+            reg("A", "2024-01-01", "B1", "female", True),
+            assess("A", "2024-01-05", "0.25"),  # national
+            assess("A", "2024-01-06", "0.5", poverty_line="usd_3.20"),
+            assess("A", "2024-01-07", "0.75", poverty_line="usd_3.20"),
+        ]
+    )
+    # the primary line is usd_3.20 here (a line with a dot: the code splits at the first one)
+    primary = await h.value("poverty_outreach_entry", "all", "2024-01-07")
+    assert (primary["numerator"], primary["denominator"]) == (Decimal("1.25"), 2)
+    assert await h.v("poverty_outreach_entry.usd_3.20", "all", "2024-01-07") == Decimal("0.625")
+    assert await h.v("poverty_outreach_entry.national", "all", "2024-01-07") == Decimal("0.25")
+    series = await h.get(
+        "/v1/indicators/poverty_outreach_entry.usd_3.20/series",
+        segment="branch:B1", **{"from": "2024-01-06", "to": "2024-01-07"},
+    )  # fmt: skip
+    assert series.status_code == 200, series.text
+    assert [p["value"] for p in series.json()["points"]] == [0.5, 0.625]
+    catalog = (await h.get("/v1/catalog")).json()
+    assert catalog["parameters"]["poverty_line"] == "usd_3.20"
+    codes = {i["code"] for i in catalog["indicators"]}
+    assert {"poverty_outreach_entry.usd_3.20", "poverty_outreach_entry.national"} <= codes
+    await h.send([assess("A", "2024-01-07", "0.125", poverty_line="PPI/2020 $1.90")])
+    code = quote("poverty_outreach_entry.PPI/2020 $1.90", safe="")  # a line is any text
+    series = await h.get(f"/v1/indicators/{code}/series", segment="branch:B1")
+    assert series.status_code == 200, series.text
+    assert series.json()["points"][-1]["value"] == 0.125
+    breakdown = await h.get(f"/v1/indicators/{code}/breakdown", by="branch", as_of="2024-01-07")
+    assert breakdown.status_code == 200, breakdown.text
+    assert [i["value"] for i in breakdown.json()["items"]] == [0.125]
+    assert await h.v("poverty_outreach_entry.PPI/2020 $1.90", "all", "2024-01-07") == Decimal(
+        "0.125"
+    )
+    unseen = await h.get("/v1/indicators/poverty_outreach_entry.ppp_2011/series")
+    assert unseen.status_code == 404 and "path.code" in unseen.text

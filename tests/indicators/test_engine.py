@@ -172,6 +172,33 @@ async def test_a_changed_parameter_is_refused(harness: Harness) -> None:
     await same.start(run=False)
     await same.stop()
     assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 100
+    line = Service(h.settings.model_copy(update={"indicators_poverty_line": "usd_3.20"}), h.bus)
+    try:
+        with pytest.raises(ParametersChanged) as refused:
+            await line.start(run=False)
+    finally:
+        await line.base_db.dispose()
+    assert "INDICATORS_POVERTY_LINE is usd_3.20 but" in str(refused.value)
+
+
+async def test_a_schema_computed_with_older_definitions_is_refused(harness: Harness) -> None:
+    """A schema whose parameters were recorded before the definitions version was (1.0) holds
+    sums of the older definitions: the service refuses to add to them."""
+    h = harness
+    await h.send([disb("L1", "c1", "2024-01-02", "100")])
+    async with h.service.sessions() as session, session.begin():
+        await session.execute(
+            m.parameters.delete().where(m.parameters.c.name == "INDICATORS_DEFINITIONS")
+        )
+    older = Service(h.settings, h.bus)
+    try:
+        with pytest.raises(ParametersChanged) as refused:
+            await older.start(run=False)
+    finally:
+        await older.base_db.dispose()
+    assert "INDICATORS_DEFINITIONS is 1.1 but the stored indicators were computed with 1.0" in str(
+        refused.value
+    )
 
 
 async def test_two_instances_share_the_work(harness: Harness) -> None:

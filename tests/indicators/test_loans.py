@@ -50,16 +50,21 @@ async def test_active_borrowers_segments_shares_and_unregistered(harness: Harnes
             repay("L2", "B", "t1", "2024-01-20", "500"),  # L2 repaid, never closed
         ]
     )
-    # 2024-01-10: B (L2 in B1/P1, L3 in B2/P2), C (L4 in B1/P1), U (all + gender:unknown)
+    # 2024-01-10: B (L2 in B1/P1, L3 in B2/P2), C (L4 in B1/P1), U (all, gender:unknown and
+    # its loan's own branch B3 and product P3; no rural segment)
     assert await h.v("active_borrowers", "all", "2024-01-10") == 3
     assert await h.v("active_borrowers", "branch:B1", "2024-01-10") == 2
     assert await h.v("active_borrowers", "branch:B2", "2024-01-10") == 1
     assert await h.v("active_borrowers", "product:P1", "2024-01-10") == 2
-    assert await h.v("active_borrowers", "branch:B3", "2024-01-10") == 0
+    assert await h.v("active_borrowers", "branch:B3", "2024-01-10") == 1
+    assert await h.v("active_borrowers", "product:P3", "2024-01-10") == 1
     assert await h.v("active_borrowers", "gender:unknown", "2024-01-10") == 1
     assert await h.v("gross_loan_portfolio", "all", "2024-01-10") == 2700
     assert await h.v("gross_loan_portfolio", "gender:unknown", "2024-01-10") == 400
-    assert await h.v("gross_loan_portfolio", "branch:B3", "2024-01-10") == 0
+    assert await h.v("gross_loan_portfolio", "branch:B3", "2024-01-10") == 400
+    assert await h.v("avg_disbursed_amount", "product:P3", "2024-01-10") == 400
+    b3 = await h.value("women_borrower_share", "branch:B3", "2024-01-10")
+    assert (b3["numerator"], b3["denominator"]) == (0, 1)  # U: the denominator only
     women = await h.value("women_borrower_share", "all", "2024-01-10")
     assert (women["numerator"], women["denominator"]) == (1, 3)  # U: denominator only
     rural = await h.value("rural_borrower_share", "all", "2024-01-10")

@@ -1,6 +1,7 @@
-"""Kill -9 the indicator service while 200,000 events stream in; the values it ends with equal the
-oracle's exactly. And: two instances in one consumer group, one killed, the survivor finishes
-with exact values. The service is a black box here: a subprocess, its environment, its API."""
+"""Kill -9 the indicator service while 200,000 events stream in (undone and redone disbursals and
+write-offs among them); the values it ends with equal the oracle's exactly. And: two instances in
+one consumer group, one killed, the survivor finishes with exact values. The service is a black
+box here: a subprocess, its environment, its API."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from contracts.envelope import CanonicalEvent
-from tests.indicators.oracle.generator import GenConfig, generate
+from tests.indicators.oracle.generator import GenConfig, corrections, generate
 from tests.indicators.oracle.harness import (
     GNI,
     ServiceConfig,
@@ -54,6 +55,8 @@ class Stream:
 def stream() -> Iterator[Stream]:
     cfg = GenConfig(seed=SEED, n_events=EVENTS)
     events = list(generate(cfg))
+    undo = corrections(events)  # undo-and-redo sequences are among what the kills interrupt
+    assert min(undo.values()) > 0 and len(undo) == 4, undo
     oracle = Oracle(events, Params(gni_per_capita=GNI))
     assert oracle.business_date is not None
     first = cfg.start + (cfg.end - cfg.start) // 20

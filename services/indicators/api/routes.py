@@ -22,7 +22,14 @@ from services.indicators.api.render import (
     value_fields,
     wants_csv,
 )
-from services.indicators.catalog import GENDERS, Indicator, human_formula, indicators, lookup
+from services.indicators.catalog import (
+    GENDERS,
+    Indicator,
+    Seen,
+    human_formula,
+    indicators,
+    lookup,
+)
 from services.indicators.config import IndicatorSettings
 
 MAX_SERIES_DAYS = 3700
@@ -56,8 +63,13 @@ class Runtime:
     @property
     def parameters(self) -> query.Parameters:
         return query.Parameters(
-            self.settings.indicators_gni_per_capita, self.settings.indicators_min_cell_size
+            self.settings.indicators_gni_per_capita,
+            self.settings.indicators_min_cell_size,
+            self.settings.indicators_poverty_line,
         )
+
+    def seen(self, seen: dict[str, list[str]]) -> Seen:
+        return query.catalog_seen(seen, self.settings.indicators_poverty_line)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -86,8 +98,8 @@ def _check_segment(segment: str, ind: Indicator | None, seen: dict[str, list[str
         raise ApiError(404, "query.segment", f"{segment} has never been seen")
 
 
-def _indicator(code: str, seen: dict[str, list[str]], field: str = "path.code") -> Indicator:
-    ind = lookup(code, set(seen.get("reason", [])))
+def _indicator(code: str, seen: Seen, field: str = "path.code") -> Indicator:
+    ind = lookup(code, seen)
     if ind is None:
         raise ApiError(404, field, f"unknown indicator {code}")
     return ind
@@ -136,7 +148,7 @@ async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
             "reference": ind.reference or None,
             "parameters": list(ind.parameters),
         }
-        for ind in indicators(seen.get("reason", []))
+        for ind in indicators(runtime.seen(seen))
     ]
     parameters: dict[str, Any] = {
         "sla_days": settings.indicators_sla_days,
@@ -145,6 +157,7 @@ async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
         "gni_per_capita": settings.indicators_gni_per_capita,
         "dropout_delay_days": settings.indicators_dropout_delay_days,
         "min_cell_size": settings.indicators_min_cell_size,
+        "poverty_line": settings.indicators_poverty_line,
         "currency": settings.institution_currency,
         "timezone": settings.institution_timezone,
         "genders": list(GENDERS),
@@ -164,14 +177,14 @@ async def current(
     with database_errors():
         async with runtime.sessions() as session:
             seen = await query.seen(session)
-            ind = _indicator(code, seen, "query.code") if code is not None else None
+            ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
             if segment is not None:
                 _check_segment(segment, ind, seen)
             day = await _as_of(session, as_of)
             values = {} if day is None else await query.snapshot(
                 session, day, runtime.parameters, None if ind is None else [ind]
             )  # fmt: skip
-    catalog = {i.code: i for i in indicators(seen.get("reason", []))}
+    catalog = {i.code: i for i in indicators(runtime.seen(seen))}
     if ind is not None:
         catalog[ind.code] = ind
     items = [
@@ -187,7 +200,8 @@ async def current(
     return DecimalJSONResponse({"as_of": day, "items": items})
 
 
-@router.get("/indicators/{code}/series", summary="One value per day")
+# ``{code:path}``: a poverty line is any text (``poverty_outreach_entry.<line>``), "/" included
+@router.get("/indicators/{code:path}/series", summary="One value per day")
 async def series(
     request: Request,
     runtime: RuntimeDep,
@@ -200,7 +214,7 @@ async def series(
     with database_errors():
         async with runtime.sessions() as session:
             seen = await query.seen(session)
-            ind = _indicator(code, seen)
+            ind = _indicator(code, runtime.seen(seen))
             _check_segment(segment, ind, seen)
             end = await _as_of(session, last, "query.to")
             if end is None:
@@ -220,7 +234,7 @@ async def series(
     return DecimalJSONResponse({"code": code, "segment": segment, "points": rows})
 
 
-@router.get("/indicators/{code}/breakdown", summary="One value per segment of a dimension")
+@router.get("/indicators/{code:path}/breakdown", summary="One value per segment of a dimension")
 async def breakdown(
     request: Request,
     runtime: RuntimeDep,
@@ -232,7 +246,7 @@ async def breakdown(
     with database_errors():
         async with runtime.sessions() as session:
             seen = await query.seen(session)
-            ind = _indicator(code, seen)
+            ind = _indicator(code, runtime.seen(seen))
             if by not in ind.segments:
                 raise ApiError(422, "query.by", f"{code} has no {by} segments")
             day = await _as_of(session, as_of)

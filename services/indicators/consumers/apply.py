@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from functools import partial
 
 from contracts import events as ev
 from contracts.registry import SOURCE_EVENTS
@@ -71,7 +72,7 @@ def _remember(unit: UnitState, touched: Touched, clients: set[str], params: Para
         loan = unit.loans.get(key)
         if loan is not None and loan.added is None:
             attrs = _attrs(unit, loan.disb.client) if loan.disb is not None else UNREGISTERED
-            loan.added = loan_contribution(loan, attrs, params)
+            loan.added = loan_contribution(loan, attrs, params, attrs_of=partial(_attrs, unit))
     for pid in clients:
         client = unit.clients.get(pid)
         if client is not None and client.added is None:
@@ -118,7 +119,7 @@ PAUSE_EVERY = 250
 """Events or entities between two pauses of :func:`apply_steps` (about a millisecond)."""
 
 _SEEN_TYPES = frozenset(
-    {ev.ClientRegistered, ev.ComplaintOpened, ev.LoanDisbursed, ev.ClientExited}
+    {ev.ClientRegistered, ev.ComplaintOpened, ev.LoanDisbursed, ev.ClientExited, ev.PovertyAssessed}
 )
 """The only payloads :func:`seen_values` finds anything in (most events are repayments)."""
 
@@ -130,6 +131,8 @@ def seen_values(data: ev.CanonicalData) -> list[tuple[str, str]]:
         return [("branch", data.branch_id), ("product", data.product_id)]
     if isinstance(data, ev.ClientExited) and data.reason_code is not None:
         return [("reason", data.reason_code)]
+    if isinstance(data, ev.PovertyAssessed):
+        return [("line", data.poverty_line)]
     return []
 
 
@@ -168,11 +171,13 @@ def apply_steps(
             yield
     for i, key in enumerate(touched.loans):
         loan = unit.loans[key]
-        if loan.disb is None:
-            continue
-        steps = outstanding_steps(loan)
-        loan.summary = summarize(loan, steps)
-        after = loan_contribution(loan, _attrs(unit, loan.disb.client), params, steps)
+        if loan.disb is None:  # none in force: nothing counts but write-offs (and may be undone)
+            loan.summary = None
+            after = loan_contribution(loan, UNREGISTERED, params, attrs_of=partial(_attrs, unit))
+        else:
+            steps = outstanding_steps(loan)
+            loan.summary = summarize(loan, steps)
+            after = loan_contribution(loan, _attrs(unit, loan.disb.client), params, steps)
         diff(acc, loan.added or [], after)
         loan.added = after
         if i % PAUSE_EVERY == PAUSE_EVERY - 1:

@@ -21,6 +21,7 @@ import hashlib
 import heapq
 import itertools
 import random
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -297,11 +298,65 @@ class _ClientLife:
             data["household_income_monthly"] = _money(instalment * 3)
         if rng.random() < 0.8:
             data["other_active_lenders"] = rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 4, 6))
+        if rng.random() < 0.75:  # sources that can undo disbursals send their transaction id
+            data["transaction_id"] = self._tx("D")
+        r = rng.random()
+        if r < 0.06 and "transaction_id" in data:
+            return self._undone_disbursal(data, day, amount, term, redo=r < 0.05)
         disb = self._add(day, T_DISB, data)
         if rng.random() < 0.004:  # the same loan disbursed twice (another event id): ignored
             again = dict(data, amount=amount * 2)
             second = self._add(day + rng.randint(0, 20), T_DISB, again)
             second.arrive_after = disb
+        return self._schedule(loan_id, day, amount, term)
+
+    def _tx(self, prefix: str) -> str:
+        """A transaction id unique within the client's loans (so within each loan)."""
+        return f"{prefix}{self.index:07d}-{self.n + 1:04d}"
+
+    def _reverse(self, loan_id: str, tx: str, day: int) -> _Natural:
+        return self._add(
+            day,
+            T_REV,
+            {
+                "loan_id": loan_id,
+                "client_pid": self.pid,
+                "transaction_id": tx,
+                "reversed_on": _d(day),
+            },
+        )
+
+    def _undone_disbursal(
+        self, data: dict[str, Any], day: int, amount: Decimal, term: int, *, redo: bool
+    ) -> tuple[int, str]:
+        """A disbursal undone in core banking (INDICATORS.md "Corrections"): a wrong one, its
+        reversal (before the first repayment, or after a few), and usually the disbursal done
+        again with a new transaction id; the reversal sometimes overtakes the disbursal."""
+        rng = self.rng
+        loan_id = data["loan_id"]
+        wrong_day = day - rng.randint(0, 5)
+        wrong_amount = _money(amount * Decimal(rng.choice(("0.5", "1.5", "2"))))
+        wrong = self._add(
+            wrong_day, T_DISB, dict(data, amount=wrong_amount, disbursed_on=_d(wrong_day))
+        )
+        if not redo:  # undone for good: the loan never exists (its events are kept)
+            undo_day = day + rng.randint(0, 40)
+            if rng.random() < 0.5:
+                self._repay(loan_id, day + rng.randint(0, 30), _money(wrong_amount / 4))
+            reversal = self._reverse(loan_id, data["transaction_id"], undo_day)
+            if rng.random() < 0.3:  # and written off although it never existed
+                self._write_off(loan_id, undo_day + rng.randint(1, 30), wrong_amount, tx=True)
+            return undo_day, "closed"
+        after_repayments = rng.random() < 0.4
+        undo_day = day + (rng.randint(31, 75) if after_repayments else rng.randint(0, 3))
+        reversal = self._reverse(loan_id, data["transaction_id"], undo_day)
+        if rng.random() < 0.3:  # the reversal overtakes the disbursal it cancels
+            wrong.min_delay = undo_day - wrong_day + rng.randint(0, 20)
+            wrong.arrive_after = reversal
+        redo_data = dict(data, transaction_id=self._tx("D"))
+        again = self._add(day, T_DISB, redo_data)
+        again.min_delay = undo_day - day
+        again.arrive_after = reversal
         return self._schedule(loan_id, day, amount, term)
 
     def _schedule(self, loan_id: str, day: int, amount: Decimal, term: int) -> tuple[int, str]:
@@ -367,19 +422,24 @@ class _ClientLife:
                 part = _money(outstanding / 3)
                 self._repay(loan_id, woff_day - 20, part)
                 outstanding -= part
-            self._add(
-                woff_day,
-                T_WOFF,
-                {
-                    "loan_id": loan_id,
-                    "client_pid": self.pid,
-                    "principal_written_off": outstanding,
-                    "written_off_on": _d(woff_day),
-                },
-            )
-            if rng.random() < 0.75:
-                self._close(loan_id, woff_day + rng.choice((0, 0, 3, 10)), "written_off")
-            return woff_day, "defaulted"
+            undoable = rng.random() < 0.6  # the source sends the write-off's transaction id
+            tx = self._write_off(loan_id, woff_day, outstanding, tx=undoable)
+            if not undoable:
+                if rng.random() < 0.75:
+                    self._close(loan_id, woff_day + rng.choice((0, 0, 3, 10)), "written_off")
+                return woff_day, "defaulted"
+            if rng.random() >= 0.3:
+                return woff_day, "defaulted"  # (such a source sends no closure for it)
+            # the write-off undone, usually after the client's inferred exit: open again
+            undo_day = woff_day + rng.randint(30, 200)
+            self._reverse(loan_id, tx, undo_day)
+            if rng.random() < 0.5:
+                self._delinquency(loan_id, undo_day + 10, undo_day + 10 - first_missed)
+            if rng.random() < 0.6:  # and written off again later
+                again = undo_day + rng.randint(20, 120)
+                self._write_off(loan_id, again, outstanding, tx=True)
+                return again, "defaulted"
+            return undo_day, "open"
         if kind == "rescheduled":
             end = last + rng.randint(5, 40)
             self._close(loan_id, end, "rescheduled")
@@ -394,6 +454,18 @@ class _ClientLife:
         end = last + (0 if r < 0.7 else rng.randint(1, 20))
         self._close(loan_id, end, "repaid")
         return end, "closed"
+
+    def _write_off(self, loan_id: str, day: int, principal: Decimal, *, tx: bool) -> str:
+        data: dict[str, Any] = {
+            "loan_id": loan_id,
+            "client_pid": self.pid,
+            "principal_written_off": principal,
+            "written_off_on": _d(day),
+        }
+        if tx:
+            data["transaction_id"] = self._tx("W")
+        self._add(day, T_WOFF, data)
+        return str(data.get("transaction_id"))
 
     def _repay(self, loan_id: str, day: int, principal: Decimal) -> None:
         rng = self.rng
@@ -692,6 +764,33 @@ def _arrive(
         shift = rng.randint(0, 60) if rng.random() < 0.8 else 0
         twin.arrival = (arrival[0] + shift, rng.random(), next(seq))
         out.append((twin.arrival, twin))
+    return out
+
+
+def corrections(events: list[CanonicalEvent]) -> Counter[str]:
+    """How many undo-and-redo sequences a stream holds, by kind (what tests assert is there):
+    ``disbursal_redone``, ``disbursal_undone`` (for good), ``reversal_first`` (a reversal
+    received before the disbursal it cancels), ``write_off_undone``."""
+    by_tx: dict[tuple[str, str, str], list[CanonicalEvent]] = defaultdict(list)
+    for e in events:
+        tx = getattr(e.data, "transaction_id", None)
+        if tx is not None:
+            by_tx[(e.source, e.data.loan_id, tx)].append(e)  # type: ignore[attr-defined]
+    disbursed: dict[tuple[str, str], int] = defaultdict(int)
+    for e in events:
+        if e.type == T_DISB:
+            disbursed[(e.source, e.data.loan_id)] += 1  # type: ignore[attr-defined]
+    out: Counter[str] = Counter()
+    for key, group in by_tx.items():
+        types = [e.type for e in group]
+        if T_REV not in types:
+            continue
+        if T_DISB in types:
+            out["disbursal_redone" if disbursed[key[:2]] > 1 else "disbursal_undone"] += 1
+            if types.index(T_REV) < types.index(T_DISB):
+                out["reversal_first"] += 1
+        if T_WOFF in types:
+            out["write_off_undone"] += 1
     return out
 
 

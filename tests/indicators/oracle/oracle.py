@@ -5,14 +5,19 @@ the events received, in arrival order, and answers "what is indicator X for segm
 by looking at them the plain way (loop over loans, clients, complaints). It is meant to be read
 and believed, not to be fast; the only help it takes is a few per-entity lists built once.
 
-Readings of the text that were not spelled out (each is a parameter or a comment here):
+Readings the text settles (v1.1), written out here so a reader can check them:
 
-- events of a client never registered count in ``all`` and ``gender:unknown`` only — for loan
-  indicators too (``unregistered_loan_segments="literal"``); ``"loan"`` would also put them in
-  the loan's own ``branch:`` and ``product:``;
+- events of a client never registered count in ``all`` and ``gender:unknown``; a *loan* of such
+  a client also counts in its own ``branch:`` and ``product:`` (they come from the loan);
 - clients never registered never exit (their explicit exits are ignored, so are inferred ones);
 - a registered client with no rural flag is in no ``rural:`` segment and counts in
   ``rural_borrower_share`` in the denominator only;
+- poverty likelihoods against different lines are never averaged: ``poverty_outreach_entry`` is
+  the primary line's (``Params.poverty_line``), ``poverty_outreach_entry.<line>`` each line's;
+- corrections (contract v1.1): a reversal cancels the repayments, disbursals and write-offs of
+  its loan with its transaction id, in either arrival order; the loan is defined by its first
+  disbursal received that is not cancelled (none: the loan does not exist, and only its
+  write-offs count, by the write-off's own client); a closure is never cancelled;
 - ``n`` is only defined for quantiles; other values have ``n = None`` here.
 """
 
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.envelope import CanonicalEvent
@@ -57,6 +62,7 @@ CLIENT_CODES = (
     "client_retention_rate",
 )
 EXIT_REASON_PREFIX = "exit_reason_share."
+POVERTY_PREFIX = "poverty_outreach_entry."
 COMPLAINT_CODES = (
     "complaints_per_1k_clients",
     "complaints_resolved_in_sla",
@@ -82,7 +88,7 @@ class Params:
     gni_per_capita: Decimal | None = None
     dropout_delay_days: int = 90
     timezone: str = "UTC"
-    unregistered_loan_segments: Literal["literal", "loan"] = "literal"
+    poverty_line: str = "national"
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class Value:
 def family(code: str) -> str:
     if code in LOAN_CODES:
         return "loan"
-    if code in CLIENT_CODES or code.startswith(EXIT_REASON_PREFIX):
+    if code in CLIENT_CODES or code.startswith((EXIT_REASON_PREFIX, POVERTY_PREFIX)):
         return "client"
     if code in COMPLAINT_CODES:
         return "complaint"
@@ -226,11 +232,23 @@ class Oracle:
                 pid, min(x[0] for x in items), latest.branch_id, latest.gender, latest.rural
             )
 
-        # loans: the first disbursement received defines the loan
+        # corrections: a reversal cancels every repayment, disbursal and write-off of its loan
+        # with its transaction id, whichever arrived first; a cancelled event never happened
+        reversed_tx = {
+            (source, d.loan_id, d.transaction_id)
+            for _, source, d in by_type["spm.loan.transaction_reversed.v1"]
+        }
+
+        def cancelled(source: str, d: Any) -> bool:
+            tx = d.transaction_id
+            return tx is not None and (source, d.loan_id, tx) in reversed_tx
+
+        # loans: the first disbursement received that is not cancelled defines the loan; a
+        # loan whose every disbursement is cancelled does not exist
         self.loans: dict[tuple[str, str], Loan] = {}
         for _, source, d in by_type["spm.loan.disbursed.v1"]:
             key = (source, d.loan_id)
-            if key in self.loans:
+            if key in self.loans or cancelled(source, d):
                 continue
             self.loans[key] = Loan(
                 key,
@@ -247,21 +265,21 @@ class Oracle:
         ends: dict[tuple[str, str], list[date]] = defaultdict(list)
         for _, source, d in by_type["spm.loan.closed.v1"]:
             ends[(source, d.loan_id)].append(d.closed_on)
-        self.write_offs: list[tuple[Loan, date, Decimal]] = []
+        # write-offs: (loan or None, the write-off's client, day, amount); a loan with no
+        # disbursal in force still has its write-offs counted (by the write-off's client)
+        self.write_offs: list[tuple[Loan | None, str, date, Decimal]] = []
         for _, source, d in by_type["spm.loan.written_off.v1"]:
+            if cancelled(source, d):
+                continue  # an undone write-off: the loan did not end then, nothing written off
             ends[(source, d.loan_id)].append(d.written_off_on)
-            if (source, d.loan_id) in self.loans:
-                self.write_offs.append(
-                    (self.loans[(source, d.loan_id)], d.written_off_on, d.principal_written_off)
-                )
+            self.write_offs.append(
+                (self.loans.get((source, d.loan_id)), d.client_pid, d.written_off_on,
+                 d.principal_written_off)
+            )  # fmt: skip
         for key, loan in self.loans.items():
             if ends.get(key):
                 loan.end = min(ends[key])
 
-        reversed_tx = {
-            (source, d.loan_id, d.transaction_id)
-            for _, source, d in by_type["spm.loan.transaction_reversed.v1"]
-        }
         # per loan: (value_date, principal_paid) of repayments that were not reversed
         self.repayments: dict[tuple[str, str], list[tuple[date, Decimal]]] = defaultdict(list)
         for _, source, d in by_type["spm.loan.repayment.v1"]:
@@ -300,7 +318,7 @@ class Oracle:
             client.exit_type = "inferred"
 
         self.assessments = [
-            (d.assessed_on, d.client_pid, d.likelihood)
+            (d.assessed_on, d.client_pid, d.poverty_line, d.likelihood)
             for _, _, d in by_type["spm.poverty.assessed.v1"]
         ]
 
@@ -322,6 +340,10 @@ class Oracle:
 
         # memo only: segments never change once everything is received
         self._loan_segs = {key: self._loan_segments(loan) for key, loan in self.loans.items()}
+        self._write_off_segs = [
+            self.loan_segments(loan) if loan is not None else self._write_off_segments(pid)
+            for loan, pid, _, _ in self.write_offs
+        ]
         self._client_segs = {pid: self._client_segments(pid) for pid in self.clients}
         self._paid: dict[tuple[str, str], tuple[list[date], list[Decimal]]] = {}
         for key in self.loans:
@@ -370,11 +392,8 @@ class Oracle:
 
     def _loan_segments(self, loan: Loan) -> list[str]:
         client = self.clients.get(loan.client_pid)
-        if client is None:
-            out = ["all", "gender:unknown"]
-            if self.params.unregistered_loan_segments == "loan":
-                out += [f"branch:{loan.branch}", f"product:{loan.product}"]
-            return out
+        if client is None:  # branch and product are the loan's, registered client or not
+            return ["all", f"branch:{loan.branch}", f"product:{loan.product}", "gender:unknown"]
         out = [
             "all",
             f"branch:{loan.branch}",
@@ -385,6 +404,11 @@ class Oracle:
             out.append(f"rural:{str(client.rural).lower()}")
         return out
 
+    def _write_off_segments(self, pid: str) -> list[str]:
+        """A write-off of a loan with no disbursal in force: ``all`` and the gender and rural
+        segments of the write-off's own client (no branch, no product: no disbursal says)."""
+        return [s for s in self._client_segments(pid) if not s.startswith("branch:")]
+
     def segments(self, code: str) -> set[str]:
         """Segment values seen for the indicator's family (the API must list at least these)."""
         fam = family(code)
@@ -394,10 +418,12 @@ class Oracle:
         if fam == "loan":
             for loan in self.loans.values():
                 out.update(self.loan_segments(loan))
+            for segs in self._write_off_segs:
+                out.update(segs)
         elif fam == "client":
             for pid in self.clients:
                 out.update(self.client_segments(pid))
-            for _, pid, _ in self.assessments:
+            for _, pid, _, _ in self.assessments:
                 out.update(self.client_segments(pid))
         else:
             out.update(f"branch:{c.branch}" for c in self.complaints.values())
@@ -411,9 +437,14 @@ class Oracle:
             if c.explicit_exit and c.exit_reason is not None
         }
 
+    def poverty_lines(self) -> set[str]:
+        """Every line assessed against, and the primary line (listed before any uses it)."""
+        return {line for _, _, line, _ in self.assessments} | {self.params.poverty_line}
+
     def codes(self) -> list[str]:
         reasons = sorted(EXIT_REASON_PREFIX + r for r in self.exit_reasons())
-        return [*LOAN_CODES, *CLIENT_CODES, *reasons, *COMPLAINT_CODES]
+        lines = sorted(POVERTY_PREFIX + line for line in self.poverty_lines())
+        return [*LOAN_CODES, *CLIENT_CODES, *lines, *reasons, *COMPLAINT_CODES]
 
     # --- state on a day ----------------------------------------------------------------------
 
@@ -513,8 +544,10 @@ class Oracle:
             written = sum(
                 (
                     amount
-                    for loan, d, amount in self.write_offs
-                    if in_window(d, win) and segment in self.loan_segments(loan)
+                    for (_, _, d, amount), segs in zip(
+                        self.write_offs, self._write_off_segs, strict=True
+                    )
+                    if in_window(d, win) and segment in segs
                 ),
                 Decimal(0),
             )
@@ -574,12 +607,14 @@ class Oracle:
         clients = [c for c in self.clients.values() if segment in self.client_segments(c.pid)]
         if code == "active_clients":
             return count(sum(1 for c in clients if self.is_active(c, day)))
-        if code == "poverty_outreach_entry":
+        if code == "poverty_outreach_entry" or code.startswith(POVERTY_PREFIX):
+            # one poverty line at a time, never averaged across lines
+            line = code.split(".", 1)[1] if "." in code else self.params.poverty_line
             win = window(day, 90)
             likelihoods = [
                 lk
-                for d, pid, lk in self.assessments
-                if in_window(d, win) and segment in self.client_segments(pid)
+                for d, pid, ln, lk in self.assessments
+                if ln == line and in_window(d, win) and segment in self.client_segments(pid)
             ]
             return ratio(sum(likelihoods, Decimal(0)), len(likelihoods))
         if code in ("dropout_rate", "client_retention_rate"):

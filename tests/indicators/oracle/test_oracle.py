@@ -25,7 +25,7 @@ from tests.indicators.oracle.builders import (
     resolved,
     ts,
 )
-from tests.indicators.oracle.generator import GenConfig, generate
+from tests.indicators.oracle.generator import GenConfig, generate, pid
 from tests.indicators.oracle.oracle import Oracle, Params, Value, percentile_cont
 
 
@@ -281,10 +281,14 @@ def test_shares_and_segments_of_borrowers_unregistered_clients_count_in_all_and_
     ]
     o = Oracle(stream, Params(gni_per_capita=Decimal(50)))
     assert val(o, "active_borrowers", 1) == Value(Decimal(3), Decimal(3), None)
-    assert val(o, "active_borrowers", 1, "branch:B1").value == 2  # A (LA2) and B; not C
+    # C's loan counts in its own branch and product (they are the loan's), not in rural:
+    assert val(o, "active_borrowers", 1, "branch:B1").value == 3  # A (LA2), B and C
     assert val(o, "active_borrowers", 1, "branch:B2").value == 1
     assert val(o, "active_borrowers", 1, "gender:unknown").value == 1  # C
-    assert val(o, "active_borrowers", 1, "product:P1").value == 2  # A and B
+    assert val(o, "active_borrowers", 1, "product:P1").value == 3  # A, B and C
+    assert val(o, "gross_loan_portfolio", 1, "branch:B1").value == 300
+    # A rural; B without a flag and C unregistered: the denominator only
+    assert same(val(o, "rural_borrower_share", 1, "branch:B1"), Fraction(1, 3), 1, 3)
     assert same(val(o, "women_borrower_share", 1), Fraction(1, 3), 1, 3)
     assert same(val(o, "rural_borrower_share", 1), Fraction(1, 3), 1, 3)
     assert val(o, "rural_borrower_share", 1, "rural:false").value is None
@@ -295,37 +299,19 @@ def test_shares_and_segments_of_borrowers_unregistered_clients_count_in_all_and_
         "all", "branch:B1", "branch:B2", "product:P1", "product:P2",
         "gender:female", "gender:male", "gender:unknown", "rural:true",
     }  # fmt: skip
-    loan_dims = Oracle(stream, Params(unregistered_loan_segments="loan"))
-    assert loan_dims.value("active_borrowers", "branch:B1", day(1)).value == 3
+
+
+def pov(who: str, on: int, likelihood: str, line: str = "national") -> CanonicalEvent:
+    return ev("poverty.assessed", client_pid=who, tool="PPI", poverty_line=line,
+              likelihood=likelihood, assessed_on=day(on))  # fmt: skip
 
 
 def test_poverty_outreach_mean_likelihood_in_90_days() -> None:
     stream = [
         reg(A, 0, branch="B1"),
-        ev(
-            "poverty.assessed",
-            client_pid=A,
-            tool="PPI",
-            poverty_line="nat",
-            likelihood="0.2",
-            assessed_on=day(0),
-        ),  # fmt: skip
-        ev(
-            "poverty.assessed",
-            client_pid=A,
-            tool="PPI",
-            poverty_line="nat",
-            likelihood="0.5",
-            assessed_on=day(80),
-        ),  # fmt: skip
-        ev(
-            "poverty.assessed",
-            client_pid=C,
-            tool="PPI",
-            poverty_line="nat",
-            likelihood="0.8",
-            assessed_on=day(85),
-        ),  # fmt: skip  (C never registered)
+        pov(A, 0, "0.2"),
+        pov(A, 80, "0.5"),
+        pov(C, 85, "0.8"),  # C never registered
     ]
     o = Oracle(stream)
     assert val(o, "poverty_outreach_entry", 89) == Value(Decimal("0.5"), Decimal("1.5"), Decimal(3))
@@ -334,6 +320,30 @@ def test_poverty_outreach_mean_likelihood_in_90_days() -> None:
     )
     assert val(o, "poverty_outreach_entry", 90, "branch:B1").value == Decimal("0.5")
     assert val(o, "poverty_outreach_entry", 90, "gender:unknown").value == Decimal("0.8")
+    # the primary line has both codes, with equal values
+    assert val(o, "poverty_outreach_entry.national", 90) == val(o, "poverty_outreach_entry", 90)
+
+
+def test_poverty_lines_are_never_averaged_together() -> None:
+    stream = [
+        reg(A, 0),
+        pov(A, 1, "0.2"),
+        pov(A, 2, "0.6", line="usd_3.20"),  # a line with a dot: split at the first one
+        pov(A, 3, "0.4", line="usd_3.20"),
+    ]
+    o = Oracle(stream)
+    assert val(o, "poverty_outreach_entry", 10) == Value(Decimal("0.2"), Decimal("0.2"), Decimal(1))
+    assert val(o, "poverty_outreach_entry.usd_3.20", 10) == Value(
+        Decimal("0.5"), Decimal("1.0"), Decimal(2)
+    )
+    assert o.codes().count("poverty_outreach_entry.usd_3.20") == 1
+    # another primary line: its codes are listed before any assessment uses it
+    other = Oracle(stream, Params(poverty_line="ppp_2017"))
+    assert "poverty_outreach_entry.ppp_2017" in other.codes()
+    assert other.value("poverty_outreach_entry", "all", day(10)) == Value(
+        None, Decimal(0), Decimal(0)
+    )
+    assert other.value("poverty_outreach_entry.national", "all", day(10)).value == Decimal("0.2")
 
 
 def test_complaints_sla_ages_quantiles_and_resolution_before_opening() -> None:
@@ -392,6 +402,9 @@ def test_timezone_setting_moves_the_business_day() -> None:
     assert nairobi.complaints[(SRC, "K1")].opened_day == date(2024, 1, 2)
 
 
+T_REV = "spm.loan.transaction_reversed.v1"
+
+
 def test_generator_is_deterministic_and_has_every_feature() -> None:
     cfg = GenConfig(seed=7, n_events=12_000)
     events = list(generate(cfg))
@@ -434,6 +447,49 @@ def test_generator_is_deterministic_and_has_every_feature() -> None:
         for e in events
         if e.type == "spm.complaint.resolved.v1"
     )
+    # corrections: disbursals undone and done again, before and after repayments, undone for
+    # good, reversals overtaking the disbursal they cancel, write-offs undone after the exit
+    tx_of: dict[tuple[str, str, str], list[tuple[int, CanonicalEvent]]] = {}
+    for e in events:
+        tx = getattr(e.data, "transaction_id", None)
+        if tx is not None:
+            tx_of.setdefault((e.source, e.data.loan_id, tx), []).append(  # type: ignore[attr-defined]
+                (pos[(e.source, e.id)], e)
+            )
+    undone = [v for v in tx_of.values() if any(e.type == T_REV for _, e in v)]
+    undone_disb = [v for v in undone if any(e.type == "spm.loan.disbursed.v1" for _, e in v)]
+    assert len(undone_disb) >= 5
+    assert any(  # the reversal arrived first
+        min(p for p, e in v if e.type == T_REV) < min(p for p, e in v if e.type != T_REV)
+        for v in undone_disb
+    )
+    first_repayment = {
+        (e.source, e.data.loan_id): e.data.value_date  # type: ignore[attr-defined]
+        for e in sorted(
+            (e for e in events if e.type == "spm.loan.repayment.v1"),
+            key=lambda e: e.data.value_date,  # type: ignore[attr-defined]
+            reverse=True,
+        )
+    }
+    undo_days = [
+        (next(e for _, e in v if e.type == T_REV).data.reversed_on, first_repayment.get(k[:2]))
+        for k, v in tx_of.items()
+        if v in undone_disb
+    ]
+    assert any(r is not None and u < r for u, r in undo_days)  # undone before repayments
+    assert any(r is not None and u > r for u, r in undo_days)  # and after
+    redone = {k[:2] for k in tx_of if tx_of[k] in undone_disb} & set(o.loans)
+    assert redone and {k[:2] for k in tx_of if tx_of[k] in undone_disb} - set(o.loans)
+    undone_woff = [
+        (next(e for _, e in v if e.type == "spm.loan.written_off.v1"), next(
+            e for _, e in v if e.type == T_REV))
+        for v in undone
+        if any(e.type == "spm.loan.written_off.v1" for _, e in v)
+    ]  # fmt: skip
+    assert any(  # undone after the client's inferred exit (written off + 90 days)
+        (r.data.reversed_on - w.data.written_off_on).days > 90  # type: ignore[attr-defined]
+        for w, r in undone_woff
+    )
     assert any(c.exit_type == "inferred" for c in o.clients.values())
     assert any(c.exit_type == "deceased" for c in o.clients.values())
     assert any(loan.client_pid not in o.clients for loan in o.loans.values())
@@ -471,3 +527,135 @@ def test_comparison_reports_the_first_differing_value_and_tolerates_only_roundin
     ]
     text = report(mismatches, len(api))
     assert "first: active_borrowers [gender:male] on 2024-01-11: missing" in text
+
+
+# --- corrections (contract v1.1) ------------------------------------------------------------
+
+
+def rev(who: str, loan: str, tx: str, on: int) -> CanonicalEvent:
+    return ev("loan.transaction_reversed", client_pid=who, loan_id=loan, transaction_id=tx,
+              reversed_on=day(on))  # fmt: skip
+
+
+def woff(who: str, loan: str, on: int, amount: str, tx: str | None = None) -> CanonicalEvent:
+    return ev("loan.written_off", client_pid=who, loan_id=loan, principal_written_off=amount,
+              written_off_on=day(on), transaction_id=tx)  # fmt: skip
+
+
+def correction_streams() -> dict[str, list[CanonicalEvent]]:
+    """Hand-made undo-and-redo sequences, each in its arrival order (used against the engine
+    too, in tests/indicators/test_corrections.py)."""
+    d, e = pid(1, 4), pid(1, 5)
+    return {
+        # the reversal arrives before the disbursal it cancels; repayments before the redo
+        "redo": [
+            reg(A, 0, branch="B1", gender="female", rural=True),
+            rev(A, "L1", "D1", 5),
+            disb(A, "L1", 0, "1000", transaction_id="D1", loan_cycle=1),
+            repay(A, "L1", "T1", 10, "100"),
+            disb(A, "L1", 2, "800", transaction_id="D2", branch_id="B2", product_id="P2"),
+            repay(A, "L1", "T2", 20, "300"),
+            disb(A, "L1", 4, "9999", transaction_id="D3"),  # later: kept, not in force
+        ],
+        # every disbursal undone (after a repayment and a closure): the loan does not exist,
+        # and the client, who never borrowed, is never inferred to exit; then a redo
+        "undone": [
+            reg(B, 0, gender="male"),
+            disb(B, "L2", 0, "500", transaction_id="X1"),
+            repay(B, "L2", "T3", 5, "100"),
+            close(B, "L2", 30),
+            rev(B, "L2", "X1", 40),
+        ],
+        "undone_redo": [
+            reg(B, 0, gender="male"),
+            disb(B, "L2", 0, "500", transaction_id="X1"),
+            repay(B, "L2", "T3", 5, "100"),
+            close(B, "L2", 30),
+            rev(B, "L2", "X1", 40),
+            disb(B, "L2", 3, "600", transaction_id="X2"),
+        ],
+        # a write-off undone after the loan's inferred exit: open again, days past due ageing;
+        # then written off again
+        "write_off": [
+            reg(C, 0, gender="male", rural=False),
+            disb(C, "L3", 0, "1000"),
+            ev("loan.delinquency", client_pid=C, loan_id="L3", as_of=day(40), days_past_due=35),
+            woff(C, "L3", 50, "1000", "W1"),
+            rev(C, "L3", "W1", 200),
+            woff(C, "L3", 250, "900", "W2"),
+            repay(C, "L3", "T9", 100, "100"),
+        ],
+        # write-offs of loans with no disbursal in force: by the write-off's own client
+        "loose": [
+            reg(d, 0, branch="B1", gender="female", rural=True),
+            woff(d, "L9", 10, "200"),
+            woff(e, "L8", 12, "50"),  # e never registered
+            disb(d, "L7", 0, "100", transaction_id="Z1"),
+            woff(d, "L7", 11, "30", "Z2"),
+            rev(d, "L7", "Z1", 11),  # L7's disbursal undone: its write-off is loose too
+        ],
+    }
+
+
+def test_an_undone_disbursal_is_replaced_by_the_redo_whatever_the_arrival_order() -> None:
+    o = Oracle(correction_streams()["redo"])
+    # D1 is cancelled although it arrived after its reversal; D2 (800, day 2, B2/P2) is in
+    # force; T1 (day 10) counts although it arrived before D2; D3 is later: not in force
+    assert val(o, "gross_loan_portfolio", 1).value == 0
+    assert val(o, "gross_loan_portfolio", 2).value == 800
+    assert val(o, "gross_loan_portfolio", 10).value == 700
+    assert val(o, "gross_loan_portfolio", 20).value == 400
+    assert val(o, "gross_loan_portfolio", 20, "branch:B1").value == 0
+    assert val(o, "gross_loan_portfolio", 20, "product:P2").value == 400
+    assert val(o, "avg_disbursed_amount", 10) == Value(Decimal(800), Decimal(800), Decimal(1))
+    assert val(o, "new_borrower_women_share", 10).denominator == 0  # D2 has no loan_cycle
+    for order in itertools.permutations(correction_streams()["redo"][1:4]):
+        stream = [correction_streams()["redo"][0], *order, *correction_streams()["redo"][4:]]
+        assert Oracle(stream).value("gross_loan_portfolio", "all", day(20)).value == 400
+
+
+def test_a_loan_whose_every_disbursal_is_undone_does_not_exist_until_a_redo() -> None:
+    streams = correction_streams()
+    o = Oracle(streams["undone"])
+    assert all(val(o, "gross_loan_portfolio", n).value == 0 for n in (0, 5, 29, 40))
+    assert val(o, "avg_disbursed_amount", 10).denominator == 0
+    assert val(o, "active_clients", 500).value == 1  # never borrowed: no inferred exit
+    redo = Oracle(streams["undone_redo"])
+    assert val(redo, "gross_loan_portfolio", 2).value == 0
+    assert val(redo, "gross_loan_portfolio", 3).value == 600
+    assert val(redo, "gross_loan_portfolio", 5).value == 500  # T3, kept, counts now
+    assert val(redo, "gross_loan_portfolio", 30).value == 0  # the closure was never undone
+    assert val(redo, "active_clients", 119).value == 1
+    assert val(redo, "active_clients", 120).value == 0  # inferred exit on 30 + 90
+
+
+def test_an_undone_write_off_reopens_the_loan_after_its_inferred_exit() -> None:
+    o = Oracle(correction_streams()["write_off"])
+    # W1 undone: the loan did not end on day 50; days past due age from 35 on day 40
+    assert val(o, "gross_loan_portfolio", 60).value == 1000
+    assert val(o, "gross_loan_portfolio", 100).value == 900
+    assert val(o, "par30", 60).numerator == 1000
+    assert val(o, "par90", 95).numerator == 0  # 35 + 55 = 90: not > 90
+    assert val(o, "par90", 96).numerator == 1000
+    assert val(o, "active_clients", 200).value == 1  # no inferred exit on 50 + 90
+    assert val(o, "active_clients", 339).value == 1
+    assert val(o, "active_clients", 340).value == 0  # W2 ends the loan on 250: exit on 340
+    assert val(o, "gross_loan_portfolio", 250).value == 0
+    # write_off_ratio as of day 364: only W2 (900) written off
+    assert val(o, "write_off_ratio", 364).numerator == 900
+    assert val(o, "write_off_ratio", 100).numerator == 0
+
+
+def test_write_offs_of_a_loan_without_a_disbursal_count_by_their_own_client() -> None:
+    o = Oracle(correction_streams()["loose"])
+    d, e = pid(1, 4), pid(1, 5)
+    assert o.loans == {}
+    assert val(o, "write_off_ratio", 20).numerator == 280
+    assert val(o, "write_off_ratio", 20, "gender:female").numerator == 230
+    assert val(o, "write_off_ratio", 20, "rural:true").numerator == 230
+    assert val(o, "write_off_ratio", 20, "gender:unknown").numerator == 50
+    assert val(o, "write_off_ratio", 20, "branch:B1").numerator == 0
+    assert val(o, "write_off_ratio", 20).value is None  # no portfolio
+    assert {"gender:female", "rural:true", "gender:unknown"} <= o.segments("write_off_ratio")
+    assert val(o, "active_clients", 500).value == 1  # d never borrowed: no inferred exit
+    assert d in o.clients and e not in o.clients
