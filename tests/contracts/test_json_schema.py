@@ -26,7 +26,7 @@ from spm.simulator.engine import simulate_days
 SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "schemas"
 EXAMPLES_DIR = SCHEMAS.parent / "examples"
 VALIDATOR = Validator(
-    Pseudonymiser("schema-test-pepper-0123456789"), "KES", DateBounds(date(1970, 1, 1), 1)
+    Pseudonymiser("schema-test-pepper-0123456789abcdef"), "KES", DateBounds(date(1970, 1, 1), 1)
 )
 DISBURSED = "spm.loan.disbursed.v1"
 MONEY_FIELDS = {  # every money field of contract v1 (the 20 of the two forms)
