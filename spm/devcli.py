@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,19 @@ Smtp = Annotated[
 ]
 
 
+def restore_ctrl_c() -> None:
+    """Give Ctrl-C its default meaning again if this process was started with SIGINT ignored.
+
+    A shell starts background jobs (``cmd &`` without job control, ``nohup``, many CI runners)
+    with SIGINT ignored, and Python then keeps it ignored. uvicorn still catches the signal for a
+    graceful shutdown, but afterwards re-raises it under the inherited disposition: ignored, so
+    the command exited 0 as if nobody had interrupted it. An interactive command must end on
+    Ctrl-C with the usual status 130 wherever it was started.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _serve(
     data_dir: Path,
     port: int,
@@ -39,6 +53,7 @@ def _serve(
     from services.common.runtime import tune_gc
     from spm.devmode import build_dev_stack, demo_config, demo_lifespan
 
+    restore_ctrl_c()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     server_smtp = None
     if smtp:
