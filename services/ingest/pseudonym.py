@@ -7,7 +7,7 @@ reversed by enumeration). The source is part of the message, so two systems' cli
 two people; the kind keeps client ``17`` and officer ``17`` apart.
 
 Loan, transaction and complaint ids are not about a person; they are only scoped by the source
-(``fineract:default:2001``), as ARCHITECTURE.md's contract asks, so they stay traceable.
+(``fineract:default:2001``), as the contract asks (docs/architecture.md), so they stay traceable.
 """
 
 from __future__ import annotations
