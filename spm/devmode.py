@@ -197,26 +197,10 @@ async def load_strategy(client: httpx.AsyncClient, path: Path) -> None:
             raise RuntimeError(f"objective {objective.get('code')}: {response.text}")
 
 
-class DemoStopped(Exception):  # noqa: N818 - a request, not an error
-    """Raised between two simulated days to end the simulation when the demo shuts down."""
-
-
 async def run_demo(
-    stack: DevStack,
-    config: SimConfig,
-    *,
-    days_per_second: float | None,
-    stop: asyncio.Event | None = None,
+    stack: DevStack, config: SimConfig, *, days_per_second: float | None
 ) -> RunStats:
-    """Load the strategy, then feed the simulated MFI through the ingest API.
-
-    Once ``stop`` is set the simulation ends after the day it is sending (``DemoStopped``).
-    """
-
-    def stop_between_days(_: object) -> None:
-        if stop is not None and stop.is_set():
-            raise DemoStopped
-
+    """Load the strategy, then feed the simulated MFI through the ingest API."""
     transport = httpx.ASGITransport(app=stack.app)
     headers = {"Authorization": f"Bearer {stack.api_key}"}
     async with httpx.AsyncClient(
@@ -225,7 +209,7 @@ async def run_demo(
         await load_strategy(client, SAMPLE_STRATEGY)
         await load_strategy(client, DEMO_TARGETS)
         sink = HttpSink(stack.base_url, stack.api_key, client=client)
-        stats = await run(config, sink, days_per_second=days_per_second, on_day=stop_between_days)
+        stats = await run(config, sink, days_per_second=days_per_second)
     log.info("demo: %d simulated days, %d events sent", stats.days, stats.events)
     return stats
 
@@ -235,31 +219,18 @@ def demo_lifespan(
 ) -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            run_demo(stack, config, days_per_second=days_per_second, stop=stop)
-        )
+        task = asyncio.create_task(run_demo(stack, config, days_per_second=days_per_second))
         task.add_done_callback(_report_failure)
         try:
             yield
         finally:
-            # Let the request in flight finish rather than cancel it halfway through its
-            # database transaction; cancel only what does not end in time.
-            stop.set()
-            await asyncio.wait({task}, timeout=DEMO_STOP_TIMEOUT_S)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, DemoStopped):
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     return lifespan
 
 
-DEMO_STOP_TIMEOUT_S = 5.0
-"""How long shutdown waits for the simulation's request in flight before cancelling it."""
-
-
 def _report_failure(task: asyncio.Task[RunStats]) -> None:
-    if task.cancelled() or isinstance(task.exception(), DemoStopped):
-        return
-    if task.exception() is not None:
+    if not task.cancelled() and task.exception() is not None:
         log.error("demo simulation failed: %s", task.exception())
