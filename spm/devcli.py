@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 from pathlib import Path
@@ -37,6 +38,24 @@ def restore_ctrl_c() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+class CancelledCheckinFilter(logging.Filter):
+    """One line instead of a traceback when shutdown cancels a task returning a connection.
+
+    Ctrl-C cancels the services' tasks wherever they are; one that is handing its connection
+    back to SQLAlchemy's pool has its rollback interrupted, and the pool logs "Exception during
+    reset" with the CancelledError's traceback, then closes that connection (which releases its
+    lock: nothing is held or lost). That is the expected end of a cancelled task, not a fault.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name.startswith("sqlalchemy.pool") and isinstance(exc, asyncio.CancelledError):
+            record.msg = f"{record.msg} (cancelled at shutdown; the connection was closed)"
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def _serve(
     data_dir: Path,
     port: int,
@@ -46,8 +65,6 @@ def _serve(
     days: int,
     days_per_second: float,
 ) -> None:
-    import asyncio
-
     import uvicorn
 
     from services.common.runtime import tune_gc
@@ -55,6 +72,8 @@ def _serve(
 
     restore_ctrl_c()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(CancelledCheckinFilter())
     server_smtp = None
     if smtp:
         host, _, smtp_port = smtp.rpartition(":")
