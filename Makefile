@@ -3,25 +3,31 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
+# Written after a successful install: targets that need the virtualenv depend on it, so a fresh
+# clone installs on first use and later runs skip pip unless the dependencies changed.
+INSTALLED := $(VENV)/.installed
 
 .PHONY: install test lint format infra-up infra-down contracts run dev clean bench-indicators bench-ingest bench-e2e pin-images
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-install: $(BIN)/python ## virtualenv + pinned dependencies + the project (editable)
+$(INSTALLED): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
 
-test: ## the whole suite against real Kafka and PostgreSQL (started unless configured)
+install: $(INSTALLED) ## virtualenv + pinned dependencies + the project (editable); again only when pyproject.toml or constraints.txt changed
+
+test: install ## installs, then the whole suite against real Kafka and PostgreSQL (started unless configured)
 	$(BIN)/pytest
 
-lint: ## ruff (lint + format check) and mypy --strict on all non-test code
+lint: install ## ruff (lint + format check) and mypy --strict on all non-test code
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format:
+format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
@@ -37,17 +43,17 @@ infra-up: ## start local Kafka (KRaft) and PostgreSQL; prints the settings to ex
 infra-down:
 	$(INFRA) down
 
-bench-indicators: ## indicator engine vs raw consumer (starts local infra unless configured)
+bench-indicators: install ## indicator engine vs raw consumer (starts local infra unless configured)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
 		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
 	$(BIN)/python bench/indicators_throughput.py $(BENCH_ARGS)
 
-bench-ingest: ## ingest HTTP batches vs raw aiokafka producer (starts local infra unless configured)
+bench-ingest: install ## ingest HTTP batches vs raw aiokafka producer (starts local infra unless configured)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
 		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
 	$(BIN)/python bench/ingest_throughput.py $(BENCH_ARGS)
 
-bench-e2e: ## ingest 202 -> alert e-mail latency, four services as processes (starts local infra)
+bench-e2e: install ## ingest 202 -> alert e-mail latency, four services as processes (starts local infra)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \
 		$(INFRA) up >&2 && eval "$$($(INFRA) env)"; fi; \
 	$(BIN)/python bench/e2e_latency.py $(BENCH_ARGS)
@@ -55,7 +61,7 @@ bench-e2e: ## ingest 202 -> alert e-mail latency, four services as processes (st
 pin-images: ## pin docker-compose's and the Dockerfile's images by digest (needs docker buildx)
 	deploy/pin-images.sh
 
-contracts: ## regenerate JSON Schemas, AsyncAPI document and examples
+contracts: install ## regenerate JSON Schemas, AsyncAPI document and examples
 	$(BIN)/spm contracts export
 
 clean:

@@ -3,7 +3,7 @@
 The catalog itself (formulas, windows) lives in the indicator service; services that only need to
 know whether a code or a segment is valid — the objectives service refusing a target on an
 unknown indicator — read this list instead of importing that service or calling it at run time.
-Keep it in step with ``INDICATORS.md``.
+Keep it in step with ``docs/indicators.md``.
 """
 
 from __future__ import annotations

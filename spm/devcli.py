@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +25,37 @@ Smtp = Annotated[
 ]
 
 
+def restore_ctrl_c() -> None:
+    """Give Ctrl-C its default meaning again if this process was started with SIGINT ignored.
+
+    A shell starts background jobs (``cmd &`` without job control, ``nohup``, many CI runners)
+    with SIGINT ignored, and Python then keeps it ignored. uvicorn still catches the signal for a
+    graceful shutdown, but afterwards re-raises it under the inherited disposition: ignored, so
+    the command exited 0 as if nobody had interrupted it. An interactive command must end on
+    Ctrl-C with the usual status 130 wherever it was started.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class CancelledCheckinFilter(logging.Filter):
+    """One line instead of a traceback when shutdown cancels a task returning a connection.
+
+    Ctrl-C cancels the services' tasks wherever they are; one that is handing its connection
+    back to SQLAlchemy's pool has its rollback interrupted, and the pool logs "Exception during
+    reset" with the CancelledError's traceback, then closes that connection (which releases its
+    lock: nothing is held or lost). That is the expected end of a cancelled task, not a fault.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name.startswith("sqlalchemy.pool") and isinstance(exc, asyncio.CancelledError):
+            record.msg = f"{record.msg} (cancelled at shutdown; the connection was closed)"
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def _serve(
     data_dir: Path,
     port: int,
@@ -32,14 +65,15 @@ def _serve(
     days: int,
     days_per_second: float,
 ) -> None:
-    import asyncio
-
     import uvicorn
 
     from services.common.runtime import tune_gc
     from spm.devmode import build_dev_stack, demo_config, demo_lifespan
 
+    restore_ctrl_c()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(CancelledCheckinFilter())
     server_smtp = None
     if smtp:
         host, _, smtp_port = smtp.rpartition(":")

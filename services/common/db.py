@@ -12,7 +12,9 @@ trying again may succeed. The caller owns the transaction: nothing here commits 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,10 +37,15 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.schema import CreateSchema
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_
 
 from services.common.errors import SpmError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+"""How long a SQLite transaction waits for the write lock before failing (retriable)."""
+SQLITE_LOCK_POLL_MS = 50
+"""How long SQLite itself waits for the lock in one attempt (its busy timeout): the rest of the
+wait is asyncio sleeps between attempts, so a cancelled request stops waiting at once."""
 
 # SQLSTATEs worth a retry: serialization failure, deadlock, lock timeout, server shutting down or
 # starting, too many connections. Class 08 (connection exception) is retriable as a whole.
@@ -215,15 +222,41 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: ConnectionPoolE
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
+        # The first switch of a new file to WAL takes an exclusive lock: wait for it in full.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_POLL_MS}")
     finally:
         cursor.close()
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock, waiting up to ``SQLITE_BUSY_TIMEOUT_MS`` in short attempts.
+
+    SQLite's own busy wait blocks the connection's thread and cannot be interrupted: a request
+    cancelled while waiting (Ctrl-C at shutdown) kept its connection busy, and the shutdown
+    waited for it, up to the whole busy timeout. Between attempts of ``SQLITE_LOCK_POLL_MS`` this
+    waits with asyncio instead, where a cancellation ends the wait at once (the greenlet that
+    runs this event hook can await).
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except sa_exc.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        await_(asyncio.sleep(pause))
+        pause = min(pause * 2, 0.1)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    orig = _original(exc)
+    code = getattr(orig, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(orig, sqlite3.Error) and code in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
 def _original(exc: BaseException) -> BaseException:
@@ -250,5 +283,5 @@ def _is_retriable(exc: BaseException, code: str | None) -> bool:
     if isinstance(orig, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError):
         return True
     if isinstance(orig, sqlite3.Error):
-        return getattr(orig, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        return _is_busy(orig)
     return code is not None and (code in _RETRIABLE_SQLSTATES or code.startswith("08"))

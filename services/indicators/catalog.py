@@ -1,5 +1,5 @@
-"""The indicator catalog of INDICATORS.md, declared once: what the engine stores (components) and
-how every indicator is computed from them (terms). The API serves it as is.
+"""The indicator catalog of docs/indicators.md, declared once: what the engine stores (components)
+and how every indicator is computed from them (terms). The API serves it as is.
 
 A *component* is an additive daily series the engine keeps per (segment, day) as deltas; a
 *term* reads a component on the as-of day D: ``stock`` (cumulative up to D), ``stock_before``

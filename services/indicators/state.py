@@ -1,7 +1,7 @@
 """Per-partition state of the engine: what the accepted events say about each client, loan and
 complaint, kept in memory and rebuilt from the stored facts on assignment.
 
-Application is order-insensitive except where INDICATORS.md breaks ties by arrival ("the last
+Application is order-insensitive except where docs/indicators.md breaks ties by arrival ("the last
 received"), which ``seq`` (the arrival order within the partition) decides.
 """
 
@@ -348,7 +348,7 @@ _CORRECTING = frozenset({ev.LoanDisbursed, ev.LoanTransactionReversed})
 
 
 def _business_day(data: ev.CanonicalData, kind: type[ev.CanonicalData], tz: ZoneInfo) -> int | None:
-    """The event's business day (INDICATORS.md "Days and history"); reversals have none."""
+    """The event's business day (docs/indicators.md, "Days and history"); reversals have none."""
     name = _DAY_FIELD.get(kind)
     if name is not None:
         value: date = getattr(data, name)

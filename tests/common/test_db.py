@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import (
-    SQLITE_BUSY_TIMEOUT_MS,
+    SQLITE_LOCK_POLL_MS,
     DatabaseError,
     create_engine,
     database_errors,
@@ -192,7 +192,7 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path
                 (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
                 for name in ("journal_mode", "foreign_keys", "busy_timeout")
             ]
-        assert pragmas == ["wal", 1, SQLITE_BUSY_TIMEOUT_MS]
+        assert pragmas == ["wal", 1, SQLITE_LOCK_POLL_MS]  # the rest of the wait is asyncio's
     finally:
         await engine.dispose()
 
@@ -280,6 +280,41 @@ async def test_locked_sqlite_database_is_retriable(
         await waiter.dispose()
     assert raised.value.retriable is True
     assert raised.value.code == "SQLITE_BUSY"
+
+
+async def test_a_transaction_waiting_for_the_sqlite_lock_stops_waiting_when_cancelled(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C at shutdown cancels requests that wait for a SQLite lock: they must let go at once
+    (SQLite's own busy wait kept the connection's thread, and the shutdown, for up to 60 s)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'spm.db'}"
+    holder = create_engine(url, "svc")
+    waiter = create_engine(url, "svc")
+    loop = asyncio.get_running_loop()
+
+    async def insert() -> None:
+        async with waiter.begin() as conn:
+            await conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+
+    try:
+        async with holder.begin() as held:
+            await held.exec_driver_sql("CREATE TABLE t (id INTEGER)")
+            task = asyncio.create_task(insert())
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            assert not done, "the lock is held: the insert must still be waiting"
+            cancelled_at = loop.time()
+            task.cancel()
+            await asyncio.wait({task}, timeout=10.0)
+            assert task.cancelled()
+            assert loop.time() - cancelled_at < 1.0
+            await held.exec_driver_sql("INSERT INTO t VALUES (1)")
+        async with waiter.begin() as conn:  # nothing of the cancelled attempt holds the lock
+            await conn.exec_driver_sql("INSERT INTO t VALUES (3)")
+            rows = (await conn.exec_driver_sql("SELECT id FROM t ORDER BY id")).scalars().all()
+        assert rows == [1, 3]
+    finally:
+        await holder.dispose()
+        await waiter.dispose()
 
 
 async def test_sqlite_writers_wait_for_each_other(tmp_path: Path) -> None:

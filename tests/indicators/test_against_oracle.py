@@ -108,7 +108,7 @@ async def test_api_equals_oracle_with_other_parameters(
 
 
 def odd_stream() -> list[CanonicalEvent]:
-    """Odd but valid data for which INDICATORS.md still defines every number."""
+    """Odd but valid data for which docs/indicators.md still defines every number."""
     d, e = pid(1, 4), pid(1, 5)
     woff = "loan.written_off"
     return [

@@ -1,7 +1,7 @@
 """``POST /v1/sources/fineract/hooks``: Fineract (Mifos X) Web hooks for client exits.
 
 Fineract publishes no external event when a client is closed or withdrawn; its hooks do fire on
-the ``CLIENT``/``CLOSE`` and ``CLIENT``/``WITHDRAW`` commands (FINERACT.md §4.1). They become
+the ``CLIENT``/``CLOSE`` and ``CLIENT``/``WITHDRAW`` commands (docs/fineract.md). They become
 ``spm.client.exited.v1`` through the ingest pipeline (validation, pseudonymisation, dedup on
 ``(source, id)``; the id is the Fineract command id, so a re-sent hook is a duplicate). Every
 other hook is acknowledged and ignored, so a broadly configured hook does no harm.

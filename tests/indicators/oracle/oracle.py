@@ -1,4 +1,4 @@
-"""An independent recomputation of every indicator of INDICATORS.md, from the raw events.
+"""An independent recomputation of every indicator of docs/indicators.md, from the raw events.
 
 Written from the "Precise definitions" section alone, sharing no code with the engine: it keeps
 the events received, in arrival order, and answers "what is indicator X for segment S on day D"

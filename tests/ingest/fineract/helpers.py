@@ -23,9 +23,8 @@ from services.ingest.fineract.avro import (
     encode_key,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "fineract"
-if not FIXTURES.is_dir():  # the repository is checked out somewhere else
-    FIXTURES = Path("/work/shared/fixtures/fineract")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "fineract"
+"""Committed samples (``tests/fixtures/fineract/generate.py`` wrote them), known fingerprints."""
 SAMPLES = FIXTURES / "samples"
 BULK_ITEM = f"{NAMESPACE}.BulkMessageItemV1"
 
