@@ -8,9 +8,9 @@ two people; the kind keeps client ``17`` and officer ``17`` apart.
 
 Loan, transaction and complaint ids are not about a person; they are only scoped by the source
 (``fineract:default:2001``), as the contract asks (docs/architecture.md), so they stay
-traceable. The contract forbids ``:`` in such an id (``SourceId``), so ``<source>:<id>`` cannot collide: source
-``fineract`` with id ``default:2001`` is refused instead of becoming source ``fineract:default``'s
-loan ``2001``.
+traceable. The contract forbids ``:`` in such an id (``SourceId``), so ``<source>:<id>`` cannot
+collide: source ``fineract`` with id ``default:2001`` is refused instead of becoming source
+``fineract:default``'s loan ``2001``.
 """
 
 from __future__ import annotations
