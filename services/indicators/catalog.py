@@ -34,7 +34,7 @@ POVERTY_CODE = "poverty_outreach_entry"
 POVERTY_N = "poverty_n."
 POVERTY_SUM = "poverty_sum."
 """Poverty assessments are kept per poverty line (``poverty_sum.<line>``, ``poverty_n.<line>``):
-likelihoods against different lines are never averaged together (INDICATORS.md)."""
+likelihoods against different lines are never averaged together (docs/indicators.md)."""
 CONDUCT_CATEGORIES = frozenset(
     {"staff_misconduct", "coercive_collection", "discrimination", "privacy", "hidden_fees"}
 )

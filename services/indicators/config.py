@@ -48,9 +48,10 @@ from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, INDICATORS, LOANS
 from services.common.settings import CommonSettings
 
 DEFINITIONS = "1.1"
-"""The version of INDICATORS.md's definitions the engine computes (1.1: corrections, loans of
-unregistered clients in their own branch and product, poverty lines kept apart). Recorded with
-the parameters: aggregates stored under older definitions must be rebuilt, not added to."""
+"""The version of the definitions (docs/indicators.md) the engine computes (1.1: corrections,
+loans of unregistered clients in their own branch and product, poverty lines kept apart).
+Recorded with the parameters: aggregates stored under older definitions must be rebuilt, not
+added to."""
 
 
 class IndicatorSettings(CommonSettings):

@@ -92,7 +92,7 @@ class WriteOff(NamedTuple):
 
 @dataclass(slots=True)
 class LoanState:
-    """Everything received about one loan. Cancellations (INDICATORS.md "Corrections"): every
+    """Everything received about one loan. Cancellations (docs/indicators.md, corrections): every
     disbursal and write-off is kept with its transaction id; ``disb`` is the disbursal in force
     (the first received that is not cancelled) and ``written_off`` the earliest day of a write-off
     that is not, both refreshed by :meth:`UnitState._refresh` when a disbursal, write-off or

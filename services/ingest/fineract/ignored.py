@@ -1,6 +1,6 @@
 """Fineract business events that give no canonical event: counted per type, logged once an hour.
 
-Nothing is dropped silently (ARCHITECTURE.md): a type the adapter does not map (a savings
+Nothing is dropped silently (docs/architecture.md): a type the adapter does not map (a savings
 deposit, a loan approval, a charge-off…), or a mapped type with nothing to say this time (a
 status change that does not close the loan, an undo of a disbursal published before the adapter
 ran), adds one to the Prometheus counter ``spm_fineract_events_ignored_total{type=...}``, and

@@ -329,7 +329,7 @@ class _ClientLife:
     def _undone_disbursal(
         self, data: dict[str, Any], day: int, amount: Decimal, term: int, *, redo: bool
     ) -> tuple[int, str]:
-        """A disbursal undone in core banking (INDICATORS.md "Corrections"): a wrong one, its
+        """A disbursal undone in core banking (docs/indicators.md, corrections): a wrong one, its
         reversal (before the first repayment, or after a few), and usually the disbursal done
         again with a new transaction id; the reversal sometimes overtakes the disbursal."""
         rng = self.rng

@@ -3,7 +3,7 @@ disbursal and an undone write-off go through the running adapter (real Kafka and
 what it publishes, fed to the indicator engine, gives on every day the same values as the stream
 in which the undone disbursal and write-off never happened (fed the same way).
 
-This needs the engine to cancel disbursals and write-offs by transaction id (INDICATORS.md,
+This needs the engine to cancel disbursals and write-offs by transaction id (docs/indicators.md,
 "Corrections (contract v1.1)"): it is the engine's work, not the adapter's, that makes it pass.
 """
 
