@@ -166,7 +166,9 @@ async def _rebuild(
             console=err,
             speed_estimate_period=10,
         ) as bar:
-            task = bar.add_task("rebuild", total=progress.total, completed=progress.done, lag=0)
+            task = bar.add_task(
+                "rebuild", total=progress.total, completed=progress.done, lag=progress.lag
+            )
             first_done = progress.done
             while True:
                 progress = await rebuild.progress()
