@@ -13,6 +13,7 @@ from services.ingest.cli import import_app
 from services.objectives.cli import objectives_app
 from spm.devcli import demo, dev
 from spm.indicators_cli import indicators_app
+from spm.migrate_cli import migrate_command
 from spm.simulator.cli import simulate_command
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.add_typer(indicators_app, name="indicators")
 app.command("simulate")(simulate_command)
 app.command("dev")(dev)
 app.command("demo")(demo)
+app.command("migrate")(migrate_command)
 
 
 class Service(StrEnum):
