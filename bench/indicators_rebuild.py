@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.common.bus import KafkaBus  # noqa: E402
 from tests.indicators.oracle.generator import GenConfig, generate  # noqa: E402
 from tests.indicators.oracle.harness import (  # noqa: E402
     SPM,
@@ -45,6 +46,7 @@ from tests.indicators.oracle.harness import (  # noqa: E402
     wait_caught_up,
 )
 
+TOPICS = ("spm.clients.v1", "spm.loans.v1", "spm.complaints.v1")
 SERVICE_DEFAULTS = {"INDICATORS_EMIT_INTERVAL_SECONDS": "5", "INDICATORS_TICK_SECONDS": "60"}
 
 
@@ -56,20 +58,32 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--timeout", type=float, default=7200)
+    parser.add_argument(
+        "--reuse", metavar="RUN", help="the topics and running schema of an earlier run (its id)"
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     database_url = os.environ.get("DATABASE_URL")
     if not bootstrap or not database_url:
         raise SystemExit("set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
-    run = uuid.uuid4().hex[:8]
+    run = args.reuse or uuid.uuid4().hex[:8]
     logs = Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
     say(f"logs in {logs}")
     cfg = ServiceConfig(
         bootstrap, database_url, f"-rb-{run}", f"rb-{run}", f"ind_rb_{run}", logs, SERVICE_DEFAULTS
     )
     t0 = time.perf_counter()
-    await ensure_topics(bootstrap, cfg.suffix)
-    ends = await produce(bootstrap, generate(GenConfig(seed=13, n_events=args.events)), cfg.suffix)
+    if args.reuse:
+        bus = KafkaBus(bootstrap)
+        try:
+            found = await bus.end_offsets([t + cfg.suffix for t in TOPICS])
+        finally:
+            await bus.close()
+        ends = {(tp.topic, tp.partition): end for tp, end in found.items() if end}
+    else:
+        await ensure_topics(bootstrap, cfg.suffix)
+        events = generate(GenConfig(seed=13, n_events=args.events))
+        ends = await produce(bootstrap, events, cfg.suffix)
     total = sum(ends.values())
     say(f"generated and produced {total:,} events in {time.perf_counter() - t0:.1f} s")
 
@@ -80,7 +94,8 @@ async def main() -> None:
         await wait_caught_up(database_url, cfg.schema, cfg.group, ends, args.timeout, [running])
         say(f"running engine caught up in {time.perf_counter() - t0:.1f} s (from its start)")
 
-        schema, group = f"ind_rb_{run}_new", f"rb-{run}-new"
+        stamp = uuid.uuid4().hex[:4]
+        schema, group = f"ind_rb_{run}_{stamp}", f"rb-{run}-{stamp}"
         command = [str(SPM), "indicators", "rebuild", "--schema", schema, "--group", group]
         transcript = logs / "rebuild.transcript"
         t0 = time.perf_counter()

@@ -136,10 +136,13 @@ def tick(
 
 
 class _Rate(ProgressColumn):
-    """Events per second, as rich estimates it over the last samples."""
+    """Events per second: rich's estimate over the last minute, else the average so far (the
+    engine commits a batch every few seconds, so a short window can hold a single sample)."""
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        if speed is None and task.elapsed:
+            speed = (task.completed - task.fields["first"]) / task.elapsed
         return Text("- ev/s" if speed is None else f"{speed:,.0f} ev/s")
 
 
@@ -164,10 +167,14 @@ async def _rebuild(
             TimeRemainingColumn(),
             TimeElapsedColumn(),
             console=err,
-            speed_estimate_period=10,
+            speed_estimate_period=60,
         ) as bar:
             task = bar.add_task(
-                "rebuild", total=progress.total, completed=progress.done, lag=progress.lag
+                "rebuild",
+                total=progress.total,
+                completed=progress.done,
+                lag=progress.lag,
+                first=progress.done,
             )
             first_done = progress.done
             while True:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime
@@ -35,7 +36,8 @@ from services.indicators.config import IndicatorSettings
 from services.indicators.emitter import tick
 
 TP = tuple[str, int]
-ENDS_REFRESH_S = 2.0
+ENDS_REFRESH_S = 10.0
+log = logging.getLogger(__name__)
 
 
 class OperationError(SpmError):
@@ -272,6 +274,7 @@ class Rebuild:
         self.target: dict[TopicPartition, int] = {}
         self._ends: dict[TopicPartition, int] = {}
         self._ends_at = 0.0
+        self._last = Progress(0, 1, 1)
 
     async def __aenter__(self) -> Rebuild:
         try:
@@ -283,6 +286,8 @@ class Rebuild:
             raise
         self._ends = dict(self.target)
         self._ends_at = asyncio.get_running_loop().time()
+        total = sum(self.target.values())
+        self._last = Progress(0, total, total)  # until a first read succeeds
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -304,17 +309,27 @@ class Rebuild:
                 raise OperationError(f"the rebuild's {task.get_name()} stopped: {failure!r}")
 
     async def progress(self) -> Progress:
+        """How far the engine got. A failed read (the broker or the database slow to answer on a
+        loaded machine) keeps the last figures: only the engine stopping ends a rebuild."""
         service = self._running()
         loop = asyncio.get_running_loop()
         if loop.time() - self._ends_at >= ENDS_REFRESH_S:
-            self._ends = await self.bus.end_offsets(input_topics(self.settings))
             self._ends_at = loop.time()
-        with database_errors():
-            stored = await committed(service.sessions, self.settings.indicators_group_id)
+            try:
+                self._ends = await self.bus.end_offsets(input_topics(self.settings))
+            except SpmError as exc:
+                log.info("indicators: end offsets not read (%s); keeping the last ones", exc)
+        try:
+            with database_errors():
+                stored = await committed(service.sessions, self.settings.indicators_group_id)
+        except SpmError as exc:
+            log.info("indicators: progress not read (%s)", exc)
+            return self._last
         at = {tp: stored.get((tp.topic, tp.partition), (0, None))[0] for tp in self._ends}
         done = sum(min(at.get(tp, 0), end) for tp, end in self.target.items())
         lag = sum(max(0, end - at.get(tp, 0)) for tp, end in self._ends.items())
-        return Progress(done, sum(self.target.values()), lag)
+        self._last = Progress(done, sum(self.target.values()), lag)
+        return self._last
 
 
 async def switch_settings(

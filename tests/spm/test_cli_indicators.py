@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -160,7 +161,8 @@ async def test_rebuild_ends_with_the_running_engines_values(
     assert result["events"] == stream.total and result["lag"] == 0
     assert result["parameters"]["INDICATORS_SLA_DAYS"] == "30"
     assert result["switch"] == f"spm indicators switch --schema {schema} --group {group}"
-    assert "ev/s" in done.stderr and "lag" in done.stderr  # the progress bar's last frame
+    # the progress bar's last frame: every event, a rate, the lag
+    assert re.search(rf"{stream.total}/{stream.total} [\d,]+ ev/s lag 0", done.stderr), done.stderr
 
     rebuilt = ServiceProcess(dataclasses.replace(stream.cfg, schema=schema, group=group), "rebuilt")
     rebuilt.start()
