@@ -85,7 +85,8 @@ async def main() -> None:
         events = generate(GenConfig(seed=13, n_events=args.events))
         ends = await produce(bootstrap, events, cfg.suffix)
     total = sum(ends.values())
-    say(f"generated and produced {total:,} events in {time.perf_counter() - t0:.1f} s")
+    done_what = "found" if args.reuse else "generated and produced"
+    say(f"{done_what} {total:,} events in {time.perf_counter() - t0:.1f} s")
 
     running = ServiceProcess(cfg, "running")
     t0 = time.perf_counter()
