@@ -15,6 +15,8 @@ from services.ingest.cli import import_app
 from services.ingest.pseudonym import pepper_problem
 from services.objectives.cli import objectives_app
 from spm.devcli import demo, dev
+from spm.indicators_cli import indicators_app
+from spm.migrate_cli import migrate_command
 from spm.simulator.cli import simulate_command
 
 app = typer.Typer(
@@ -23,9 +25,11 @@ app = typer.Typer(
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(import_app, name="import")
 app.add_typer(objectives_app, name="objectives")
+app.add_typer(indicators_app, name="indicators")
 app.command("simulate")(simulate_command)
 app.command("dev")(dev)
 app.command("demo")(demo)
+app.command("migrate")(migrate_command)
 
 
 class LogFormatOption(StrEnum):

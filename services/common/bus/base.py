@@ -154,5 +154,10 @@ class Bus(ABC):
         """The offsets a consumer group committed (what lag tools compare with the ends)."""
         raise BusError(f"{type(self).__name__} cannot read the offsets of group {group_id}")
 
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """The next offset to be written in every partition of ``topics`` (what lag is measured
+        against); a topic that does not exist has no partitions."""
+        raise BusError(f"{type(self).__name__} cannot read the end offsets of {', '.join(topics)}")
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources (nothing by default)."""

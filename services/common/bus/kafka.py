@@ -405,6 +405,25 @@ class KafkaBus(Bus):
             await admin.close()
         return {_ours(tp): meta.offset for tp, meta in committed.items() if meta.offset >= 0}
 
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self._client_id,
+            request_timeout_ms=self._request_timeout_ms,
+            enable_auto_commit=False,
+        )
+        try:
+            await consumer.start()
+            tps = [
+                KafkaTP(t, p) for t in topics for p in sorted(await _topic_partitions(consumer, t))
+            ]
+            ends = await consumer.end_offsets(tps) if tps else {}
+        except KafkaError as exc:
+            raise translate(exc, "reading end offsets") from exc
+        finally:
+            await consumer.stop()
+        return {_ours(tp): int(offset) for tp, offset in ends.items()}
+
 
 _header_value = itemgetter(1)
 
