@@ -290,3 +290,60 @@ async def test_fineract_1_12_messages_map_like_1_14_ones(
         "spm.loan.disbursed.v1",
         "spm.loan.repayment.v1",
     ]
+
+
+class InjectedCrash(Exception):
+    """Raised at the fault point: the batch's transaction aborts as if the process died."""
+
+
+async def test_a_crash_between_effects_and_offsets_loses_and_doubles_nothing(
+    kafka_bootstrap: str, fineract_settings: FineractSettings
+) -> None:
+    """Deterministic: the first batch dies after its outbox rows and dedup claims were written
+    and before its offsets; the next run publishes every event exactly once. Each message maps
+    to one canonical event, so whichever batch dies, losing it would show."""
+    from services.common.bus import KafkaBus
+    from services.common.faults import injected
+    from services.ingest.fineract.consumer import FineractConsumer
+    from services.ingest.fineract.store import migrate_db, open_engine
+
+    s = fineract_settings
+    created = next(e for e in sample_events() if e.type == "ClientCreateBusinessEvent")
+    events = [
+        renumbered(created, 20_000 + i, client=200_000 + i, loan=600_000 + i) for i in range(20)
+    ]
+    expected = {e.envelope["idempotencyKey"] for e in events}
+    await produce(kafka_bootstrap, s.fineract_topic, fineract_records(events))
+    await migrate_db(s)
+    bus = KafkaBus(kafka_bootstrap)
+    engine = open_engine(s)
+    crashes = 0
+
+    async def crash() -> None:
+        nonlocal crashes
+        crashes += 1
+        raise InjectedCrash
+
+    try:
+        with injected("fineract.between_effects_and_offsets", crash):
+            run = asyncio.create_task(FineractConsumer(s, bus, engine).run(asyncio.Event()))
+            with pytest.raises(InjectedCrash):
+                await asyncio.wait_for(run, 60)
+    finally:
+        await engine.dispose()
+        await bus.close()
+    assert crashes == 1
+    assert canonical(await read_outputs(kafka_bootstrap, s)) == []  # nothing of it survived
+
+    marker = renumbered(created, 99_999_999, client=999_999, loan=999_999)
+    marker_id = marker.envelope["idempotencyKey"]
+    async with running_consumer(s):
+        await wait_outputs(kafka_bootstrap, s, lambda o: len(canonical(o)) >= len(expected))
+        # sent after the last event: once it is out, nothing older is still to come
+        await produce(kafka_bootstrap, s.fineract_topic, fineract_records([marker]))
+        outputs = await wait_outputs(
+            kafka_bootstrap, s, lambda o: marker_id in {x.id for x in canonical(o)}
+        )
+    counts = Counter(o.id for o in canonical(outputs) if o.id != marker_id)
+    assert set(counts) == expected and set(counts.values()) == {1}, counts
+    assert dead(outputs) == []
