@@ -2,7 +2,7 @@
 # Local infrastructure for tests and development: a single-node Kafka (KRaft, combined
 # broker+controller) and a throwaway PostgreSQL cluster, both on 127.0.0.1, no Docker.
 #
-# Usage: deploy/local/infra.sh up|down|status|env|kafka-stop|kafka-start
+# Usage: deploy/local/infra.sh up|down|status|env|kafka-stop|kafka-start|pg-stop|pg-start
 #   up           start what is not running yet (reuses what runs), wait until ready, then print
 #                the `export ...` lines on stdout. Reports `infra: started: <what>|none` on stderr.
 #   down         stop both (graceful, then kill) and remove their throwaway data directories.
@@ -10,6 +10,8 @@
 #   env          print the export lines only.
 #   kafka-stop   stop the broker only, keeping its data (broker-outage tests).
 #   kafka-start  start the broker again on its existing data and wait until ready.
+#   pg-stop      stop PostgreSQL only, keeping its data (database-outage tests).
+#   pg-start     start PostgreSQL (creating the cluster when new) and wait until ready.
 #
 # Settings (environment):
 #   SPM_KAFKA_PORT (19092), SPM_KAFKA_CONTROLLER_PORT (19093), SPM_PG_PORT (55432),
@@ -493,6 +495,15 @@ case "$cmd" in
         kafka_start
         log "started: ${STARTED[*]:-none}"
         ;;
+    pg-stop)  # for outage tests on a private set (SPM_RUN_DIR, SPM_PG_PORT); keeps data
+        lock
+        pg_stop
+        ;;
+    pg-start)
+        lock
+        pg_start
+        log "started: ${STARTED[*]:-none}"
+        ;;
     status)
         status
         ;;
@@ -500,7 +511,7 @@ case "$cmd" in
         export_lines
         ;;
     *)
-        echo "usage: $0 up|down|status|env|kafka-stop|kafka-start" >&2
+        echo "usage: $0 up|down|status|env|kafka-stop|kafka-start|pg-stop|pg-start" >&2
         exit 2
         ;;
 esac

@@ -45,8 +45,8 @@ class MailHandler:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.handler = MailHandler()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
@@ -73,10 +73,15 @@ class Request:
 
 @dataclass
 class HttpReceiver:
-    """A minimal HTTP/1.1 server that records JSON POSTs and answers 200."""
+    """A minimal HTTP/1.1 server that records JSON POSTs and answers 200; or, to the first
+    requests, the statuses in ``fail_with`` (in order), then no answer at all to the next
+    ``stall`` ones (the sender times out)."""
 
     port: int = field(default_factory=free_port)
     requests: list[Request] = field(default_factory=list)
+    fail_with: list[int] = field(default_factory=list)
+    stall: int = 0
+    answered: list[int] = field(default_factory=list)
     _server: asyncio.Server | None = None
 
     @property
@@ -106,7 +111,14 @@ class HttpReceiver:
                     headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.requests.append(Request(method, path, headers, json.loads(body or b"null"), body))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            if self.stall and not self.fail_with:
+                self.stall -= 1
+                await reader.read()  # never answer, until the client gives up and hangs up
+                return
+            code = self.fail_with.pop(0) if self.fail_with else 200
+            self.answered.append(code)
+            head = f"HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            writer.write(head.encode())
             await writer.drain()
         finally:
             writer.close()

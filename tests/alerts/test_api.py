@@ -9,6 +9,7 @@ import pytest
 from services.alerts import silences
 from tests.alerts.harness import OTHER, READER, Harness, business_days, target
 from tests.alerts.servers import SmtpServer
+from tests.common.route_auth import assert_every_route_keyed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -26,6 +27,11 @@ async def test_scopes(h: Harness) -> None:
         headers=h.auth(READER),
     )  # fmt: skip
     assert r.status_code == 403
+
+
+async def test_every_route_needs_its_key(h: Harness) -> None:
+    walked = await assert_every_route_keyed(h.app, wrong_scope_key=OTHER)
+    assert {path for _, path in walked} >= {"/v1/alerts", "/v1/silences", "/v1/notifications"}
 
 
 async def test_silence_validation(h: Harness) -> None:

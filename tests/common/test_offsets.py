@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, Table, select
+from sqlalchemy import MetaData, Table, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.db import create_engine, migrate, session_factory
@@ -119,17 +119,47 @@ async def test_claim_new_with_more_than_ten_thousand_keys(db: Db) -> None:
     assert seen.tzinfo is not None
 
 
+async def _waits_on_a_lock(db: Db, pid: int, limit_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    query = text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
+    while True:
+        async with db.engine.connect() as conn:
+            if (await conn.execute(query, {"pid": pid})).scalar_one_or_none() == "Lock":
+                return
+        assert loop.time() < deadline, "the second claim never waited on the first one's lock"
+        await asyncio.sleep(0.05)
+
+
 async def test_concurrent_claims_of_one_key_yield_it_once(db: Db) -> None:
     async with db.sessions() as first, db.sessions() as second:
         await first.begin()
         assert await claim_new(first, db.dedup, [("src", "k")]) == {("src", "k")}
 
+        sent = asyncio.Event()  # the second claimant's first statement (BEGIN on SQLite)
+        backend: list[int] = []
+        pid_known = asyncio.Event()
+
+        def on_execute(*_: object) -> None:
+            sent.set()
+
         async def claim_second() -> set[tuple[str, str]]:
             async with second.begin():
+                if second.get_bind().dialect.name == "postgresql":
+                    pid = await second.execute(text("SELECT pg_backend_pid()"))
+                    backend.append(pid.scalar_one())
+                    pid_known.set()
                 return await claim_new(second, db.dedup, [("src", "k"), ("src", "other")])
 
-        waiting = asyncio.create_task(claim_second())
-        await asyncio.sleep(0.3)
+        event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+        try:
+            waiting = asyncio.create_task(claim_second())
+            await asyncio.wait_for(sent.wait(), 30)  # the second claim reached the database
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", on_execute)
+        if db.engine.dialect.name == "postgresql":  # it shows waiting on the first one's lock
+            await asyncio.wait_for(pid_known.wait(), 30)
+            await _waits_on_a_lock(db, backend[0])
         assert not waiting.done()  # blocked on the first claimant's uncommitted row
         await first.commit()
         assert await waiting == {("src", "other")}

@@ -233,7 +233,6 @@ async def run_against_oracle(
             postgres_url, service.cfg.schema, service.cfg.group, ends, 1500, [service]
         )
         log(f"engine caught up {took:.1f} s after the stream was produced")
-        await asyncio.sleep(3)  # a few ticks
 
         oracle = Oracle(events, params)
         assert oracle.business_date is not None

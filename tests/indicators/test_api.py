@@ -10,6 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tests.common.route_auth import assert_every_route_keyed
 from tests.indicators.conftest import OTHER_KEY, Harness
 from tests.indicators.events import copen, disb, exit_, reg
 
@@ -178,6 +179,11 @@ async def test_authentication_and_scope(harness: Harness) -> None:
         other = {"Authorization": f"Bearer {OTHER_KEY}"}
         assert (await anonymous.get("/v1/indicators", headers=other)).status_code == 403
         assert (await anonymous.get("/healthz")).status_code == 200
+
+
+async def test_every_route_needs_its_key(harness: Harness) -> None:
+    walked = await assert_every_route_keyed(harness.app, wrong_scope_key=OTHER_KEY)
+    assert ("GET", "/v1/indicators/1/series") in walked
 
 
 async def test_no_events_yet(harness: Harness) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from contracts.envelope import to_kafka
 from services.common.bus import Bus, Message, Record
+from services.common.faults import injected
 from services.indicators import models as m
 from services.indicators import store
 from services.indicators.app import ParametersChanged, Service
@@ -249,3 +250,33 @@ async def _wait(condition: object, limit_s: float = 30.0) -> None:
 
 
 _ = event
+
+
+class InjectedCrash(Exception):
+    """Raised at a fault point: the transaction around it aborts as if the process died."""
+
+
+async def test_a_crash_between_offsets_and_effects_loses_and_doubles_nothing(
+    harness: Harness,
+) -> None:
+    """Deterministic: the batch fails after its offsets were written and before its effects;
+    the instance is then replaced. Everything is applied exactly once afterwards."""
+    h = harness
+    clients = [reg(f"k{i}", "2024-01-01") for i in range(10)]
+    await h.send(clients)
+    assert await h.v("active_clients", "all", "2024-01-01") == 10
+    crashed = asyncio.Event()
+
+    async def crash() -> None:
+        crashed.set()
+        raise InjectedCrash
+
+    loans = [disb(f"K{i}", f"k{i}", "2024-01-02", "100") for i in range(10)]
+    with injected("indicators.between_offsets_and_effects", crash):
+        await h.send(loans, wait=False)
+        await asyncio.wait_for(crashed.wait(), 60)
+    await h.restart()  # the replacement instance starts from what the database holds
+    await h.caught_up()
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 1000
+    assert await h.v("active_borrowers", "all", "2024-01-02") == 10
+    assert await h.v("active_clients", "all", "2024-01-02") == 10

@@ -5,7 +5,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.ingest.conftest import LIMITED_KEY, LIMITED_SOURCE, READER_KEY, auth, event
+from services.ingest.config import IngestSettings
+from tests.common.route_auth import assert_every_route_keyed
+from tests.ingest.conftest import (
+    LIMITED_KEY,
+    LIMITED_SOURCE,
+    READER_KEY,
+    auth,
+    event,
+    running,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -26,6 +35,14 @@ async def test_refused(client: httpx.AsyncClient, path: str, unique: str) -> Non
     assert unknown.status_code == 401
     wrong_scope = await client.post(path, json=payload, headers=auth(READER_KEY))
     assert wrong_scope.status_code == 403
+
+
+async def test_every_route_needs_its_key(
+    ingest_settings: IngestSettings, drop_schema: None
+) -> None:
+    async with running(ingest_settings) as (app, _):
+        walked = await assert_every_route_keyed(app, wrong_scope_key=READER_KEY)
+    assert ("POST", "/v1/events/batch") in walked
 
 
 async def test_source_restriction(client: httpx.AsyncClient, unique: str) -> None:

@@ -21,6 +21,7 @@ KEYS = {
     "alice": ("alice-key", ["objectives:read", "objectives:write"]),
     "bob": ("bob-key", ["objectives:read", "objectives:write"]),
     "dashboard": ("dashboard-key", ["objectives:read"]),
+    "stranger": ("stranger-key", ["alerts:read"]),  # a valid key without objectives' scopes
 }
 
 

@@ -19,7 +19,8 @@ from contracts.events import TargetChanged
 from services.common.bus import KafkaBus
 from services.common.db import create_engine
 from services.objectives.config import ObjectivesSettings
-from tests.objectives.conftest import ClientFactory, objective, target
+from tests.common.route_auth import assert_every_route_keyed
+from tests.objectives.conftest import KEYS, ClientFactory, objective, target
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -80,6 +81,11 @@ async def test_scopes(client_as: ClientFactory) -> None:
     assert (await dashboard.get("/v1/targets")).status_code == 200
     refused = await dashboard.post("/v1/objectives", json=objective("x-readonly"))
     assert refused.status_code == 403
+
+
+async def test_every_route_needs_its_key(app: Any) -> None:
+    walked = await assert_every_route_keyed(app, wrong_scope_key=KEYS["stranger"][0])
+    assert {path for _, path in walked} >= {"/v1/objectives", "/v1/targets"}
 
 
 @pytest.mark.parametrize(

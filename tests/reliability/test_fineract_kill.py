@@ -17,6 +17,7 @@ import pytest
 
 from services.ingest.fineract.config import FineractSettings
 from tests.ingest.fineract.conftest import (
+    Out,
     env_of,
     fineract_env,
     fineract_records,
@@ -57,6 +58,19 @@ def stories() -> tuple[list[FineractEvent], set[str]]:
             elif kind == "BulkBusinessEvent":
                 expected.add(f"{key}#1")
     return events, expected
+
+
+async def outputs_reach(
+    bootstrap: str, settings: FineractSettings, count: int, marker: str | None = None
+) -> list[Out]:
+    """The canonical outputs, once there are ``count`` of them (and ``marker`` among them)."""
+    outputs: list[Out] = []
+    for _ in range(600):
+        outputs = [o for o in await read_outputs(bootstrap, settings) if "ce_id" in o.headers]
+        if len(outputs) >= count and (marker is None or marker in {o.id for o in outputs}):
+            return outputs
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{len(outputs)} outputs, expected {count} (marker {marker})")
 
 
 def start(settings: FineractSettings) -> subprocess.Popen[bytes]:
@@ -119,18 +133,19 @@ async def test_kill_9_and_restart_publishes_each_event_exactly_once(
 
     proc = start(settings)
     try:
-        outputs: list = []
-        for _ in range(600):
-            outputs = [
-                o for o in await read_outputs(kafka_bootstrap, settings) if "ce_id" in o.headers
-            ]
-            if len(outputs) >= len(expected):
-                await asyncio.sleep(2)  # anything extra would show up now
-                outputs = [
-                    o for o in await read_outputs(kafka_bootstrap, settings) if "ce_id" in o.headers
-                ]
-                break
-            await asyncio.sleep(0.2)
+        await outputs_reach(kafka_bootstrap, settings, len(expected))
+        # Anything extra (a row relayed again late) comes out before a marker sent now: the
+        # outbox is relayed in order, so once the marker is out, nothing older is still to come.
+        marker = renumbered(
+            next(e for e in sample_events() if e.type == "ClientCreateBusinessEvent"),
+            99_999_999,
+            client=999_999,
+            loan=999_999,
+        )
+        marker_id = marker.envelope["idempotencyKey"]
+        await produce(kafka_bootstrap, settings.fineract_topic, fineract_records([marker]))
+        outputs = await outputs_reach(kafka_bootstrap, settings, len(expected) + 1, marker_id)
+        outputs = [o for o in outputs if o.id != marker_id]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, "clean shutdown on SIGTERM"

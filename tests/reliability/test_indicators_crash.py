@@ -33,6 +33,7 @@ from tests.indicators.oracle.harness import (
     wait_caught_up,
 )
 from tests.indicators.oracle.oracle import Oracle, Params
+from tests.indicators.test_against_oracle import until_every_worker_owns_partitions
 
 EVENTS = int(os.environ.get("SPM_CRASH_EVENTS", "200000"))
 SEED = 777
@@ -111,7 +112,6 @@ async def test_sigkill_at_random_moments_while_events_stream_in(
         await producing
         took = await wait_caught_up(postgres_url, cfg.schema, cfg.group, ends, 1800, [service])
         log(f"caught up {took:.0f} s after the last kill; {sum(ends.values())} records")
-        await asyncio.sleep(3)
         await check_exact(stream, service.url)
     finally:
         if not producing.done():
@@ -136,15 +136,17 @@ async def test_two_instances_one_killed_the_survivor_finishes_exactly(
     )
     try:
         await second.wait_ready()
-        await asyncio.sleep(25)  # both own partitions and work
-        done = await committed(postgres_url, cfg)
+        await until_every_worker_owns_partitions(kafka_bootstrap, cfg.group, 2)
+        before = await committed(postgres_url, cfg)
+        while (done := await committed(postgres_url, cfg)) <= before:  # and work is committed
+            assert first.alive() and second.alive(), second.last_log()
+            await asyncio.sleep(0.2)
         assert first.alive() and second.alive()
         first.kill()
         log(f"killed the first instance after {done} records committed")
         await producing
         took = await wait_caught_up(postgres_url, cfg.schema, cfg.group, ends, 1800, [second])
         log(f"survivor caught up {took:.0f} s after the stream ended")
-        await asyncio.sleep(3)
         await check_exact(stream, second.url)
     finally:
         if not producing.done():

@@ -21,6 +21,7 @@ from services.alerts import models as m
 from services.common.bus import Bus, Message, Producer, Record, TopicPartition, dead_letter
 from services.common.db import database_errors
 from services.common.errors import SpmError
+from services.common.faults import fault_point
 from services.common.offsets import claim_new, load_offsets, store_offsets
 
 log = logging.getLogger(__name__)
@@ -169,5 +170,6 @@ class Loop:
                 )
                 fresh = [e for e in events if (e.source, e.id) in new]
                 await self.handle(session, fresh)
+                await fault_point("alerts.between_effects_and_offsets")
                 await store_offsets(session, m.consumer_offsets, self.group_id, offsets)
         self.applied += len(records)

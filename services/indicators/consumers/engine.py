@@ -39,6 +39,7 @@ from services.common.bus import (
 )
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
+from services.common.faults import fault_point
 from services.common.metrics import engine_batch
 from services.common.runtime import BatchCollector
 from services.indicators import models as m
@@ -329,6 +330,7 @@ class Engine:
                 await store.check_and_store_offsets(
                     session, self.group_id, batch.expected, batch.new_offsets
                 )
+                await fault_point("indicators.between_offsets_and_effects")
                 await store.add_segment_sets(session, batch.new_sets)
                 await store.write_batch(
                     session, batch.claims, batch.facts, batch.deltas, batch.marks

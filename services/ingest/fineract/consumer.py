@@ -24,6 +24,7 @@ from services.common.aio import wait_event
 from services.common.bus import Bus, Consumer, Record, TopicPartition
 from services.common.db import DatabaseError, database_errors, session_factory
 from services.common.errors import SpmError
+from services.common.faults import fault_point
 from services.common.offsets import load_offsets, store_offsets
 from services.ingest.fineract import models as m
 from services.ingest.fineract.avro import SchemaRegistry, default_registry
@@ -140,6 +141,7 @@ class FineractConsumer:
         with database_errors():
             async with self.sessions.begin() as session:
                 stats = await self.processor.apply(session, records)
+                await fault_point("fineract.between_effects_and_offsets")
                 await store_offsets(
                     session, m.consumer_offsets, self.settings.fineract_group_id, nexts
                 )

@@ -1,0 +1,179 @@
+"""The broker down under the objectives, indicators and alerts services (a private broker,
+stopped and started again; the shared one is never touched): their APIs keep answering from the
+database, a change made meanwhile is published once the broker is back, and the consumers resume
+where they were, losing and doubling nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from contracts.envelope import from_kafka
+from contracts.events import TargetChanged
+from services.common.bus import KafkaBus
+from services.common.db import create_engine
+from services.indicators.app import create_app as indicators_app
+from services.indicators.config import IndicatorSettings
+from services.objectives.app import create_app as objectives_app
+from tests.alerts.harness import Harness as AlertsHarness
+from tests.alerts.harness import business_days, settings_for
+from tests.alerts.harness import target as alert_target
+from tests.alerts.servers import SmtpServer
+from tests.indicators.conftest import API_KEYS as INDICATORS_KEYS
+from tests.indicators.conftest import Harness as IndicatorsHarness
+from tests.indicators.events import disb, reg
+from tests.infra import PrivateInfra
+from tests.objectives.conftest import KEYS, drop_schema, make_settings, objective, target
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[PrivateInfra]:
+    run_dir = Path(tempfile.mkdtemp(prefix="tests-broker-"))
+    infra = PrivateInfra(run_dir)
+    try:
+        infra.run("kafka-start")
+        yield infra
+    finally:
+        infra.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def up(broker: PrivateInfra) -> Iterator[PrivateInfra]:
+    """The broker, started again after the test whatever happened."""
+    yield broker
+    broker.run("kafka-start")
+
+
+async def _events_of(bus: KafkaBus, topic: str, objective_id: str) -> list[TargetChanged]:
+    found = []
+    for record in await bus.tail(topic, 10_000):
+        event = from_kafka(record.value, record.headers)
+        assert isinstance(event.data, TargetChanged)
+        if event.data.objective_id == objective_id:
+            found.append(event.data)
+    return found
+
+
+async def _published(bus: KafkaBus, topic: str, objective_id: str) -> list[TargetChanged]:
+    for _ in range(600):
+        if found := await _events_of(bus, topic, objective_id):
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"nothing published for {objective_id}")
+
+
+async def test_objectives_takes_changes_while_the_broker_is_down(
+    up: PrivateInfra, postgres_url: str
+) -> None:
+    settings = make_settings(postgres_url, up.kafka_bootstrap)
+    app = objectives_app(settings)
+    bus = KafkaBus(up.kafka_bootstrap)
+    headers = {"Authorization": f"Bearer {KEYS['alice'][0]}"}
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://objectives", headers=headers
+            ) as client:
+                up.run("kafka-stop")
+                segment = f"branch:BR-{uuid.uuid4().hex[:8]}"
+                body = objective(f"outage-{segment[-8:].lower()}", target(segment=segment))
+                created = await client.post("/v1/objectives", json=body)
+                assert created.status_code == 201, created.text  # the outbox holds it
+                oid = created.json()["id"]
+                assert (await client.get(f"/v1/objectives/{oid}")).status_code == 200
+                up.run("kafka-start")
+                [state] = await _published(bus, settings.objectives_topic, oid)
+                assert state.segment == segment and state.status == "active"
+                # a marker change, relayed after anything still due: nothing else follows
+                marker = await client.post("/v1/objectives", json=objective(f"m-{oid[:8]}"))
+                await _published(bus, settings.objectives_topic, marker.json()["id"])
+                assert len(await _events_of(bus, settings.objectives_topic, oid)) == 1
+    finally:
+        await bus.close()
+        await drop_schema(settings)
+
+
+@pytest.fixture
+async def indicators(up: PrivateInfra, postgres_url: str) -> AsyncIterator[IndicatorsHarness]:
+    unique = uuid.uuid4().hex[:10]
+    settings = IndicatorSettings(
+        kafka_bootstrap_servers=up.kafka_bootstrap,
+        database_url=postgres_url,
+        api_keys=INDICATORS_KEYS,
+        indicators_topic_suffix=f".{unique}",
+        indicators_group_id=f"indicators-{unique}",
+        indicators_db_schema=f"ind_{unique}",
+        indicators_emit_interval_seconds=0.2,
+        indicators_gni_per_capita=Decimal("1000"),
+    )
+    bus = KafkaBus(up.kafka_bootstrap)
+    h = IndicatorsHarness(indicators_app(settings, bus=bus), bus, settings)
+    await h.service.start()
+    await h.producer.start()
+    try:
+        yield h
+    finally:
+        await h.client.aclose()
+        await h.producer.stop()
+        await h.service.stop()
+        await bus.close()
+        engine = create_engine(postgres_url, settings.indicators_db_schema)
+        try:
+            async with engine.begin() as conn:
+                schema = settings.indicators_db_schema
+                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        finally:
+            await engine.dispose()
+
+
+async def test_indicators_answer_and_resume_across_an_outage(
+    up: PrivateInfra, indicators: IndicatorsHarness
+) -> None:
+    h = indicators
+    await h.send([reg(f"o{i}", "2024-01-01") for i in range(5)])
+    up.run("kafka-stop")
+    assert await h.v("active_clients", "all", "2024-01-01") == 5  # from the database
+    up.run("kafka-start")
+    await h.send([disb(f"OL{i}", f"o{i}", "2024-01-02", "100") for i in range(5)])
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 500
+    assert await h.v("active_clients", "all", "2024-01-02") == 5
+
+
+async def test_alerts_answer_and_resume_across_an_outage(
+    up: PrivateInfra, postgres_url: str
+) -> None:
+    smtp = SmtpServer()
+    smtp.start()
+    unique = uuid.uuid4().hex[:10]
+    routes = {"receivers": {"ops": {"email": ["ops@example.org"]}}}
+    settings = settings_for(
+        up.kafka_bootstrap, postgres_url, unique, smtp_port=smtp.port, routes=routes
+    )
+    h = await AlertsHarness.start(settings)
+    try:
+        await h.targets(alert_target(for_days=0))
+        up.run("kafka-stop")
+        listed = await h.client.get("/v1/alerts", headers=h.auth())
+        assert listed.status_code == 200 and listed.json() == []
+        up.run("kafka-start")
+        await h.values(business_days(1)[0], ("women_borrower_share", "all", "0.40"))
+        [alert] = await h.alerts("breach")
+        assert alert["state"] == "firing"
+        await h.settle()
+        assert len(smtp.messages) == 1
+    finally:
+        await h.stop()
+        smtp.stop()
