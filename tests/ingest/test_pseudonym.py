@@ -20,20 +20,20 @@ from services.ingest.pseudonym import Pseudonymiser
 from tests.ingest.conftest import PEPPER as INGEST_PEPPER
 from tests.ingest.conftest import TopicTail, auth, event, of_source
 
-PEPPER = "kat-pepper-0123456789"
-OTHER_PEPPER = "kat-pepper-9876543210"
+PEPPER = "kat-pepper-0123456789abcdef012345"
+OTHER_PEPPER = "kat-pepper-9876543210fedcba987654"
 SOURCE = "fineract:default"
 OTHER_SOURCE = "crm:salesforce"
 RAW_ID = "1042"
 
-# HMAC-SHA256(b"kat-pepper-0123456789", b"fineract:default\x1fclient\x1f1042")
-CLIENT_1042 = "e088662e311b252f9e7b7a0f6d89b5377219ddaf6b0dc85651724d0869fb1a52"
+# HMAC-SHA256(b"kat-pepper-0123456789abcdef012345", b"fineract:default\x1fclient\x1f1042")
+CLIENT_1042 = "bfd050071f6cdf2925190e783f54854615d6bdecb1dbaee88316c4ce7b23f878"
 # the same with the other pepper
-CLIENT_1042_OTHER_PEPPER = "89b1932a9b92c221c60545df77ecf27deda64b7219f480d770a2102d5e111e3c"
+CLIENT_1042_OTHER_PEPPER = "7521154f1c249a7c2e19f3ff85b06149893a71bd1f0bb31cc6f261b3203a273f"
 # the same with source "crm:salesforce"
-CLIENT_1042_OTHER_SOURCE = "ad1e2d368180188564c8153c6afc3599d8dddcaf49605926de541e16e41c8a38"
+CLIENT_1042_OTHER_SOURCE = "149c70d0b527a9e0ec6cfe4f8d764ce8f282338aa21929a8af96a74ed95a3318"
 # the same with kind "officer"
-OFFICER_1042 = "5844b2c96ca6ad2c391d5d8cde12b039e819ce210a868adf147ddf445a7af87b"
+OFFICER_1042 = "9253d5a35b50422c4b938a7f7ea8aa1e3f1988170c7a115d43e0fcbf43fdee9d"
 
 
 def test_known_answers() -> None:
@@ -69,10 +69,11 @@ def test_a_short_pepper_is_refused() -> None:
 
 
 # Through the service, with the ingest tests' pepper (``tests.ingest.conftest.PEPPER``):
-# HMAC-SHA256(b"test-pepper-0123456789abcdef", b"kat:http\x1fclient\x1f1042") and "...officer...77"
+# HMAC-SHA256(b"test-pepper-0123456789abcdef0123", b"kat:http\x1fclient\x1f1042"),
+# and the same with b"...officer\x1f77"
 HTTP_SOURCE = "kat:http"
-HTTP_CLIENT_1042 = "0149efd34f3bb54a15b96a572560bad9c8b9e2abc562429d5049fc28e95d1a46"
-HTTP_OFFICER_77 = "10bd323100af3a29921f2ed3f07b0cc144754d939779b65bddd3f8074100cbfd"
+HTTP_CLIENT_1042 = "1db76992594acc234d7fbd19292160f1ece26c71194601386d04f793014c5316"
+HTTP_OFFICER_77 = "e1e961ed11cb89c1ba0d68c7ed396b2c29e9180a3fab7cbb8690a1b95302cc06"
 
 
 @pytest.mark.kafka
@@ -81,9 +82,8 @@ async def test_known_answers_on_the_topic(
     client: httpx.AsyncClient, tail: TopicTail, unique: str
 ) -> None:
     """What leaves ingest carries the known pseudonyms (no other path derives them)."""
-    assert (
-        INGEST_PEPPER == "test-pepper-0123456789abcdef"
-    )  # the literals above were computed with it
+    # the literals above were computed with this pepper
+    assert INGEST_PEPPER == "test-pepper-0123456789abcdef0123"
     data = {
         "loan_id": "L1",
         "client_id": "1042",
