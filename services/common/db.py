@@ -37,6 +37,7 @@ from sqlalchemy.schema import CreateSchema
 from sqlalchemy.types import TypeDecorator
 
 from services.common.errors import SpmError
+from services.common.transport import database_connect_args
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -92,7 +93,11 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
         pool_timeout=30,
         pool_recycle=1800,
         pool_pre_ping=True,
-        connect_args={"timeout": 10, "server_settings": {"application_name": f"spm-{schema}"}},
+        connect_args={
+            "timeout": 10,
+            "server_settings": {"application_name": f"spm-{schema}"},
+            **database_connect_args(),
+        },
     )
 
 
