@@ -33,11 +33,14 @@ class Infra:
     started: bool  # True when this session started something and must stop it
 
 
-def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(
             ["bash", str(INFRA_SCRIPT), *args],
             cwd=REPO_ROOT,
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -106,3 +109,28 @@ def stop_kafka() -> None:
 def start_kafka() -> None:
     """Start the local broker again on its data and wait until it answers metadata."""
     _run("kafka-start", timeout=_KAFKA_TIMEOUT_S)
+
+
+@dataclass
+class OwnInfra:
+    """A set of infrastructure of a test's own (its own run directory and ports, e.g. the
+    secure mode or a three-broker cluster), started and stopped by the test session."""
+
+    settings: dict[str, str]  # SPM_* for infra.sh
+    exports: dict[str, str]  # what `up` printed: the clients' environment
+
+    def run(self, *args: str, timeout: float = _KAFKA_TIMEOUT_S) -> None:
+        _run(*args, timeout=timeout, env=self.settings)
+
+    def down(self) -> None:
+        _run("down", timeout=_UP_TIMEOUT_S, env=self.settings)
+
+
+def own_infra(settings: dict[str, str]) -> OwnInfra:
+    """``infra.sh up`` with ``settings`` (SPM_RUN_DIR, ports, SPM_SECURE, SPM_KAFKA_BROKERS...)."""
+    try:
+        proc = _run("up", timeout=_UP_TIMEOUT_S, env=settings)
+    except RuntimeError:
+        _run("down", timeout=_UP_TIMEOUT_S, env=settings)  # what did start must not linger
+        raise
+    return OwnInfra(settings, _parse_exports(proc.stdout))
