@@ -683,6 +683,13 @@ case "$cmd" in
         ;;
     down)
         lock
+        # all nodes asked at once: the last one of a cluster stopped alone waits for a quorum
+        for pidfile in "$RUN_DIR"/kafka.pid "$RUN_DIR"/kafka-[0-9].pid; do
+            [[ -e "$pidfile" ]] || continue
+            n="$(basename "$pidfile" .pid)"; n="${n#kafka}"; n="${n#-}"
+            kafka_node "${n:-1}"
+            if pid="$(kafka_pid)"; then kill -TERM "$pid" 2>/dev/null || true; fi
+        done
         for pidfile in "$RUN_DIR"/kafka.pid "$RUN_DIR"/kafka-[0-9].pid; do
             [[ -e "$pidfile" ]] || continue
             n="$(basename "$pidfile" .pid)"; n="${n#kafka}"; n="${n#-}"
