@@ -40,7 +40,7 @@ def _run(
         proc = subprocess.run(
             ["bash", str(INFRA_SCRIPT), *args],
             cwd=REPO_ROOT,
-            env=env,
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -111,45 +111,26 @@ def start_kafka() -> None:
     _run("kafka-start", timeout=_KAFKA_TIMEOUT_S)
 
 
-class PrivateInfra:
-    """A broker and/or a PostgreSQL of one test's own (own ports, own run directory), which the
-    test may stop and start: outage tests never touch the shared ones."""
+@dataclass
+class OwnInfra:
+    """A set of infrastructure of a test's own (its own run directory and ports, e.g. the
+    secure mode or a three-broker cluster), started and stopped by the test session."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.kafka_port, self.controller_port, self.pg_port = _free_ports(3)
-        self.env = {
-            **os.environ,
-            "SPM_RUN_DIR": str(run_dir),
-            "SPM_KAFKA_PORT": str(self.kafka_port),
-            "SPM_KAFKA_CONTROLLER_PORT": str(self.controller_port),
-            "SPM_PG_PORT": str(self.pg_port),
-        }
+    settings: dict[str, str]  # SPM_* for infra.sh
+    exports: dict[str, str]  # what `up` printed: the clients' environment
 
-    @property
-    def kafka_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+    def run(self, *args: str, timeout: float = _KAFKA_TIMEOUT_S) -> None:
+        _run(*args, timeout=timeout, env=self.settings)
 
-    @property
-    def database_url(self) -> str:
-        return f"postgresql+asyncpg://spm@127.0.0.1:{self.pg_port}/spm"
-
-    def run(self, command: str) -> None:
-        """``kafka-start``, ``kafka-stop``, ``pg-start`` or ``pg-stop`` on this set."""
-        _run(command, timeout=_KAFKA_TIMEOUT_S, env=self.env)
-
-    def close(self) -> None:
-        """Stop whatever of this set runs and delete its data."""
-        _run("down", timeout=_KAFKA_TIMEOUT_S, env=self.env)
+    def down(self) -> None:
+        _run("down", timeout=_UP_TIMEOUT_S, env=self.settings)
 
 
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
+def own_infra(settings: dict[str, str]) -> OwnInfra:
+    """``infra.sh up`` with ``settings`` (SPM_RUN_DIR, ports, SPM_SECURE, SPM_KAFKA_BROKERS...)."""
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        proc = _run("up", timeout=_UP_TIMEOUT_S, env=settings)
+    except RuntimeError:
+        _run("down", timeout=_UP_TIMEOUT_S, env=settings)  # what did start must not linger
+        raise
+    return OwnInfra(settings, _parse_exports(proc.stdout))

@@ -40,6 +40,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 
 from services.common.errors import SpmError
+from services.common.transport import database_connect_args
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 """How long a SQLite transaction waits for the write lock before failing (retriable)."""
@@ -99,7 +100,11 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
         pool_timeout=30,
         pool_recycle=1800,
         pool_pre_ping=True,
-        connect_args={"timeout": 10, "server_settings": {"application_name": f"spm-{schema}"}},
+        connect_args={
+            "timeout": 10,
+            "server_settings": {"application_name": f"spm-{schema}"},
+            **database_connect_args(),
+        },
     )
 
 

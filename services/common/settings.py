@@ -42,6 +42,23 @@ class CommonSettings(BaseSettings):
     )
     kafka_client_id: str = "spm-monitor"
     kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How every Kafka client connects; SASL_SSL in production."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (a secret: may come from SPM_SECRETS_DIR)."
+    )
+    kafka_ssl_cafile: str | None = Field(
+        default=None, description="CA bundle the brokers' certificates are checked against."
+    )
+    database_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        Field(default=None, description="PostgreSQL TLS; unset = the driver's default (prefer).")
+    )
+    database_ssl_root_cert: str | None = Field(
+        default=None, description="CA bundle the PostgreSQL server certificate is checked against."
+    )
 
     http_host: str = "127.0.0.1"
     ingest_port: int = Field(default=8001, ge=1, le=65535)
@@ -76,6 +93,17 @@ class CommonSettings(BaseSettings):
         if isinstance(data, dict) and data.get("database_password") and data.get("database_url"):
             data = {**data, "database_url": with_password(data["database_url"], data)}
         return data
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Self:
+        """A SASL protocol without a user would fail on every connection, later and vaguer."""
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password"
+            )
+        return self
 
     @classmethod
     def of(cls, settings: CommonSettings | None) -> Self:

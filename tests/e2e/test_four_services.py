@@ -4,121 +4,29 @@ each running as ``spm serve <service>`` in its own process, on real Kafka and Po
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from services.common.auth import hash_key
-from tests.alerts.servers import REPO, Proc, SmtpServer, free_port
+from tests.alerts.servers import Proc, SmtpServer, free_port
+from tests.e2e.four_services import SERVICES, assert_drift_reaches_the_inbox, service_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-ADMIN = "e2e-admin-secret"
-SERVICES = ("ingest", "indicators", "objectives", "alerts")
 
 
 @pytest.fixture
 def stack(
     kafka_bootstrap: str, postgres_url: str, unique: str, smtp: SmtpServer, tmp_path: Path
 ) -> Iterator[dict[str, Proc]]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ALERTS_", "INDICATORS_"))},
-        "PYTHONPATH": str(REPO),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": postgres_url,
-        "API_KEYS": json.dumps([{"name": "admin", "sha256": hash_key(ADMIN), "scopes": ["admin"]}]),
-        "PSEUDONYM_PEPPER": "e2e-pepper-0123456789abcdef01234",
-        "INGEST_DB_SCHEMA": f"ingest_{unique}",
-        "INDICATORS_DB_SCHEMA": f"indicators_{unique}",
-        "INDICATORS_GROUP_ID": f"indicators-{unique}",
-        "INDICATORS_EMIT_INTERVAL_SECONDS": "0.5",
-        "OBJECTIVES_DB_SCHEMA": f"objectives_{unique}",
-        "OBJECTIVES_TOPIC": f"spm.objectives.v1-{unique}",
-        "ALERTS_DB_SCHEMA": f"alerts_{unique}",
-        "ALERTS_GROUP_ID": f"alerts-{unique}",
-        "ALERTS_OBJECTIVES_TOPIC": f"spm.objectives.v1-{unique}",
-        "ALERTS_TOPIC": f"spm.alerts.v1-{unique}",
-        "ALERTS_SMTP_HOST": "127.0.0.1",
-        "ALERTS_SMTP_PORT": str(smtp.port),
-        "ALERTS_GROUP_WAIT_S": "0",
-        "ALERTS_FLUSH_INTERVAL_S": "0.2",
-    }
+    env = service_env(kafka_bootstrap, postgres_url, unique, smtp)
     procs = {s: Proc(env, free_port(), tmp_path / f"{s}.log", s) for s in SERVICES}
     yield procs
     for p in procs.values():
         p.stop()
 
 
-def _event(unique: str, n: int, type_: str, data: dict[str, object]) -> dict[str, object]:
-    return {
-        "specversion": "1.0",
-        "id": f"e2e-{unique}-{type_}-{n}",
-        "source": f"core:{unique}",
-        "type": type_,
-        "time": "2025-06-02T09:00:00+00:00",
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
-
-def _borrower(unique: str, n: int, gender: str, branch: str) -> list[dict[str, object]]:
-    client = f"c{n}"
-    return [
-        _event(unique, n, "spm.client.registered.v1",
-               {"client_id": client, "branch_id": branch, "gender": gender,
-                "registered_on": "2025-06-02"}),
-        _event(unique, n, "spm.loan.disbursed.v1",
-               {"loan_id": f"l{n}", "client_id": client, "branch_id": branch,
-                "product_id": "P1", "amount": "1000.00", "currency": "KES",
-                "disbursed_on": "2025-06-02"}),
-    ]  # fmt: skip
-
-
 async def test_drift_reaches_the_inbox(
     stack: dict[str, Proc], smtp: SmtpServer, unique: str
 ) -> None:
-    for p in stack.values():
-        p.start()
-    for p in stack.values():
-        await p.ready(within=120)
-    branch = f"BR-{unique}"
-    auth = {"Authorization": f"Bearer {ADMIN}"}
-
-    def url(service: str, path: str) -> str:
-        return f"http://127.0.0.1:{stack[service].port}{path}"
-
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
-        r = await client.post(
-            url("objectives", "/v1/objectives"),
-            json={
-                "code": f"women-{unique}", "name": "Reach women", "dimension": "D1",
-                "owner": "ops", "targets": [{
-                    "indicator": "women_borrower_share", "segment": f"branch:{branch}",
-                    "direction": "at_least", "threshold": "0.5", "for_days": 0,
-                    "severity": "critical", "notify": ["ops@example.org"],
-                    "effective_from": "2025-01-01",
-                }],
-            },
-        )  # fmt: skip
-        assert r.status_code == 201, r.text
-        events = _borrower(unique, 1, "female", branch) + _borrower(unique, 2, "female", branch)
-        r = await client.post(url("ingest", "/v1/events/batch"), json=events)
-        assert r.status_code == 202, r.text
-        drift = [e for n in range(3, 8) for e in _borrower(unique, n, "male", branch)]
-        r = await client.post(url("ingest", "/v1/events/batch"), json=drift)
-        assert r.status_code == 202, r.text
-        for _ in range(1200):
-            if smtp.messages:
-                break
-            await asyncio.sleep(0.1)
-        logs = {s: p.log.read_text()[-1500:] for s, p in stack.items()}
-        assert smtp.messages, logs
-        mail = smtp.messages[0]
-        assert "women_borrower_share" in mail["Subject"] and branch in mail["Subject"]
-        assert mail["To"] == "ops@example.org"
-        alerts = (await client.get(url("alerts", "/v1/alerts?state=firing"))).json()
-        assert [a["segment"] for a in alerts if a["kind"] == "breach"] == [f"branch:{branch}"]
+    await assert_drift_reaches_the_inbox(stack, smtp, unique)

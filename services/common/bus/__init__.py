@@ -19,6 +19,7 @@ from services.common.bus.deadletter import dead_letter
 from services.common.bus.kafka import KafkaBus
 from services.common.bus.memory import MemoryBus
 from services.common.settings import CommonSettings
+from services.common.transport import kafka_client_options
 
 __all__ = [
     "Bus",
@@ -48,5 +49,6 @@ def create_bus(settings: CommonSettings) -> Bus:
             settings.kafka_bootstrap_servers,
             client_id=settings.kafka_client_id,
             request_timeout_ms=settings.kafka_request_timeout_ms,
+            security=kafka_client_options(settings),
         )
     return MemoryBus()

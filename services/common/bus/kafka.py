@@ -43,6 +43,22 @@ from services.common.telemetry import inject_trace_headers
 
 log = logging.getLogger(__name__)
 
+# Three copies survive one broker's death with acks=all still answering (2 in sync); a smaller
+# cluster gets what it can hold.
+TARGET_REPLICATION = 3
+
+
+def replication_for(brokers: int) -> int:
+    """Replication factor of a new topic on a cluster of ``brokers``: 3, or fewer if fewer."""
+    return max(1, min(TARGET_REPLICATION, brokers))
+
+
+def min_insync(replicas: int) -> int:
+    """``min.insync.replicas``: 2 when there are 3 copies (an acknowledged write is on two
+    brokers, and one broker may die), 1 below (a single broker must still accept writes)."""
+    return 2 if replicas >= TARGET_REPLICATION else 1
+
+
 _UNAVAILABLE = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
 
 
@@ -78,8 +94,16 @@ class KafkaProducer:
     """Idempotent producer with ``acks=all``: an acknowledged record is on every in-sync replica
     and a retried send never duplicates it."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, request_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str,
+        request_timeout_ms: int,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self._bootstrap = bootstrap
+        self._security = dict(security or {})
         self._client_id = client_id
         self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
@@ -100,6 +124,7 @@ class KafkaProducer:
             linger_ms=5,
             max_batch_size=256 * 1024,
             request_timeout_ms=self._request_timeout_ms,
+            **self._security,
         )
         try:
             await start_or_close(producer, self._request_timeout_ms / 1000)
@@ -202,6 +227,7 @@ class KafkaConsumer:
         auto_offset_reset: OffsetReset,
         max_records: int,
         request_timeout_ms: int,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.on_assign = on_assign
         self.on_revoke = on_revoke
@@ -222,6 +248,7 @@ class KafkaConsumer:
             "isolation_level": "read_committed",
             # co-partitioned topics (clients + loans) land on the same member, as in Kafka Streams
             "partition_assignment_strategy": (RangePartitionAssignor,),
+            **(security or {}),
         }
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -287,16 +314,19 @@ class KafkaBus(Bus):
         *,
         client_id: str = "spm-monitor",
         request_timeout_ms: int = 10_000,
-        replication_factor: int = 1,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security: dict[str, Any] = dict(security or {})  # kafka_client_options(settings)
         self._client_id = client_id
         self._request_timeout_ms = request_timeout_ms
-        self._replication_factor = replication_factor
 
     def producer(self) -> KafkaProducer:
         return KafkaProducer(
-            self.bootstrap, client_id=self._client_id, request_timeout_ms=self._request_timeout_ms
+            self.bootstrap,
+            client_id=self._client_id,
+            request_timeout_ms=self._request_timeout_ms,
+            security=self.security,
         )
 
     def consumer(
@@ -319,20 +349,29 @@ class KafkaBus(Bus):
             auto_offset_reset=auto_offset_reset,
             max_records=max_records,
             request_timeout_ms=self._request_timeout_ms,
+            security=self.security,
         )
 
     async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
         wanted = list(specs)
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=self._request_timeout_ms
+            bootstrap_servers=self.bootstrap,
+            request_timeout_ms=self._request_timeout_ms,
+            **self.security,
         )
         try:
             await admin.start()
             existing = set(await admin.list_topics())
+            missing_specs = [s for s in wanted if s.name not in existing]
+            replicas = replication_for(await self._broker_count(admin)) if missing_specs else 1
             missing = [
-                NewTopic(s.name, s.partitions, self._replication_factor, topic_configs=s.configs())
-                for s in wanted
-                if s.name not in existing
+                NewTopic(
+                    s.name,
+                    s.partitions,
+                    replicas,
+                    topic_configs=s.configs() | {"min.insync.replicas": str(min_insync(replicas))},
+                )
+                for s in missing_specs
             ]
             if missing:
                 try:
@@ -344,6 +383,11 @@ class KafkaBus(Bus):
             raise translate(exc, "provisioning topics") from exc
         finally:
             await admin.close()
+
+    async def _broker_count(self, admin: AIOKafkaAdminClient) -> int:
+        """Brokers the cluster reports now (the admin client's metadata, not a setting)."""
+        cluster = await admin.describe_cluster()
+        return len(cluster["brokers"])
 
     async def _await_leaders(self, admin: AIOKafkaAdminClient, names: list[str]) -> None:
         """Topic creation completes asynchronously: a produce right after it can meet 'unknown
@@ -364,7 +408,9 @@ class KafkaBus(Bus):
 
     async def partition_count(self, topic: str) -> int:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=self._request_timeout_ms
+            bootstrap_servers=self.bootstrap,
+            request_timeout_ms=self._request_timeout_ms,
+            **self.security,
         )
         try:
             await consumer.start()
@@ -383,6 +429,7 @@ class KafkaBus(Bus):
             client_id=self._client_id,
             request_timeout_ms=max(self._request_timeout_ms, 30_000),
             enable_auto_commit=False,
+            **self.security,
         )
         try:
             await consumer.start()
@@ -394,7 +441,9 @@ class KafkaBus(Bus):
 
     async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=self._request_timeout_ms
+            bootstrap_servers=self.bootstrap,
+            request_timeout_ms=self._request_timeout_ms,
+            **self.security,
         )
         try:
             await admin.start()

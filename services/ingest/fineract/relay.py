@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
@@ -88,9 +90,11 @@ class KafkaTransactionalRelay(OutboxRelay):
         transactional_id: str,
         progress_topic: str,
         client_id: str = "spm-ingest-fineract",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(sessions, batch)
         self._bootstrap = bootstrap
+        self._security = dict(security or {})  # kafka_client_options(settings), as the bus
         self._transactional_id = transactional_id
         self._group = f"{transactional_id}.progress"
         self._tp = KafkaTP(progress_topic, 0)
@@ -106,6 +110,7 @@ class KafkaTransactionalRelay(OutboxRelay):
             acks="all",
             linger_ms=5,
             max_batch_size=256 * 1024,
+            **self._security,
         )
         try:
             # InitProducerId: fences and aborts a dead incarnation
@@ -122,7 +127,7 @@ class KafkaTransactionalRelay(OutboxRelay):
             await producer.stop()
 
     async def _progress(self) -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._security)
         try:
             await admin.start()
             offsets = await admin.list_consumer_group_offsets(self._group, partitions=[self._tp])
@@ -188,5 +193,6 @@ def create_relay(
             bootstrap=bus.bootstrap,
             transactional_id=transactional_id,
             progress_topic=progress_topic,
+            security=bus.security,
         )
     return BusRelay(sessions, batch, bus)
