@@ -21,6 +21,9 @@ from types import FrameType
 
 import uvicorn
 
+from services.common.serving import server_config
+from services.common.settings import get_settings
+
 WORKER_FAILED = 3
 
 
@@ -62,5 +65,5 @@ def _serve(app: str, host: str, port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, host=host, port=port, log_config=None)
+    config = server_config(app, host, port, get_settings(), log_config=None)
     uvicorn.Server(config).run(sockets=[sock])

@@ -16,6 +16,7 @@ from services.alerts.runtime import AlertService
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
 from services.common.db import DatabaseError
+from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.settings import CommonSettings
 
@@ -46,6 +47,7 @@ def create_app(
         description="Alerts on indicators drifting from social targets; silences; notifications.",
         keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
         routers=[alerts.router, silences.router, notifications.router],
+        limits=RequestLimits.of(cfg),
         lifespan=lifespan,
         readiness=[service.ready],
     )

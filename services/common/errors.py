@@ -1,6 +1,10 @@
-"""The one exception base of the shared runtime; adapters translate infrastructure errors to it."""
+"""The one exception base of the shared runtime (adapters translate infrastructure errors to it)
+and the one error body of every API."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class SpmError(Exception):
@@ -12,3 +16,8 @@ class SpmError(Exception):
         super().__init__(message)
         if retriable is not None:
             self.retriable = retriable
+
+
+def error_body(errors: Sequence[tuple[str, str]], message: str) -> dict[str, Any]:
+    """The one error shape of every API: a message plus each field and why."""
+    return {"detail": message, "errors": [{"field": f, "reason": r} for f, r in errors]}

@@ -1,8 +1,9 @@
-"""FastAPI app factory shared by the services: health, readiness, errors, tracing, auth.
+"""FastAPI app factory shared by the services: health, readiness, errors, tracing, auth, limits.
 
 Every service gets the same behaviour at the HTTP boundary: ``/healthz`` (liveness) and
 ``/readyz`` (its dependencies answer), validation errors as 4xx that name the field and the
-reason, a server span per request that continues the caller's ``traceparent``.
+reason, a server span per request that continues the caller's ``traceparent``, and the request
+guard (services.common.guard) in front of everything.
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from services.common.auth import KeyRing
+from services.common.errors import error_body as error_body  # re-exported: the routers' import
+from services.common.guard import RequestGuard, RequestLimits
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 _propagator = TraceContextTextMapPropagator()
-
-
-def error_body(errors: Sequence[tuple[str, str]], message: str) -> dict[str, Any]:
-    """The one error shape of every API: a message plus each field and why."""
-    return {"detail": message, "errors": [{"field": f, "reason": r} for f, r in errors]}
 
 
 def _field_path(loc: Sequence[Any]) -> str:
@@ -70,12 +68,15 @@ def create_service_app(
     description: str,
     keyring: KeyRing,
     routers: Sequence[APIRouter],
+    limits: RequestLimits,
     lifespan: Lifespan | None = None,
     readiness: Sequence[ReadinessCheck] = (),
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
     app.state.keyring = keyring
     app.add_middleware(_TracingMiddleware, service=service)
+    # added last = outermost: refusals cost no span, no task, no body read
+    app.add_middleware(RequestGuard, keyring=keyring, limits=limits)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")

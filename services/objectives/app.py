@@ -14,6 +14,7 @@ from sqlalchemy import text
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
 from services.common.db import DatabaseError, session_factory
+from services.common.guard import RequestLimits
 from services.common.http import create_service_app, error_body
 from services.common.outbox import OutboxRelay
 from services.common.settings import CommonSettings
@@ -94,6 +95,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         description="Social objectives and targets of the institution, versioned and audited.",
         keyring=KeyRing.from_json(api_keys),
         routers=[router],
+        limits=RequestLimits.of(cfg),
         lifespan=lifespan,
         readiness=[database_ready],
     )

@@ -85,7 +85,7 @@ async def post_event(request: Request, principal: PrincipalDep, state: StateDep)
     media = media_type(request)
     if media not in JSON_TYPES:
         raise unsupported(media, JSON_TYPES)
-    raw = await read_body(request, state.settings.ingest_max_body_bytes)
+    raw = await read_body(request)
     return await _ingest([parse_json(raw)], principal, state)
 
 
@@ -97,13 +97,10 @@ async def post_event(request: Request, principal: PrincipalDep, state: StateDep)
     openapi_extra=_BATCH_DOC,
 )
 async def post_batch(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
-    raw = await read_body(request, state.settings.ingest_max_body_bytes)
-    events = parse_batch(raw, media_type(request))
-    limit = state.settings.ingest_max_batch_events
+    raw = await read_body(request)
+    events = parse_batch(raw, media_type(request), state.settings.ingest_max_batch_events)
     if not events:
         raise BodyError(status.HTTP_422_UNPROCESSABLE_CONTENT, "the batch holds no events")
-    if len(events) > limit:
-        raise BodyError(status.HTTP_413_CONTENT_TOO_LARGE, f"a batch holds at most {limit} events")
     return await _ingest(events, principal, state)
 
 
