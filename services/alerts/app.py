@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.alerts.api import alerts, notifications, silences
-from services.alerts.api.errors import ApiError, api_error, database_error
+from services.alerts.api.errors import ApiError, api_error
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.alerts.runtime import AlertService
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
-from services.common.db import DatabaseError
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.settings import CommonSettings
@@ -52,6 +51,5 @@ def create_app(
         readiness=[service.ready],
     )
     app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(DatabaseError, database_error)
     app.state.alerts = service
     return app

@@ -8,9 +8,12 @@ from typing import Any
 
 
 class SpmError(Exception):
-    """Base of our errors. ``retriable`` says whether trying again later may succeed."""
+    """Base of our errors. ``retriable`` says whether trying again later may succeed;
+    ``dependency`` names the infrastructure that failed (``database``, ``kafka``), if any: the
+    HTTP layer answers such errors 503 + Retry-After naming it."""
 
     retriable: bool = False
+    dependency: str | None = None
 
     def __init__(self, message: str, *, retriable: bool | None = None) -> None:
         super().__init__(message)

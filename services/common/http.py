@@ -20,6 +20,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from services.common.auth import KeyRing
+from services.common.bus import BusError
+from services.common.db import DatabaseError
 from services.common.errors import error_body as error_body  # re-exported: the routers' import
 from services.common.guard import RequestGuard, RequestLimits
 
@@ -42,6 +44,20 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         error_body(errors, "request validation failed"),
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+RETRY_AFTER_S = 5
+
+
+async def _dependency_down(request: Request, exc: Exception) -> Response:
+    """503 + Retry-After naming what is down, for every route of every service: the database
+    adapter (services.common.db) and the bus turn their outages into these errors."""
+    dependency = getattr(exc, "dependency", None) or "a dependency"
+    return JSONResponse(
+        error_body([(dependency, "unavailable")], f"{dependency} is unavailable; retry later"),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 
@@ -78,6 +94,8 @@ def create_service_app(
     # added last = outermost: refusals cost no span, no task, no body read
     app.add_middleware(RequestGuard, keyring=keyring, limits=limits)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DatabaseError, _dependency_down)
+    app.add_exception_handler(BusError, _dependency_down)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -128,16 +128,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             status_code=status.HTTP_428_PRECONDITION_REQUIRED,
         )
 
-    async def database(request: Request, exc: Exception) -> Response:
-        log.warning("database error: %s", exc)
-        return JSONResponse(
-            error_body([], "database unavailable, try again"),
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
-
     app.add_exception_handler(Invalid, invalid)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(StaleVersion, stale)
     app.add_exception_handler(PreconditionRequired, precondition)
-    app.add_exception_handler(DatabaseError, database)

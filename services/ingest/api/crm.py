@@ -85,8 +85,8 @@ async def post_complaints(request: Request, principal: PrincipalDep, state: Stat
     events, origins = state.crm.events(records)
     try:
         result = await state.pipeline.ingest(events)
-    except PublishFailed:
-        return publish_failed(state)
+    except PublishFailed as exc:
+        return publish_failed(state, exc)
     by_record = BatchResult(
         [Outcome(origins[o.index], o.id, o.status, o.errors) for o in result.outcomes]
     )

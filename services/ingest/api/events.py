@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from contracts.examples import EXAMPLES
 from services.common.auth import Principal, require
+from services.common.errors import error_body
 from services.ingest.api.body import (
     JSON_TYPES,
     NDJSON,
@@ -108,8 +109,8 @@ async def _ingest(events: list[Any], principal: Principal, state: IngestState) -
     check_sources(events, principal)
     try:
         result = await state.pipeline.ingest(events)
-    except PublishFailed:
-        return publish_failed(state)
+    except PublishFailed as exc:
+        return publish_failed(state, exc)
     log.info(
         "ingested request",
         extra={
@@ -123,10 +124,12 @@ async def _ingest(events: list[Any], principal: Principal, state: IngestState) -
     return answer(result)
 
 
-def publish_failed(state: IngestState) -> Response:
-    """503 + Retry-After: Kafka (or the dedup store) did not take the events."""
+def publish_failed(state: IngestState, exc: PublishFailed) -> Response:
+    """503 + Retry-After: Kafka or the dedup store (the database) did not take the events;
+    the answer names which."""
     retry = str(state.settings.ingest_retry_after_s)
-    body = {"detail": "Kafka is unavailable; nothing was accepted, retry later", "errors": []}
+    detail = f"{exc.dependency} is unavailable; nothing was accepted, retry later"
+    body = error_body([(exc.dependency, "unavailable")], detail)
     return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": retry})
 
 

@@ -151,8 +151,8 @@ async def post_hook(request: Request, principal: PrincipalDep, state: StateDep) 
     event = exit_event(body, action.upper(), source, exit_types)
     try:
         result = await state.pipeline.ingest([event])
-    except PublishFailed:
-        return publish_failed(state)
+    except PublishFailed as exc:
+        return publish_failed(state, exc)
     return answer(result)
 
 
