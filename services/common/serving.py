@@ -46,10 +46,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_bytes is None and self._idle():
             self._expect_headers()  # a new request begins on a kept-alive connection
         if self._header_bytes is not None:
-            self._header_bytes += len(data)
+            end = data.find(b"\r\n\r\n")  # where this request's headers end, if in this piece
+            self._header_bytes += len(data) if end < 0 else end
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(431, b"Request Header Fields Too Large")
+                return
         super().data_received(data)  # completing the headers resets _header_bytes to None
-        if self._header_bytes is not None and self._header_bytes > self.max_header_bytes:
-            self._refuse(431, b"Request Header Fields Too Large")
 
     def on_headers_complete(self) -> None:
         self._headers_done()
