@@ -50,7 +50,7 @@ _CASE_EXAMPLE = {
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
-        422: {"model": RejectedResponse},
+        422: {"model": RejectedResponse | ErrorResponse},
         503: {"model": ErrorResponse},
     },
     openapi_extra={

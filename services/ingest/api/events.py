@@ -45,7 +45,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorResponse, "description": "Scope or source not allowed for this key."},
     413: {"model": ErrorResponse, "description": "Body or batch over the configured limits."},
     415: {"model": ErrorResponse, "description": "Unsupported content type."},
-    422: {"model": RejectedResponse, "description": "Nothing in the request was accepted."},
+    422: {
+        "model": RejectedResponse | ErrorResponse,
+        "description": "Nothing in the request was accepted: each event's errors, or why the "
+        "request as a whole was refused (not JSON, no events, an integer too long).",
+    },
     503: {"model": ErrorResponse, "description": "Kafka unavailable; retry after Retry-After."},
 }
 
