@@ -79,6 +79,7 @@ def serve(
 
     from services.common.logs import LogFormat, configure_logging
     from services.common.runtime import tune_gc
+    from services.common.serving import server_config
     from services.common.settings import get_settings
 
     settings = get_settings()
@@ -102,7 +103,7 @@ def serve(
     module = importlib.import_module(f"services.{service.value}.app")
     service_app = module.create_app(settings)
     tune_gc()
-    uvicorn.run(service_app, host=host, port=port, log_config=None)
+    uvicorn.Server(server_config(service_app, host, port, settings, log_config=None)).run()
 
 
 def _refusal(service: Service, settings: CommonSettings, allow_sqlite: bool) -> str | None:

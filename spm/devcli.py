@@ -68,6 +68,8 @@ def _serve(
     import uvicorn
 
     from services.common.runtime import tune_gc
+    from services.common.serving import server_config
+    from services.common.settings import CommonSettings
     from spm.devmode import build_dev_stack, demo_config, demo_lifespan
 
     restore_ctrl_c()
@@ -90,7 +92,7 @@ def _serve(
     typer.echo(f"\n  SPM Monitor dashboard: {stack.base_url}/dashboard/")
     typer.echo(f"  API key (sign in with it): {stack.api_key}")
     typer.echo(f"  APIs: {stack.base_url}/v1/…  (Authorization: Bearer <key>)\n")
-    config = uvicorn.Config(stack.app, host="127.0.0.1", port=port, log_level="warning")
+    config = server_config(stack.app, "127.0.0.1", port, CommonSettings(), log_level="warning")
     tune_gc()
     asyncio.run(uvicorn.Server(config).serve())
 

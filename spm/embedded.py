@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.auth import KeyRing
 from services.common.bus import MemoryBus
+from services.common.guard import RequestGuard, RequestLimits
 from services.common.metrics import metrics_endpoint
 from services.common.settings import CommonSettings
 
@@ -99,6 +100,8 @@ def build_embedded_app(
     host.state.keyring = KeyRing.from_json(
         settings.api_keys.get_secret_value() if settings.api_keys else None
     )
+    # the service apps have their own guard; this one covers the dashboard and extra routers
+    host.add_middleware(RequestGuard, keyring=host.state.keyring, limits=RequestLimits.of(settings))
 
     @host.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

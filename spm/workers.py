@@ -25,6 +25,8 @@ import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
 from services.common.logs import LogFormat, configure_logging
+from services.common.serving import server_config
+from services.common.settings import get_settings
 
 WORKER_FAILED = 3
 
@@ -77,5 +79,5 @@ def _serve(app: str, host: str, port: int, log: tuple[LogFormat, str]) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, host=host, port=port, log_config=None)
+    config = server_config(app, host, port, get_settings(), log_config=None)
     uvicorn.Server(config).run(sockets=[sock])

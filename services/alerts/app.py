@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.alerts.api import alerts, notifications, silences
-from services.alerts.api.errors import ApiError, api_error, database_error
+from services.alerts.api.errors import ApiError, api_error
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.alerts.runtime import AlertService
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
-from services.common.db import DatabaseError
+from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.settings import CommonSettings
 
@@ -46,10 +46,10 @@ def create_app(
         description="Alerts on indicators drifting from social targets; silences; notifications.",
         keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
         routers=[alerts.router, silences.router, notifications.router],
+        limits=RequestLimits.of(cfg),
         lifespan=lifespan,
         readiness=[service.ready],
     )
     app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(DatabaseError, database_error)
     app.state.alerts = service
     return app

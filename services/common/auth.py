@@ -81,6 +81,20 @@ class KeyRing:
 
 
 _bearer = HTTPBearer(auto_error=False)
+PRINCIPAL_STATE = "principal"
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (None for other schemes)."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def verified_principal(request: Request) -> Principal | None:
+    """The principal the request guard (services.common.guard) verified, if it did."""
+    found = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    return found if isinstance(found, Principal) else None
 
 
 def keyring_of(request: Request) -> KeyRing:
@@ -94,6 +108,9 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    verified = verified_principal(request)
+    if verified is not None:
+        return verified
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

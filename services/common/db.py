@@ -26,7 +26,7 @@ import sqlalchemy.exc as sa_exc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, DateTime, Dialect, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -51,6 +51,7 @@ wait is asyncio sleeps between attempts, so a cancelled request stops waiting at
 # SQLSTATEs worth a retry: serialization failure, deadlock, lock timeout, server shutting down or
 # starting, too many connections. Class 08 (connection exception) is retriable as a whole.
 _RETRIABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"})
+_OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 # OSErrors about local files (a SQLite path) will not heal by themselves; network ones may.
 _LOCAL_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
@@ -58,6 +59,8 @@ _LOCAL_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotAD
 
 class DatabaseError(SpmError):
     """A database operation failed; ``code`` is the SQLSTATE or SQLite error name when known."""
+
+    dependency = "database"
 
     def __init__(self, message: str, *, retriable: bool, code: str | None = None) -> None:
         super().__init__(message, retriable=retriable)
@@ -92,7 +95,7 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
     sa_url = _async_url(url)
     if sa_url.get_backend_name() == "sqlite":
         return _create_sqlite_engine(sa_url, schema)
-    return create_async_engine(
+    engine = create_async_engine(
         sa_url,
         hide_parameters=True,
         pool_size=5,
@@ -106,6 +109,32 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
             **database_connect_args(),
         },
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_or_translate)
+    event.listen(engine.sync_engine, "handle_error", _translate_outage)
+    return engine
+
+
+def _connect_or_translate(
+    dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any
+) -> Any:
+    """Connect; a server that cannot be reached is a retriable :class:`DatabaseError` here,
+    where every session and engine gets its connections, so no caller sees asyncpg's bare
+    ``OSError`` (a route that did not translate it answered 500 while the database was down)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise translate_error(exc) from exc
+
+
+def _translate_outage(context: ExceptionContext) -> None:
+    """An error of a statement that says the server is gone (lost connection, shutting down,
+    too many connections) becomes a :class:`DatabaseError`; other errors (constraints, syntax)
+    stay SQLAlchemy's for the code that expects them."""
+    orig = context.original_exception
+    code = _error_code(orig)
+    outage = code is not None and (code.startswith("08") or code in _OUTAGE_SQLSTATES)
+    if context.is_disconnect or outage or isinstance(orig, OSError):
+        raise translate_error(context.sqlalchemy_exception or orig) from orig
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,8 +1,9 @@
-"""FastAPI app factory shared by the services: health, readiness, errors, tracing, auth.
+"""FastAPI app factory shared by the services: health, readiness, errors, tracing, auth, limits.
 
 Every service gets the same behaviour at the HTTP boundary: ``/healthz`` (liveness) and
 ``/readyz`` (its dependencies answer), validation errors as 4xx that name the field and the
-reason, a server span per request that continues the caller's ``traceparent``.
+reason, a server span per request that continues the caller's ``traceparent``, and the request
+guard (services.common.guard) in front of everything.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from services.common.auth import KeyRing
+from services.common.bus import BusError
+from services.common.db import DatabaseError
+from services.common.errors import error_body as error_body  # re-exported: the routers' import
+from services.common.guard import RequestGuard, RequestLimits
 from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 _propagator = TraceContextTextMapPropagator()
-
-
-def error_body(errors: Sequence[tuple[str, str]], message: str) -> dict[str, Any]:
-    """The one error shape of every API: a message plus each field and why."""
-    return {"detail": message, "errors": [{"field": f, "reason": r} for f, r in errors]}
 
 
 def _field_path(loc: Sequence[Any]) -> str:
@@ -45,6 +45,20 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         error_body(errors, "request validation failed"),
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+RETRY_AFTER_S = 5
+
+
+async def _dependency_down(request: Request, exc: Exception) -> Response:
+    """503 + Retry-After naming what is down, for every route of every service: the database
+    adapter (services.common.db) and the bus turn their outages into these errors."""
+    dependency = getattr(exc, "dependency", None) or "a dependency"
+    return JSONResponse(
+        error_body([(dependency, "unavailable")], f"{dependency} is unavailable; retry later"),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 
@@ -71,15 +85,21 @@ def create_service_app(
     description: str,
     keyring: KeyRing,
     routers: Sequence[APIRouter],
+    limits: RequestLimits,
     lifespan: Lifespan | None = None,
     readiness: Sequence[ReadinessCheck] = (),
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
     app.state.keyring = keyring
     app.add_middleware(_TracingMiddleware, service=service)
+    # added last = outermost: refusals cost no span, no task, no body read
+    app.add_middleware(RequestGuard, keyring=keyring, limits=limits)
+    # outermost of all: refused requests are counted too
     app.add_middleware(HttpMetricsMiddleware, service=service)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # Prometheus
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DatabaseError, _dependency_down)
+    app.add_exception_handler(BusError, _dependency_down)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -95,4 +115,40 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    _document_error_shape(app)
     return app
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _document_error_shape(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body (``HTTPValidationError``); ours is the one error
+    shape of :func:`error_body`, so the OpenAPI document says that (schemathesis checks it)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = _ERROR_SCHEMA
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

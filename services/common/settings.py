@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/spm.db"
+MIB = 1024 * 1024
 
 
 def _secrets_dir() -> str | None:
@@ -66,6 +67,34 @@ class CommonSettings(BaseSettings):
     objectives_port: int = Field(default=8003, ge=1, le=65535)
     alerts_port: int = Field(default=8004, ge=1, le=65535)
     dev_port: int = Field(default=8000, ge=1, le=65535)
+
+    # limits and timeouts of every HTTP server (README "Security")
+    http_max_body_bytes: int = Field(
+        default=MIB,
+        ge=1024,
+        description="Largest request body of a route with no limit of its own (more: 413, "
+        "refused from Content-Length before reading, or as soon as the stream passes it).",
+    )
+    http_body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for the next piece of a body (then 408)."
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time from a new connection (or a request's first byte) to its last header "
+        "line; a client still sending headers then is disconnected (slow-headers clients).",
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request line + headers (more: 431)."
+    )
+    http_keep_alive_s: int = Field(
+        default=5, ge=1, description="How long an idle keep-alive connection stays open."
+    )
+    http_limit_concurrency: int = Field(
+        default=1000,
+        ge=1,
+        description="Most connections + requests in progress per process (more: 503).",
+    )
 
     institution_currency: str = Field(default="KES", pattern=r"^[A-Z]{3}$")
     institution_timezone: str = "UTC"

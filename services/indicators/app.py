@@ -27,6 +27,7 @@ from services.common.db import (
     session_factory,
 )
 from services.common.errors import SpmError
+from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.settings import CommonSettings
 from services.indicators import models as m
@@ -169,6 +170,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         description="Rolling social performance indicators: values, series, breakdowns, catalog.",
         keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
         routers=[router],
+        limits=RequestLimits.of(cfg),
         lifespan=lifespan,
         readiness=[service.ready],
     )

@@ -27,7 +27,9 @@ from services.common.db import (
     service_database_url,
     session_factory,
 )
+from services.common.guard import RequestLimits
 from services.common.http import create_service_app
+from services.common.ratelimit import KeyRateLimit
 from services.common.settings import CommonSettings
 from services.ingest.api import crm, events
 from services.ingest.api.body import BodyError
@@ -154,12 +156,29 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         description=DESCRIPTION,
         keyring=keyring,
         routers=[events.router, crm.router, fineract_hooks.router],
+        limits=request_limits(config),
         lifespan=lifespan,
         readiness=[lambda: _kafka_ready(own_bus), lambda: _db_ready(app)],
     )
     app.add_exception_handler(BodyError, _body_error)
     app.add_exception_handler(IngestError, _ingest_error)
     return app
+
+
+BATCH_PATHS = ("/v1/events/batch",)
+QUERY_KEY_PATHS = frozenset({"/v1/sources/fineract/hooks"})
+
+
+def request_limits(config: IngestSettings) -> RequestLimits:
+    """The batch route may be as large as INGEST_MAX_BODY_BYTES (the others have the common
+    HTTP_MAX_BODY_BYTES); every request counts against
+    the key's rate limit; the Fineract hook may carry its key in the query."""
+    return RequestLimits.of(
+        config,
+        body_limits=dict.fromkeys(BATCH_PATHS, config.ingest_max_body_bytes),
+        query_key_paths=QUERY_KEY_PATHS,
+        rate_limit=KeyRateLimit(config.ingest_rate_limit),
+    )
 
 
 async def _kafka_ready(bus: Bus) -> bool:

@@ -24,7 +24,15 @@ class IngestSettings(CommonSettings):
         default=5_000, ge=1, description="Most events in one batch request (more: 413)."
     )
     ingest_max_body_bytes: int = Field(
-        default=10 * MIB, ge=1024, description="Largest request body in bytes (more: 413)."
+        default=10 * MIB,
+        ge=1024,
+        description="Largest body of a batch request (`/v1/events/batch`) in bytes (more: 413); "
+        "the other routes have HTTP_MAX_BODY_BYTES.",
+    )
+    ingest_rate_limit: str = Field(
+        default="200/second",
+        description="Requests per API key and process, in the `limits` notation "
+        "(`100/second;3000/minute`); over it: 429 + Retry-After.",
     )
     ingest_dedup_retention_days: int = Field(
         default=30, ge=1, description="How long a (source, id) is remembered for dedup."

@@ -52,6 +52,8 @@ class CrmMapper:
         return events, origins
 
     def _record_events(self, record: Any) -> list[Any]:
+        if isinstance(record, Invalid):  # refused while decoding (an integer too long)
+            return [record]
         if not isinstance(record, Mapping):
             return [Invalid([FieldError("(record)", "must be a JSON object")])]
         out: list[Any] = []

@@ -10,6 +10,12 @@ class IngestError(SpmError):
 
 
 class PublishFailed(IngestError):
-    """Kafka (or the dedup store) did not take the events; nothing was reported accepted."""
+    """Kafka (or the dedup store) did not take the events; nothing was reported accepted.
+    ``dependency`` says which: ``kafka`` or ``database``."""
 
     retriable = True
+    dependency: str = "kafka"
+
+    def __init__(self, message: str, *, dependency: str = "kafka") -> None:
+        super().__init__(message)
+        self.dependency = dependency

@@ -145,7 +145,7 @@ class IngestPipeline:
                         failure = exc  # leaving the block commits the claims that are kept
         except DatabaseError as exc:
             log.error("dedup store failed: %s", exc.code or type(exc.__cause__).__name__)
-            raise PublishFailed("dedup store unavailable") from exc
+            raise PublishFailed("dedup store unavailable", dependency="database") from exc
         assert failure is not None  # noqa: S101 - the block either returned or failed
         raise failure
 

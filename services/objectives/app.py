@@ -14,6 +14,7 @@ from sqlalchemy import text
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
 from services.common.db import DatabaseError, session_factory
+from services.common.guard import RequestLimits
 from services.common.http import create_service_app, error_body
 from services.common.outbox import OutboxRelay
 from services.common.settings import CommonSettings
@@ -95,6 +96,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         description="Social objectives and targets of the institution, versioned and audited.",
         keyring=KeyRing.from_json(api_keys),
         routers=[router],
+        limits=RequestLimits.of(cfg),
         lifespan=lifespan,
         readiness=[database_ready],
     )
@@ -127,16 +129,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             status_code=status.HTTP_428_PRECONDITION_REQUIRED,
         )
 
-    async def database(request: Request, exc: Exception) -> Response:
-        log.warning("database error: %s", exc)
-        return JSONResponse(
-            error_body([], "database unavailable, try again"),
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
-
     app.add_exception_handler(Invalid, invalid)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(StaleVersion, stale)
     app.add_exception_handler(PreconditionRequired, precondition)
-    app.add_exception_handler(DatabaseError, database)

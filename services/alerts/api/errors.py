@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import Request, status
 from fastapi.responses import JSONResponse, Response
 
-from services.common.db import DatabaseError
 from services.common.http import error_body
 
 
@@ -25,13 +24,3 @@ async def api_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, ApiError):
         raise exc
     return JSONResponse(error_body([(exc.field, exc.reason)], str(exc)), exc.status_code)
-
-
-async def database_error(request: Request, exc: Exception) -> Response:
-    retriable = isinstance(exc, DatabaseError) and exc.retriable
-    headers = {"Retry-After": "2"} if retriable else None
-    return JSONResponse(
-        error_body([], "the database is unavailable; try again"),
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers=headers,
-    )

@@ -78,6 +78,8 @@ class Record(NamedTuple):
 class BusError(SpmError):
     """The bus failed; ``retriable`` is true for outages and timeouts."""
 
+    dependency = "kafka"
+
 
 class BusUnavailable(BusError):
     retriable = True

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import Response
 
 from services.common.auth import Principal, require
-from services.ingest.api.body import BodyError, parse_json, read_body
+from services.ingest.api.body import BodyError, parse_batch, parse_json, read_body, too_many
 from services.ingest.api.events import answer, publish_failed
 from services.ingest.api.state import IngestState, state_of
 from services.ingest.errors import PublishFailed
@@ -54,7 +54,7 @@ _CASE_EXAMPLE = {
             "model": RejectedResponse,
             "description": "Every record re-used an id with other content.",
         },
-        422: {"model": RejectedResponse},
+        422: {"model": RejectedResponse | ErrorResponse},
         503: {"model": ErrorResponse},
     },
     openapi_extra={
@@ -70,10 +70,14 @@ _CASE_EXAMPLE = {
     },
 )
 async def post_complaints(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
-    raw = await read_body(request, state.settings.ingest_max_body_bytes)
-    records = _records(parse_json(raw))
-    if len(records) > state.settings.ingest_max_batch_events:
-        raise BodyError(status.HTTP_413_CONTENT_TOO_LARGE, "too many records")
+    raw = await read_body(request)
+    limit = state.settings.ingest_max_batch_events
+    if raw.lstrip().startswith(b"["):  # an array is decoded one record at a time
+        records = parse_batch(raw, "application/json", limit)
+    else:
+        records = _records(parse_json(raw))
+    if len(records) > limit:
+        raise too_many(limit)
     for source in state.crm.sources:
         if not principal.may_send(source):
             raise BodyError(
@@ -85,8 +89,8 @@ async def post_complaints(request: Request, principal: PrincipalDep, state: Stat
     events, origins = state.crm.events(records)
     try:
         result = await state.pipeline.ingest(events)
-    except PublishFailed:
-        return publish_failed(state)
+    except PublishFailed as exc:
+        return publish_failed(state, exc)
     by_record = BatchResult(
         [Outcome(origins[o.index], o.id, o.status, o.errors) for o in result.outcomes]
     )

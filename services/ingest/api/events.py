@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from contracts.examples import EXAMPLES
 from services.common.auth import Principal, require
+from services.common.errors import error_body
 from services.ingest.api.body import (
     JSON_TYPES,
     NDJSON,
@@ -54,7 +55,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": RejectedResponse,
         "description": "Every event re-used an id its source sent before with other content.",
     },
-    422: {"model": RejectedResponse, "description": "Nothing in the request was accepted."},
+    422: {
+        "model": RejectedResponse | ErrorResponse,
+        "description": "Nothing in the request was accepted: each event's errors, or why the "
+        "request as a whole was refused (not JSON, no events, an integer too long).",
+    },
     503: {"model": ErrorResponse, "description": "Kafka unavailable; retry after Retry-After."},
 }
 
@@ -95,7 +100,7 @@ async def post_event(request: Request, principal: PrincipalDep, state: StateDep)
     media = media_type(request)
     if media not in JSON_TYPES:
         raise unsupported(media, JSON_TYPES)
-    raw = await read_body(request, state.settings.ingest_max_body_bytes)
+    raw = await read_body(request)
     return await _ingest([parse_json(raw)], principal, state)
 
 
@@ -107,13 +112,10 @@ async def post_event(request: Request, principal: PrincipalDep, state: StateDep)
     openapi_extra=_BATCH_DOC,
 )
 async def post_batch(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
-    raw = await read_body(request, state.settings.ingest_max_body_bytes)
-    events = parse_batch(raw, media_type(request))
-    limit = state.settings.ingest_max_batch_events
+    raw = await read_body(request)
+    events = parse_batch(raw, media_type(request), state.settings.ingest_max_batch_events)
     if not events:
         raise BodyError(status.HTTP_422_UNPROCESSABLE_CONTENT, "the batch holds no events")
-    if len(events) > limit:
-        raise BodyError(status.HTTP_413_CONTENT_TOO_LARGE, f"a batch holds at most {limit} events")
     return await _ingest(events, principal, state)
 
 
@@ -121,8 +123,8 @@ async def _ingest(events: list[Any], principal: Principal, state: IngestState) -
     check_sources(events, principal)
     try:
         result = await state.pipeline.ingest(events)
-    except PublishFailed:
-        return publish_failed(state)
+    except PublishFailed as exc:
+        return publish_failed(state, exc)
     log.info(
         "ingested request",
         extra={
@@ -137,10 +139,12 @@ async def _ingest(events: list[Any], principal: Principal, state: IngestState) -
     return answer(result)
 
 
-def publish_failed(state: IngestState) -> Response:
-    """503 + Retry-After: Kafka (or the dedup store) did not take the events."""
+def publish_failed(state: IngestState, exc: PublishFailed) -> Response:
+    """503 + Retry-After: Kafka or the dedup store (the database) did not take the events;
+    the answer names which."""
     retry = str(state.settings.ingest_retry_after_s)
-    body = {"detail": "Kafka is unavailable; nothing was accepted, retry later", "errors": []}
+    detail = f"{exc.dependency} is unavailable; nothing was accepted, retry later"
+    body = error_body([(exc.dependency, "unavailable")], detail)
     return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": retry})
 
 

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.common.auth import Principal, keyring_of
+from services.common.auth import Principal, keyring_of, verified_principal
 from services.ingest.api.body import BodyError, parse_json, read_body
 from services.ingest.api.events import answer, publish_failed
 from services.ingest.api.state import IngestState, state_of
@@ -77,6 +77,9 @@ async def hook_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """Bearer key, or ``?api_key=`` (Fineract hooks cannot send headers of their own)."""
+    principal = verified_principal(request)
+    if principal is not None:
+        return _with_scope(principal)
     token = credentials.credentials if credentials is not None else None
     token = token or request.query_params.get("api_key")
     if not token:
@@ -88,6 +91,10 @@ async def hook_principal(
     principal = keyring_of(request).authenticate(token)
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key")
+    return _with_scope(principal)
+
+
+def _with_scope(principal: Principal) -> Principal:
     if not principal.has(SCOPE):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks scope {SCOPE}")
     return principal
@@ -112,7 +119,7 @@ StateDep = Annotated[IngestState, Depends(state_of)]
     },
 )
 async def post_hook(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
-    raw = await read_body(request, state.settings.ingest_max_body_bytes)
+    raw = await read_body(request)
     body = parse_json(raw)
     if not isinstance(body, dict):
         raise BodyError(status.HTTP_422_UNPROCESSABLE_CONTENT, "expected a JSON object")
@@ -144,8 +151,8 @@ async def post_hook(request: Request, principal: PrincipalDep, state: StateDep) 
     event = exit_event(body, action.upper(), source, exit_types)
     try:
         result = await state.pipeline.ingest([event])
-    except PublishFailed:
-        return publish_failed(state)
+    except PublishFailed as exc:
+        return publish_failed(state, exc)
     return answer(result)
 
 
@@ -161,7 +168,7 @@ def exit_event(
     data: dict[str, Any] = {
         "client_id": None if client_id is None else str(client_id),
         "branch_id": None if body.get("officeId") is None else str(body["officeId"]),
-        "exited_on": _hook_date(request.get(date_field), request.get("dateFormat")),
+        "exited_on": _hook_date(request.get(date_field), request.get("dateFormat"), date_field),
         "exit_type": exit_types.get(action, "voluntary"),
     }
     if request.get(reason_field) is not None:
@@ -190,11 +197,20 @@ def _header(request: Request, name: str) -> str | None:
     return request.headers.get(f"X-Fineract-{name}") or request.headers.get(f"X-Mifos-{name}")
 
 
-def _hook_date(value: Any, java_format: Any) -> Any:
+def _hook_date(value: Any, java_format: Any, field: str) -> Any:
     """The request's date as ISO text; what cannot be read is passed on for the validator to
-    reject with the field name."""
+    reject with the field name. A ``[year, month, day]`` that is no date (``[2025, 13, 1]``)
+    is refused here, naming the hook's field."""
     if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) for v in value):
-        return date(value[0], value[1], value[2]).isoformat()
+        try:
+            return date(value[0], value[1], value[2]).isoformat()
+        except (ValueError, OverflowError) as exc:
+            raise BodyError(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "the hook's date is not a date",
+                field=f"request.{field}",
+                reason=str(exc),
+            ) from None
     if not isinstance(value, str):
         return value
     if isinstance(java_format, str):
