@@ -1,9 +1,10 @@
 """``spm dev`` and ``spm demo``: the embedded mode, and a simulated MFI drifting in front of you.
 
-``spm dev`` runs the four services in one process (in-process bus, one SQLite file per service
-under the data directory) with the dashboard, on one port. Unless told otherwise it creates a
-pseudonym pepper (kept in the data directory, so pseudonyms survive restarts), an admin API key
-for this run, and a local SMTP sink whose messages the dashboard shows.
+``spm dev`` runs the four services in one process (in-process bus journaled to ``bus.db``, one
+SQLite file per service under the data directory) with the dashboard, on one port. Unless told
+otherwise it creates a pseudonym pepper (kept in the data directory, so pseudonyms survive
+restarts), an admin API key for this run, and a local SMTP sink whose messages the dashboard
+shows.
 
 ``spm demo`` adds the sample strategy, targets for two branches, and the simulator's drift
 scenario fed through the ingest API at a watchable pace: one branch drifts (DSTI breaches, then
@@ -150,7 +151,7 @@ def build_dev_stack(
         routers.append(mail_router(mailbox))
     app, host, services = build_embedded_app(
         common,
-        bus=MemoryBus(),
+        bus=MemoryBus(data_dir / "bus.db"),  # durable: an accepted event survives a crash
         settings_for={"alerts": alerts},
         extra_routers=routers,
         extra_lifespans=lifespans,

@@ -38,14 +38,20 @@ def kafka_libs_dir() -> Path:
 
 
 @pytest.fixture(
-    params=[pytest.param("kafka", marks=pytest.mark.kafka), pytest.param("memory")],
+    params=[
+        pytest.param("kafka", marks=pytest.mark.kafka),
+        pytest.param("memory"),
+        pytest.param("journal"),  # the embedded mode's: in memory and journaled on disk
+    ],
 )
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
     if request.param == "kafka":
         bootstrap = request.getfixturevalue("kafka_bootstrap")
         kafka = KafkaBus(bootstrap)
         yield kafka
         await kafka.close()
+    elif request.param == "journal":
+        yield MemoryBus(tmp_path / "bus.db")
     else:
         yield MemoryBus()
 

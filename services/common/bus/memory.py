@@ -4,6 +4,12 @@ It keeps Kafka's semantics that our services rely on — partitions chosen by th
 the key exactly as Kafka clients do, ordered offsets per partition, consumer groups whose
 members share partitions and rebalance on join/leave, committed offsets per group, and an
 assignment hook — so code that is right on the in-process bus is right on Kafka.
+
+Given a journal path (the embedded mode gives one in its data directory) it is also durable
+like Kafka: every record is written to that on-disk log before it is acknowledged or visible
+to a consumer, and a bus started again on the same path continues its offsets and its groups'
+committed offsets (see ``services.common.bus.journal``). Without one it lives in memory only,
+which is what tests and benchmarks want.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import itertools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from contracts.topics import TopicSpec
 from services.common.bus.base import (
@@ -28,6 +35,7 @@ from services.common.bus.base import (
     TopicPartition,
     partition_for_key,
 )
+from services.common.bus.journal import Journal
 from services.common.telemetry import inject_trace_headers
 
 
@@ -40,11 +48,18 @@ class _Group:
 
 
 class MemoryBus(Bus):
-    def __init__(self) -> None:
+    def __init__(self, journal: Path | None = None) -> None:
         self._topics: dict[str, list[list[Record]]] = {}
         self._groups: dict[str, _Group] = {}
         self._changed = asyncio.Condition()
         self._round_robin = itertools.count()
+        # Not closed by ``close()``: in the embedded mode every service shares this bus and
+        # ingest closes it on shutdown while others may still publish; the connection goes with
+        # the bus (a killed process loses nothing, the WAL has every committed batch).
+        self._journal = Journal(journal) if journal is not None else None
+        if self._journal is not None:
+            for group_id, committed in self._journal.group_offsets().items():
+                self._group(group_id).committed.update(committed)
 
     # --- administration -------------------------------------------------------------------------
 
@@ -54,7 +69,10 @@ class MemoryBus(Bus):
 
     def create_topic(self, name: str, partitions: int) -> None:
         if name not in self._topics:
-            self._topics[name] = [[] for _ in range(partitions)]
+            if self._journal is None:
+                self._topics[name] = [[] for _ in range(partitions)]
+            else:
+                self._topics[name] = [self._journal.records(name, p) for p in range(partitions)]
 
     async def partition_count(self, topic: str) -> int:
         return len(self._log(topic))
@@ -77,17 +95,25 @@ class MemoryBus(Bus):
         return MemoryProducer(self)
 
     async def _append(self, messages: Sequence[Message]) -> list[Delivery]:
-        deliveries = []
+        """Assign offsets, write the batch to the journal (one transaction), and only then make
+        it visible: no await in between, so offsets stay dense and nothing a consumer has seen
+        (and whose offset a service may have committed) can be missing after a crash."""
+        records: list[Record] = []
+        ends: dict[TopicPartition, int] = {}
         now_ms = int(time.time() * 1000)
         for m in messages:
             log = self._log(m.topic)
             partition = self._choose_partition(m, len(log))
-            offset = len(log[partition])
+            tp = TopicPartition(m.topic, partition)
+            offset = ends.get(tp, len(log[partition]))
+            ends[tp] = offset + 1
             headers = inject_trace_headers(m.headers)
-            log[partition].append(
-                Record(m.topic, partition, offset, m.key, m.value, headers, now_ms)
-            )
-            deliveries.append(Delivery(m.topic, partition, offset))
+            records.append(Record(m.topic, partition, offset, m.key, m.value, headers, now_ms))
+        if self._journal is not None:
+            self._journal.append(records)
+        for r in records:
+            self._topics[r.topic][r.partition].append(r)
+        deliveries = [Delivery(r.topic, r.partition, r.offset) for r in records]
         async with self._changed:
             self._changed.notify_all()
         return deliveries
@@ -266,6 +292,8 @@ class MemoryConsumer:
                 raise BusError(
                     f"commit failed: {tp} is not assigned to this member", retriable=True
                 )
+        if self._bus._journal is not None:
+            self._bus._journal.commit(self._group_id, chosen)
         group.committed.update(chosen)
 
     def assignment(self) -> frozenset[TopicPartition]:
