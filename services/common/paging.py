@@ -28,7 +28,8 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 200
 
-Key = tuple[datetime, str]
+Key = tuple[datetime | int, str]
+"""A row's place in its list: its sort value (a timestamp or a sequence number) and its id."""
 T = TypeVar("T")
 
 
@@ -38,7 +39,8 @@ class CursorError(ValueError):
 
 def encode(key: Key) -> str:
     """The opaque cursor of a row whose (sort key, id) is ``key``."""
-    raw = json.dumps([key[0].isoformat(), key[1]], separators=(",", ":")).encode()
+    sort = key[0].isoformat() if isinstance(key[0], datetime) else key[0]
+    raw = json.dumps([sort, key[1]], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -46,10 +48,14 @@ def decode(cursor: str) -> Key:
     """The (sort key, id) inside ``cursor``; :class:`CursorError` when it is not one of ours."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        when, ident = json.loads(raw)
-        if not isinstance(when, str) or not isinstance(ident, str):
+        sort, ident = json.loads(raw)
+        if not isinstance(ident, str):
             raise CursorError("not a cursor this API issued")
-        parsed = datetime.fromisoformat(when)
+        if type(sort) is int:
+            return sort, ident
+        if not isinstance(sort, str):
+            raise CursorError("not a cursor this API issued")
+        parsed = datetime.fromisoformat(sort)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise CursorError("not a cursor this API issued") from exc
     if parsed.tzinfo is None:
@@ -57,33 +63,46 @@ def decode(cursor: str) -> Key:
     return parsed, ident
 
 
-def _check(cursor: str | None) -> str | None:
-    if cursor is not None:
-        decode(cursor)  # raises ValueError → FastAPI's 422 naming ``cursor``
-    return cursor
+def _checker(kind: type) -> Callable[[str | None], str | None]:
+    def check(cursor: str | None) -> str | None:
+        # ValueError here becomes FastAPI's 422 naming ``cursor``.
+        if cursor is not None and not isinstance(decode(cursor)[0], kind):
+            raise CursorError("not a cursor of this list")
+        return cursor
+
+    return check
 
 
+_DOC = f"Opaque; the {NEXT_CURSOR_HEADER} header of the previous page."
 CursorParam = Annotated[
-    str | None,
-    Query(
-        max_length=512,
-        description=f"Opaque; the {NEXT_CURSOR_HEADER} header of the previous page.",
-    ),
-    AfterValidator(_check),
+    str | None, Query(max_length=512, description=_DOC), AfterValidator(_checker(datetime))
 ]
+"""The cursor of a list ordered by a timestamp."""
+SeqCursorParam = Annotated[
+    str | None, Query(max_length=512, description=_DOC), AfterValidator(_checker(int))
+]
+"""The cursor of a list ordered by a sequence number (versions)."""
 LimitParam = Annotated[
     int, Query(ge=1, le=MAX_LIMIT, description="Rows per page (the page may be shorter).")
 ]
 
 
 def after(
-    sort: KeyedColumnElement[Any], ident: KeyedColumnElement[Any], cursor: str | None
+    sort: KeyedColumnElement[Any],
+    ident: KeyedColumnElement[Any],
+    cursor: str | None,
+    *,
+    ascending: bool = False,
 ) -> ColumnElement[bool] | None:
-    """SQL "strictly after the cursor's row" for a list ordered by (sort DESC, id DESC)."""
+    """SQL "strictly after the cursor's row" for a list ordered by (sort, id), both DESC unless
+    ``ascending``. ``cursor`` has passed the list's :data:`CursorParam` or :data:`SeqCursorParam`,
+    so its sort value has the column's kind."""
     if cursor is None:
         return None
-    when, key = decode(cursor)
-    return or_(sort < when, and_(sort == when, ident < key))
+    value, key = decode(cursor)
+    if ascending:
+        return or_(sort > value, and_(sort == value, ident > key))
+    return or_(sort < value, and_(sort == value, ident < key))
 
 
 def page(rows: Sequence[T], limit: int, key: Callable[[T], Key], response: Response) -> list[T]:

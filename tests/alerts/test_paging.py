@@ -144,9 +144,19 @@ async def test_walk_silences(h: Harness) -> None:
 
 
 async def test_malformed_cursor_is_422(h: Harness) -> None:
-    bad = ["!!!", "bm90IGpzb24", "WyJ4IiwieSJd", "WzEsMl0", "WyIyMDI1LTA2LTAxVDA4OjAwIiwieCJd"]
+    bad = [
+        "!!!",
+        "bm90IGpzb24",
+        "WyJ4IiwieSJd",
+        "WzEsMl0",
+        "WyIyMDI1LTA2LTAxVDA4OjAwIiwieCJd",
+        "WzEsIngiXQ",
+    ]
     for path in ["/v1/alerts", "/v1/notifications", "/v1/silences"]:
-        for cursor in [*bad, "x" * 600]:  # not base64, not JSON, bad date, numbers, naive, long
+        for cursor in [
+            *bad,
+            "x" * 600,
+        ]:  # not base64/JSON, bad date, numbers, naive, a version, long
             r = await h.client.get(path, params={"cursor": cursor}, headers=h.auth())
             assert r.status_code == 422, (path, cursor, r.text)
             assert [e["field"] for e in r.json()["errors"]] == ["query.cursor"]

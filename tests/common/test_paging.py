@@ -15,11 +15,21 @@ def test_round_trip_keeps_instant_and_id() -> None:
         cursor = paging.encode((when, "id/with+odd=chars"))
         assert "=" not in cursor and "/" not in cursor and "+" not in cursor
         assert paging.decode(cursor) == (when, "id/with+odd=chars")
+    assert paging.decode(paging.encode((7, "o1"))) == (7, "o1")
 
 
 @pytest.mark.parametrize(
     "cursor",
-    ["", "!!!", "bm90IGpzb24", "WzEsMl0", "WyJ4IiwieSJd", "WyIyMDI1LTA2LTAxVDA4OjAwIiwieCJd"],
+    [
+        "",
+        "!!!",
+        "bm90IGpzb24",
+        "WzEsMl0",
+        "WyJ4IiwieSJd",
+        "WyIyMDI1LTA2LTAxVDA4OjAwIiwieCJd",
+        "WzEuNSwieCJd",
+        "W3RydWUsIngiXQ",
+    ],
 )
 def test_refuses_foreign_cursors(cursor: str) -> None:
     with pytest.raises(paging.CursorError):
