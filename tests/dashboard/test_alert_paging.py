@@ -46,10 +46,22 @@ def _resolved(i: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _notification(i: int) -> dict[str, Any]:
+    at = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(hours=i)
+    return {
+        "id": f"old-note-{i:03d}", "group_key": "g", "receiver": "ops", "channel": "email",
+        "destination": "ops@example.org", "format": "text", "reason": "firing",
+        "subject": f"old note {i}", "body_text": "b", "body_html": "<p>b</p>", "payload": {},
+        "alert_ids": [], "status": "sent", "attempts": 1, "next_attempt_at": at,
+        "created_at": at, "sent_at": at,
+    }  # fmt: skip
+
+
 async def test_more_alerts_shows_older_ones(stack: Stack) -> None:
     service: AlertService = stack.dev.services["alerts"].state.alerts
     async with service.write() as session:
         await session.execute(insert(m.alerts), [_resolved(i) for i in range(RESOLVED)])
+        await session.execute(insert(m.notifications), [_notification(i) for i in range(RESOLVED)])
     oldest = _resolved(0)["id"]
     listed = await stack.get("alerts", "/v1/alerts", state="resolved", limit=1000)
     total = len(listed.json())  # ours and any the short simulation resolved
@@ -79,6 +91,11 @@ async def test_more_alerts_shows_older_ones(stack: Stack) -> None:
             await expect(page.get_by_test_id("more-alerts")).to_have_count(0)  # the last page
             shown = await resolved.evaluate_all("rows => rows.map((r) => r.dataset.alert)")
             assert len(set(shown)) == total
+            notes = page.locator('table[data-testid="notifications"] tbody tr')
+            await expect(notes).to_have_count(50)
+            await page.get_by_test_id("more-notifications").click()
+            await expect(page.get_by_text("old note 0", exact=True)).to_have_count(1)
+            await expect(page.get_by_test_id("more-notifications")).to_have_count(0)
             assert errors == []
         finally:
             await browser.close()

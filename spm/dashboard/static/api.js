@@ -85,9 +85,9 @@ async function request(name, path, { method = "GET", params, body } = {}) {
 }
 
 /** Like api(), but a missing API or a missing scope gives `fallback` instead of an error. */
-export async function optional(name, path, fallback, opts) {
+export async function optional(name, path, fallback, opts, call = api) {
   try {
-    return await api(name, path, opts);
+    return await call(name, path, opts);
   } catch (err) {
     if (err instanceof ApiError && [0, 403, 404, 405].includes(err.status)) return fallback;
     throw err;

@@ -236,12 +236,14 @@ export async function alerts(main, query, notify) {
   const none = { items: [], next: null };
   const alertPage = (state, cursor) => page("alerts", "/v1/alerts",
     { params: { state, limit: ALERTS_PAGE, cursor } });
+  const notePage = (cursor) => optional("alerts", "/v1/notifications", none,
+    { params: { limit: ALERTS_PAGE, cursor } }, page);
   const [cat, open, resolved, silences, notes] = await Promise.all([
     catalog().catch(() => ({ byCode: {} })),
     alertPage(undefined, undefined),
     showResolved ? alertPage("resolved", undefined) : none,
     optional("alerts", "/v1/silences", []),
-    optional("alerts", "/v1/notifications", [], { params: { limit: 50 } }),
+    notePage(undefined),
   ]);
   const reload = (msg) => { notify(msg, "info"); alerts(main, query, notify).catch((e) => notify(e.message)); };
   const list = [...open.items, ...resolved.items];
@@ -292,6 +294,13 @@ export async function alerts(main, query, notify) {
       return got;
     },
     (items) => rows.append(...items.map(alertRow)), notify);
+  const noteRow = (n) => h("tr", {},
+    cell("Created", when(n.created_at)), cell("Reason", n.reason),
+    cell("Receiver", n.receiver), cell("Channel", `${n.channel} → ${n.destination}`),
+    cell("Subject", n.subject),
+    cell("Status", n.status + (n.last_error ? ` (${n.last_error})` : "")),
+    cell("Attempts", n.attempts), cell("Sent", when(n.sent_at)));
+  const noteRows = h("tbody", {}, notes.items.map(noteRow));
   fill(main, 
     h("h1", {}, "Alerts"),
     h("section", { class: "card" },
@@ -321,16 +330,13 @@ export async function alerts(main, query, notify) {
                 } catch (err) { notify(err.message); }
               } }, "Expire") : ""))))))),
     h("section", { class: "card" }, h("h2", {}, "Notification history"),
-      notes.length === 0 ? h("p", {}, "No notifications sent yet.") : h("div", { class: "table-wrap" },
+      notes.items.length === 0 ? h("p", {}, "No notifications sent yet.") : h("div", { class: "table-wrap" },
         h("table", { class: "stack", "data-testid": "notifications" },
           h("thead", {}, h("tr", {}, ["Created", "Reason", "Receiver", "Channel", "Subject", "Status",
             "Attempts", "Sent"].map((c) => h("th", { scope: "col" }, c)))),
-          h("tbody", {}, notes.map((n) => h("tr", {},
-            cell("Created", when(n.created_at)), cell("Reason", n.reason),
-            cell("Receiver", n.receiver), cell("Channel", `${n.channel} → ${n.destination}`),
-            cell("Subject", n.subject),
-            cell("Status", n.status + (n.last_error ? ` (${n.last_error})` : "")),
-            cell("Attempts", n.attempts), cell("Sent", when(n.sent_at)))))))));
+          noteRows)),
+      moreButton("More notifications", "more-notifications", notes.next, notePage,
+        (items) => noteRows.append(...items.map(noteRow)), notify)));
 }
 
 // --- mail (embedded demo's SMTP sink) -------------------------------------------------------
