@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 import re2
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import models as m
@@ -137,9 +137,19 @@ async def get(session: AsyncSession, silence_id: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-async def listing(session: AsyncSession, now: datetime, *, include_expired: bool) -> list[Any]:
+async def listing(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    include_expired: bool,
+    after: ColumnElement[bool] | None = None,
+    limit: int | None = None,
+) -> list[Any]:
+    """Newest first, ordered by (created_at, id) so a cursor can resume after any row."""
     c = m.silences.c
-    stmt = select(m.silences).order_by(c.created_at.desc())
+    stmt = select(m.silences).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
     if not include_expired:
         stmt = stmt.where(c.ends_at > now)
+    if after is not None:
+        stmt = stmt.where(after)
     return [dict(r._mapping) for r in (await session.execute(stmt)).all()]

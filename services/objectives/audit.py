@@ -8,6 +8,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common import paging
 from services.objectives.models import versions
 from services.objectives.schemas import DiffEntry, VersionRead
 
@@ -72,9 +73,13 @@ async def record(
     )
 
 
-async def history(session: AsyncSession, objective_id: str) -> list[VersionRead]:
+async def history(
+    session: AsyncSession, objective_id: str, *, cursor: str | None = None, limit: int | None = None
+) -> list[VersionRead]:
+    """Oldest version first; ``cursor`` resumes after a version (see services.common.paging)."""
     c = versions.c
-    rows = await session.execute(
-        select(versions).where(c.objective_id == objective_id).order_by(c.version)
-    )
+    query = select(versions).where(c.objective_id == objective_id).order_by(c.version)
+    if (later := paging.after(c.version, c.objective_id, cursor, ascending=True)) is not None:
+        query = query.where(later)
+    rows = await session.execute(query.limit(limit))
     return [VersionRead.model_validate(row._asdict()) for row in rows]

@@ -117,9 +117,16 @@ class ObjectivesService:
             query = query.where(objectives.c.status == status)
         return [await self._read(session, row) for row in (await session.execute(query)).all()]
 
-    async def history(self, session: AsyncSession, objective_id: str) -> list[VersionRead]:
+    async def history(
+        self,
+        session: AsyncSession,
+        objective_id: str,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> list[VersionRead]:
         await self.get(session, objective_id)
-        return await audit.history(session, objective_id)
+        return await audit.history(session, objective_id, cursor=cursor, limit=limit)
 
     async def targets(
         self,

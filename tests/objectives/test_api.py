@@ -18,6 +18,7 @@ from contracts.envelope import from_kafka
 from contracts.events import TargetChanged
 from services.common.bus import KafkaBus
 from services.common.db import create_engine
+from services.common.paging import NEXT_CURSOR_HEADER
 from services.objectives.config import ObjectivesSettings
 from tests.common.route_auth import assert_every_route_keyed
 from tests.objectives.conftest import KEYS, ClientFactory, objective, target
@@ -391,3 +392,34 @@ async def test_topic_is_created_compacted(
         for entry in resource[4]
     }
     assert configs["cleanup.policy"] == "compact"
+
+
+async def test_history_pages_by_version_while_it_grows(client_as: ClientFactory) -> None:
+    alice = client_as("alice")
+    segment = _segment()
+    body = objective(f"p-{segment[-8:].lower()}", target(segment=segment), reason="board")
+    oid = (await alice.post("/v1/objectives", json=body)).json()["id"]
+    for n in range(2, 5):
+        r = await alice.patch(
+            f"/v1/objectives/{oid}", json={"version": n - 1, "name": f"v{n}", "reason": f"r{n}"}
+        )
+        assert r.status_code == 200, r.text
+    seen: list[int] = []
+    params: dict[str, Any] = {"limit": 2}
+    while True:
+        r = await alice.get(f"/v1/objectives/{oid}/history", params=params)
+        assert r.status_code == 200, r.text
+        seen += [v["version"] for v in r.json()]
+        if len(seen) == 2:  # a change between page fetches lands on a later page
+            await alice.patch(
+                f"/v1/objectives/{oid}", json={"version": 4, "name": "v5", "reason": "r5"}
+            )
+        cursor = r.headers.get(NEXT_CURSOR_HEADER)
+        if cursor is None:
+            break
+        params = {"limit": 2, "cursor": cursor}
+    assert seen == [1, 2, 3, 4, 5]
+    # a cursor of a timestamped list (the alerts'), or garbage, names the field
+    for bad in ["WyIyMDI1LTA2LTAxVDA4OjAwOjAwKzAwOjAwIiwieCJd", "%%%"]:
+        r = await alice.get(f"/v1/objectives/{oid}/history", params={"cursor": bad})
+        assert r.status_code == 422 and "query.cursor" in _errors(r), r.text

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
 from services.alerts import models as m
@@ -12,6 +12,7 @@ from services.alerts import store
 from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
 from services.alerts.api.errors import ApiError, not_found
 from services.alerts.schemas import AckCreate, AlertRead, AlertState
+from services.common import paging
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -20,15 +21,24 @@ router = APIRouter(prefix="/v1", tags=["alerts"])
 async def list_alerts(
     svc: ServiceDep,
     _: ReaderDep,
+    response: Response,
     state: AlertState | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: paging.CursorParam = None,
+    limit: paging.LimitParam = paging.DEFAULT_LIMIT,
 ) -> list[dict[str, Any]]:
-    """Alerts, newest first; without ``state``, pending and firing ones."""
+    """Alerts, newest opened first; without ``state``, pending and firing ones.
+
+    Ordered by the immutable ``created_at`` (not ``updated_at``) so that paging is stable while
+    alerts change state between page fetches.
+    """
     c = m.alerts.c
-    stmt = select(m.alerts).order_by(c.updated_at.desc(), c.id).limit(limit)
+    stmt = select(m.alerts).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
     stmt = stmt.where(c.state == state) if state else stmt.where(c.state.in_(store.ACTIVE))
+    if (later := paging.after(c.created_at, c.id, cursor)) is not None:
+        stmt = stmt.where(later)
     async with svc.read() as session:
-        return [dict(r._mapping) for r in (await session.execute(stmt)).all()]
+        rows = [dict(r._mapping) for r in (await session.execute(stmt)).all()]
+    return paging.page(rows, limit, lambda r: (r["created_at"], r["id"]), response)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertRead)

@@ -4,31 +4,46 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from sqlalchemy import select
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import ColumnElement, cast, column, exists, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from services.alerts import models as m
 from services.alerts.api.deps import ReaderDep, ServiceDep
 from services.alerts.schemas import NotificationRead
+from services.common import paging
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
+
+
+def _mentions(alert_id: str, dialect: str) -> ColumnElement[bool]:
+    """SQL "``alert_ids`` contains ``alert_id``", so the filter runs before the LIMIT."""
+    ids = m.notifications.c.alert_ids
+    if dialect == "postgresql":
+        return cast(ids, JSONB).contains([alert_id])
+    each = func.json_each(ids).table_valued("value")
+    return exists(select(1).select_from(each).where(column("value") == alert_id))
 
 
 @router.get("/notifications", response_model=list[NotificationRead])
 async def list_notifications(
     svc: ServiceDep,
     _: ReaderDep,
+    response: Response,
     status: Literal["pending", "sent", "failed"] | None = None,
     alert_id: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: paging.CursorParam = None,
+    limit: paging.LimitParam = paging.DEFAULT_LIMIT,
 ) -> list[dict[str, Any]]:
     """Newest first."""
     c = m.notifications.c
-    stmt = select(m.notifications).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+    stmt = select(m.notifications).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
     if status:
         stmt = stmt.where(c.status == status)
+    if (later := paging.after(c.created_at, c.id, cursor)) is not None:
+        stmt = stmt.where(later)
     async with svc.read() as session:
+        if alert_id:
+            stmt = stmt.where(_mentions(alert_id, session.get_bind().dialect.name))
         rows = [dict(r._mapping) for r in (await session.execute(stmt)).all()]
-    if alert_id:
-        rows = [r for r in rows if alert_id in r["alert_ids"]]
-    return rows
+    return paging.page(rows, limit, lambda r: (r["created_at"], r["id"]), response)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
+from services.alerts import models as m
 from services.alerts import silences
 from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
 from services.alerts.api.errors import ApiError, not_found
 from services.alerts.schemas import SilenceCreate, SilenceRead
+from services.common import paging
 
 router = APIRouter(prefix="/v1", tags=["silences"])
 MAX_SILENCE = timedelta(days=366)
@@ -47,10 +49,21 @@ async def create_silence(body: SilenceCreate, svc: ServiceDep, who: AckerDep) ->
 
 @router.get("/silences", response_model=list[SilenceRead])
 async def list_silences(
-    svc: ServiceDep, _: ReaderDep, include_expired: bool = False
+    svc: ServiceDep,
+    _: ReaderDep,
+    response: Response,
+    include_expired: bool = False,
+    cursor: paging.CursorParam = None,
+    limit: paging.LimitParam = paging.DEFAULT_LIMIT,
 ) -> list[dict[str, Any]]:
+    """Newest first."""
+    c = m.silences.c
     async with svc.read() as session:
-        rows = await silences.listing(session, svc.clock.now(), include_expired=include_expired)
+        rows = await silences.listing(
+            session, svc.clock.now(), include_expired=include_expired,
+            after=paging.after(c.created_at, c.id, cursor), limit=limit + 1,
+        )  # fmt: skip
+    rows = paging.page(rows, limit, lambda r: (r["created_at"], r["id"]), response)
     return [_read(r, svc) for r in rows]
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from contracts.envelope import FieldError
+from services.common import paging
 from services.objectives.api.deps import ReaderDep, RuntimeDep, WriterDep
 from services.objectives.schemas import (
     ObjectiveCreate,
@@ -111,9 +112,18 @@ async def retire_objective(
 
 
 @router.get("/objectives/{objective_id}/history", response_model=list[VersionRead])
-async def objective_history(objective_id: str, rt: RuntimeDep, _: ReaderDep) -> list[VersionRead]:
+async def objective_history(
+    objective_id: str,
+    rt: RuntimeDep,
+    _: ReaderDep,
+    response: Response,
+    cursor: paging.SeqCursorParam = None,
+    limit: paging.LimitParam = paging.DEFAULT_LIMIT,
+) -> list[VersionRead]:
+    """The audit trail, oldest version first, paged by version."""
     async with rt.read() as session:
-        return await rt.service.history(session, objective_id)
+        rows = await rt.service.history(session, objective_id, cursor=cursor, limit=limit + 1)
+    return paging.page(rows, limit, lambda v: (v.version, v.objective_id), response)
 
 
 @router.get("/targets", response_model=list[TargetRead], tags=["targets"])

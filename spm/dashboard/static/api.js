@@ -44,7 +44,20 @@ function message(status, data) {
 }
 
 /** Call API `name` (indicators, objectives, alerts, ingest, demo); resolves to parsed JSON. */
-export async function api(name, path, { method = "GET", params, body } = {}) {
+export async function api(name, path, opts) {
+  return (await request(name, path, opts)).data;
+}
+
+/**
+ * One page of a list: `{ items, next }`, where `next` is the cursor of the following page
+ * (the X-Next-Cursor header) or null on the last one. Pass it back as `params.cursor`.
+ */
+export async function page(name, path, opts) {
+  const { data, resp } = await request(name, path, opts);
+  return { items: data || [], next: resp.headers.get("X-Next-Cursor") };
+}
+
+async function request(name, path, { method = "GET", params, body } = {}) {
   const key = getKey();
   if (!key) throw new ApiError(401, "Sign in first.");
   const headers = { Authorization: `Bearer ${key}`, Accept: "application/json" };
@@ -68,13 +81,13 @@ export async function api(name, path, { method = "GET", params, body } = {}) {
     data = null;
   }
   if (!resp.ok) throw new ApiError(resp.status, message(resp.status, data), data);
-  return data;
+  return { data, resp };
 }
 
 /** Like api(), but a missing API or a missing scope gives `fallback` instead of an error. */
-export async function optional(name, path, fallback, opts) {
+export async function optional(name, path, fallback, opts, call = api) {
   try {
-    return await api(name, path, opts);
+    return await call(name, path, opts);
   } catch (err) {
     if (err instanceof ApiError && [0, 403, 404, 405].includes(err.status)) return fallback;
     throw err;

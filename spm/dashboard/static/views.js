@@ -1,5 +1,5 @@
 // The pages. Each takes the <main> element and fills it from the APIs.
-import { api, optional } from "./api.js";
+import { api, optional, page } from "./api.js";
 import { barChart, lineChart, sparkline } from "./charts.js";
 import {
   alertBadge, badge, fill, fmt, fmtCount, h, num, segmentLabel, statusBadge, statusOf, STATUS,
@@ -210,61 +210,109 @@ function silenceForm(alert, done) {
   return form;
 }
 
+/**
+ * A "More" button that walks a cursor-paged list: each click fetches the page after `next`
+ * and hands its rows to `append`; the button goes away on the last page.
+ */
+function moreButton(label, testid, next, fetchPage, append, notify) {
+  if (!next) return null;
+  const button = h("button", { type: "button", class: "secondary", "data-testid": testid,
+    onclick: async () => {
+      button.disabled = true;
+      try {
+        const got = await fetchPage(next);
+        append(got.items);
+        next = got.next;
+        if (next) button.disabled = false; else button.remove();
+      } catch (err) { button.disabled = false; notify(err.message); }
+    } }, label);
+  return button;
+}
+
+const ALERTS_PAGE = 50;
+
 export async function alerts(main, query, notify) {
   const showResolved = query.get("resolved") === "1";
+  const none = { items: [], next: null };
+  const alertPage = (state, cursor) => page("alerts", "/v1/alerts",
+    { params: { state, limit: ALERTS_PAGE, cursor } });
+  const notePage = (cursor) => optional("alerts", "/v1/notifications", none,
+    { params: { limit: ALERTS_PAGE, cursor } }, page);
   const [cat, open, resolved, silences, notes] = await Promise.all([
     catalog().catch(() => ({ byCode: {} })),
-    api("alerts", "/v1/alerts"),
-    showResolved ? api("alerts", "/v1/alerts", { params: { state: "resolved", limit: 50 } }) : [],
+    alertPage(undefined, undefined),
+    showResolved ? alertPage("resolved", undefined) : none,
     optional("alerts", "/v1/silences", []),
-    optional("alerts", "/v1/notifications", [], { params: { limit: 50 } }),
+    notePage(undefined),
   ]);
   const reload = (msg) => { notify(msg, "info"); alerts(main, query, notify).catch((e) => notify(e.message)); };
-  const list = [...open, ...resolved];
+  const list = [...open.items, ...resolved.items];
   const silenced = new Set(silences.filter((s) => s.status === "active").flatMap((s) => s.matchers)
     .filter((m) => m.name === "fingerprint" && (m.op || "=") === "=").map((m) => m.value));
   const unitOf = (code) => (cat.byCode[code] || {}).unit;
+  const alertRow = (a) => {
+    const name = (cat.byCode[a.indicator] || {}).name || a.indicator;
+    const actions = h("div", { class: "actions" });
+    const row = h("tr", { "data-alert": a.id, "data-state": a.state },
+      cell("State", alertBadge(a.state), a.kind !== "breach" ? ` ${a.kind}` : "",
+        silenced.has(a.fingerprint) ? [" ", badge("info", "Silenced", "⊘")] : null),
+      cell("Severity", badge(a.severity, a.severity, a.severity === "critical" ? "‼" : "!")),
+      cell("Indicator", h("a", { href: link(a.indicator, a.segment) }, name)),
+      cell("Segment", segmentLabel(a.segment)),
+      cell("Value", fmt(a.value, unitOf(a.indicator))),
+      cell("Threshold", fmt(a.threshold, unitOf(a.indicator))),
+      cell("Since", a.since),
+      cell("Acknowledged", a.acked_at ? `✓ by ${a.acked_by} ${when(a.acked_at)}` : "No"),
+      cell("Actions", actions));
+    if (a.state !== "resolved" && !a.acked_at) {
+      actions.append(h("button", { type: "button", onclick: async (e) => {
+        e.target.disabled = true;
+        try {
+          await api("alerts", `/v1/alerts/${encodeURIComponent(a.id)}/ack`,
+            { method: "POST", body: {} });
+          reload(`Acknowledged: ${name}, ${segmentLabel(a.segment)}.`);
+        } catch (err) { e.target.disabled = false; notify(err.message); }
+      } }, "Acknowledge"));
+    }
+    if (a.state !== "resolved") {
+      actions.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
+        e.target.replaceWith(silenceForm(a, reload));
+      } }, "Silence…"));
+    }
+    return row;
+  };
+  const rows = h("tbody", {}, list.map(alertRow));
+  // The open list first, then (when shown) the resolved one; each page goes under the last.
+  let openNext = open.next;
+  const more = moreButton("More alerts", "more-alerts", open.next || resolved.next,
+    async (cursor) => {
+      const got = await alertPage(openNext ? undefined : "resolved", cursor);
+      if (openNext) {
+        openNext = got.next;
+        if (!openNext) return { items: got.items, next: resolved.next };
+      }
+      return got;
+    },
+    (items) => rows.append(...items.map(alertRow)), notify);
+  const noteRow = (n) => h("tr", {},
+    cell("Created", when(n.created_at)), cell("Reason", n.reason),
+    cell("Receiver", n.receiver), cell("Channel", `${n.channel} → ${n.destination}`),
+    cell("Subject", n.subject),
+    cell("Status", n.status + (n.last_error ? ` (${n.last_error})` : "")),
+    cell("Attempts", n.attempts), cell("Sent", when(n.sent_at)));
+  const noteRows = h("tbody", {}, notes.items.map(noteRow));
   fill(main, 
     h("h1", {}, "Alerts"),
     h("section", { class: "card" },
-      h("div", { class: "inline" }, h("h2", {}, `Firing and pending (${open.length})`),
+      h("div", { class: "inline" }, h("h2", {}, `Firing and pending (${open.items.length}${open.next ? "+" : ""})`),
         h("a", { href: showResolved ? "#/alerts" : "#/alerts?resolved=1" },
           showResolved ? "Hide resolved" : "Show recently resolved")),
       list.length === 0 ? h("p", {}, "No open alerts.") : h("div", { class: "table-wrap" },
         h("table", { class: "stack", "data-testid": "alerts" },
           h("thead", {}, h("tr", {}, ["State", "Severity", "Indicator", "Segment", "Value",
             "Threshold", "Since", "Acknowledged", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
-          h("tbody", {}, list.map((a) => {
-            const name = (cat.byCode[a.indicator] || {}).name || a.indicator;
-            const actions = h("div", { class: "actions" });
-            const row = h("tr", { "data-alert": a.id, "data-state": a.state },
-              cell("State", alertBadge(a.state), a.kind !== "breach" ? ` ${a.kind}` : "",
-                silenced.has(a.fingerprint) ? [" ", badge("info", "Silenced", "⊘")] : null),
-              cell("Severity", badge(a.severity, a.severity, a.severity === "critical" ? "‼" : "!")),
-              cell("Indicator", h("a", { href: link(a.indicator, a.segment) }, name)),
-              cell("Segment", segmentLabel(a.segment)),
-              cell("Value", fmt(a.value, unitOf(a.indicator))),
-              cell("Threshold", fmt(a.threshold, unitOf(a.indicator))),
-              cell("Since", a.since),
-              cell("Acknowledged", a.acked_at ? `✓ by ${a.acked_by} ${when(a.acked_at)}` : "No"),
-              cell("Actions", actions));
-            if (a.state !== "resolved" && !a.acked_at) {
-              actions.append(h("button", { type: "button", onclick: async (e) => {
-                e.target.disabled = true;
-                try {
-                  await api("alerts", `/v1/alerts/${encodeURIComponent(a.id)}/ack`,
-                    { method: "POST", body: {} });
-                  reload(`Acknowledged: ${name}, ${segmentLabel(a.segment)}.`);
-                } catch (err) { e.target.disabled = false; notify(err.message); }
-              } }, "Acknowledge"));
-            }
-            if (a.state !== "resolved") {
-              actions.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
-                e.target.replaceWith(silenceForm(a, reload));
-              } }, "Silence…"));
-            }
-            return row;
-          }))))),
+          rows)),
+      more),
     h("section", { class: "card" }, h("h2", {}, "Silences"),
       silences.length === 0 ? h("p", {}, "No silences.") : h("div", { class: "table-wrap" },
         h("table", { class: "stack" },
@@ -282,16 +330,13 @@ export async function alerts(main, query, notify) {
                 } catch (err) { notify(err.message); }
               } }, "Expire") : ""))))))),
     h("section", { class: "card" }, h("h2", {}, "Notification history"),
-      notes.length === 0 ? h("p", {}, "No notifications sent yet.") : h("div", { class: "table-wrap" },
+      notes.items.length === 0 ? h("p", {}, "No notifications sent yet.") : h("div", { class: "table-wrap" },
         h("table", { class: "stack", "data-testid": "notifications" },
           h("thead", {}, h("tr", {}, ["Created", "Reason", "Receiver", "Channel", "Subject", "Status",
             "Attempts", "Sent"].map((c) => h("th", { scope: "col" }, c)))),
-          h("tbody", {}, notes.map((n) => h("tr", {},
-            cell("Created", when(n.created_at)), cell("Reason", n.reason),
-            cell("Receiver", n.receiver), cell("Channel", `${n.channel} → ${n.destination}`),
-            cell("Subject", n.subject),
-            cell("Status", n.status + (n.last_error ? ` (${n.last_error})` : "")),
-            cell("Attempts", n.attempts), cell("Sent", when(n.sent_at)))))))));
+          noteRows)),
+      moreButton("More notifications", "more-notifications", notes.next, notePage,
+        (items) => noteRows.append(...items.map(noteRow)), notify)));
 }
 
 // --- mail (embedded demo's SMTP sink) -------------------------------------------------------
