@@ -56,6 +56,9 @@ class Pipeline:
         self.routing = routing
         self.clock = clock
         self.group_by = list(settings.alerts_group_by)
+        self.templates = render.Templates(
+            settings.alerts_templates_dir, settings.institution_currency
+        )
 
     async def flush(self, session: AsyncSession) -> int:
         """Decide every group once; returns the notification rows written."""
@@ -234,10 +237,21 @@ class Pipeline:
                 "business_days": row["detail"].get("business_days", 0),
             }
         batch = uuid.uuid4().hex
-        generic, subject, body_text, body_html = render.build(
+        ids = {r["target_id"] for r in firing + resolved}
+        targets = {
+            r.target_id: r.data
+            for r in await session.execute(
+                select(m.targets.c.target_id, m.targets.c.data).where(
+                    m.targets.c.target_id.in_(ids)
+                )
+            )
+        }
+        generic, texts = render.build(
             key=batch, receiver=group.receiver, reason=reason, group=group.labels,
             firing=firing, resolved=resolved, dashboard=self.settings.alerts_dashboard_url,
+            templates=self.templates, targets=targets,
         )  # fmt: skip
+        subject, body_text, body_html = texts.subject, texts.text, texts.html
         alert_ids = [r["id"] for r in firing + resolved]
         rows: list[dict[str, Any]] = []
         if target.email:
@@ -247,10 +261,15 @@ class Pipeline:
             )  # fmt: skip
         for hook in target.webhooks:
             keyed = {**generic, "idempotency_key": f"{batch}.{len(rows)}"}
-            body = render.webhook_payload(hook.format, keyed, subject, body_text)
+            body = render.webhook_payload(hook.format, keyed, subject, texts.webhook_text)
             rows.append(
                 {"channel": "webhook", "destination": hook.url, "format": hook.format,
                  "payload": body}
+            )  # fmt: skip
+        for phone in target.sms:  # one row per number: each is sent, retried and counted alone
+            rows.append(
+                {"channel": "sms", "destination": phone, "format": "sms",
+                 "payload": {"message": texts.sms, "idempotency_key": f"{batch}.{len(rows)}"}}
             )  # fmt: skip
         for n, row in enumerate(rows):
             await session.execute(
