@@ -25,12 +25,17 @@ Notifications (wall-clock timers; seconds, so tests may use small values):
       receivers:
         ops: {email: [ops@example.org], webhooks: [{url: "https://…", format: slack,
                                                     secret_file: webhook_ops}],
-              sms: ["+254711000000"]}
+              sms: ["+254711000000"],
+              escalate: [{after_s: 3600, receiver: regional}]}
+        regional: {email: [regional@example.org]}
       routes:
         - {receiver: ops, segment: "branch:*", severity: [critical], continue: false}
       default_receiver: ops
 
   A target's ``notify`` names receivers; e-mail addresses in it get a receiver of their own.
+  ``escalate``: a firing alert of this receiver that nobody acknowledged ``after_s`` seconds
+  after it fired is sent to the next receiver of the chain (each level once; reason
+  ``escalated`` in ``/v1/notifications``).
   A webhook with ``secret_file`` is signed per Standard Webhooks (``notify/signing.py``); the
   file (relative to ``SPM_SECRETS_DIR``) holds ``whsec_`` + base64 of 24-64 random bytes.
   Without one the request is unsigned (a warning is logged at start).
@@ -115,6 +120,16 @@ class Webhook(BaseModel):
         return self._key
 
 
+class Escalation(BaseModel):
+    """One level of an escalation chain: after ``after_s`` seconds of firing unacknowledged,
+    the alert is sent to ``receiver`` too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_s: float = Field(gt=0)
+    receiver: str = Field(min_length=1)
+
+
 class Receiver(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,6 +139,8 @@ class Receiver(BaseModel):
         default_factory=list
     )
     """Phone numbers in international format (``+254711000000``), sent through the SMS gateway."""
+    escalate: list[Escalation] = Field(default_factory=list)
+    """The next levels for this receiver's alerts nobody acknowledges, in order of ``after_s``."""
 
 
 class Route(BaseModel):
@@ -145,6 +162,18 @@ class Routing(BaseModel):
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     default_receiver: str | None = None
+
+    @model_validator(mode="after")
+    def _known_escalations(self) -> Routing:
+        for name, rec in self.receivers.items():
+            for n, step in enumerate(rec.escalate):
+                if step.receiver not in self.receivers:
+                    raise ValueError(
+                        f"receivers.{name}.escalate.{n}.receiver: no receiver {step.receiver!r}"
+                    )
+            if [s.after_s for s in rec.escalate] != sorted(s.after_s for s in rec.escalate):
+                raise ValueError(f"receivers.{name}.escalate: after_s must increase")
+        return self
 
 
 class AlertSettings(CommonSettings):

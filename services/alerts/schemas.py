@@ -117,7 +117,7 @@ class NotificationRead(BaseModel):
     destination: str
     """For SMS, the phone number masked (``+2547******00``): numbers are never shown in full."""
     format: str
-    reason: Literal["firing", "resolved", "repeat"]
+    reason: Literal["firing", "resolved", "repeat", "escalated"]
     subject: str
     alert_ids: list[str]
     status: Literal["pending", "sent", "failed"]
