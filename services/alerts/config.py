@@ -24,12 +24,18 @@ Notifications (wall-clock timers; seconds, so tests may use small values):
 
       receivers:
         ops: {email: [ops@example.org], webhooks: [{url: "https://…", format: slack,
-                                                    secret_file: webhook_ops}]}
+                                                    secret_file: webhook_ops}],
+              sms: ["+254711000000"],
+              escalate: [{after_s: 3600, receiver: regional}]}
+        regional: {email: [regional@example.org]}
       routes:
         - {receiver: ops, segment: "branch:*", severity: [critical], continue: false}
       default_receiver: ops
 
   A target's ``notify`` names receivers; e-mail addresses in it get a receiver of their own.
+  ``escalate``: a firing alert of this receiver that nobody acknowledged ``after_s`` seconds
+  after it fired is sent to the next receiver of the chain (each level once; reason
+  ``escalated`` in ``/v1/notifications``).
   A webhook with ``secret_file`` is signed per Standard Webhooks (``notify/signing.py``); the
   file (relative to ``SPM_SECRETS_DIR``) holds ``whsec_`` + base64 of 24-64 random bytes.
   Without one the request is unsigned (a warning is logged at start).
@@ -47,7 +53,14 @@ Notifications (wall-clock timers; seconds, so tests may use small values):
 - ``ALERTS_RETENTION_DAYS`` (400): sent and failed notifications, resolved alerts and silences
   that ended longer ago than this are deleted (looked for hourly); pending notifications and
   active alerts are kept whatever their age.
-- ``ALERTS_DASHBOARD_URL`` (http://127.0.0.1:8000): base of links in notifications.
+- ``ALERTS_DASHBOARD_URL`` (http://127.0.0.1:8000): base of links in notifications (the
+  dashboard's own URL, e.g. ``https://spm.example.org/dashboard``).
+- ``ALERTS_TEMPLATES_DIR`` (unset): a directory whose files replace the shipped notification
+  templates of the same name (``notify/templates/``: email_subject.txt, email_body.txt,
+  email_body.html, webhook_text.txt, sms.txt).
+- ``ALERTS_SMS_URL`` (https://api.africastalking.com), ``ALERTS_SMS_USERNAME`` (sandbox),
+  ``ALERTS_SMS_API_KEY``, ``ALERTS_SMS_FROM`` (unset: the gateway's default sender),
+  ``ALERTS_SMS_TIMEOUT_S`` (10): the Africa's Talking messaging API used by ``sms`` receivers.
 
 Runtime:
 
@@ -65,10 +78,18 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
 from contracts.topics import ALERTS, DEADLETTER, INDICATORS, OBJECTIVES, TopicSpec
 from services.alerts.notify.signing import load_secret
@@ -99,11 +120,27 @@ class Webhook(BaseModel):
         return self._key
 
 
+class Escalation(BaseModel):
+    """One level of an escalation chain: after ``after_s`` seconds of firing unacknowledged,
+    the alert is sent to ``receiver`` too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_s: float = Field(gt=0)
+    receiver: str = Field(min_length=1)
+
+
 class Receiver(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: list[str] = Field(default_factory=list)
     webhooks: list[Webhook] = Field(default_factory=list)
+    sms: list[Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]] = Field(
+        default_factory=list
+    )
+    """Phone numbers in international format (``+254711000000``), sent through the SMS gateway."""
+    escalate: list[Escalation] = Field(default_factory=list)
+    """The next levels for this receiver's alerts nobody acknowledges, in order of ``after_s``."""
 
 
 class Route(BaseModel):
@@ -125,6 +162,18 @@ class Routing(BaseModel):
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     default_receiver: str | None = None
+
+    @model_validator(mode="after")
+    def _known_escalations(self) -> Routing:
+        for name, rec in self.receivers.items():
+            for n, step in enumerate(rec.escalate):
+                if step.receiver not in self.receivers:
+                    raise ValueError(
+                        f"receivers.{name}.escalate.{n}.receiver: no receiver {step.receiver!r}"
+                    )
+            if [s.after_s for s in rec.escalate] != sorted(s.after_s for s in rec.escalate):
+                raise ValueError(f"receivers.{name}.escalate: after_s must increase")
+        return self
 
 
 class AlertSettings(CommonSettings):
@@ -158,6 +207,14 @@ class AlertSettings(CommonSettings):
     alerts_mail_from: str = "spm-monitor@localhost"
     alerts_webhook_timeout_s: float = Field(default=10.0, gt=0)
     alerts_dashboard_url: str = "http://127.0.0.1:8000"
+    alerts_templates_dir: Path | None = None
+    alerts_sms_url: str = Field(
+        default="https://api.africastalking.com", pattern=r"^https?://[^\s\x00-\x1f\x7f]+$"
+    )
+    alerts_sms_username: str = "sandbox"
+    alerts_sms_api_key: SecretStr | None = None
+    alerts_sms_from: str | None = None
+    alerts_sms_timeout_s: float = Field(default=10.0, gt=0)
 
     alerts_db_schema: str = Field(default="alerts", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     alerts_group_id: str = Field(default="spm-alerts", min_length=1, max_length=200)

@@ -90,8 +90,13 @@ class Evaluator:
         await self._observe(session, data)
         if data.value is None:
             return  # no value today: the nodata rule watches for staleness
+        figures = {  # carried into the alert so notifications can show what the value is made of
+            name: str(amount)
+            for name, amount in (("numerator", data.numerator), ("denominator", data.denominator))
+            if amount is not None
+        }
         for target in await active_targets(session, data.code, data.segment, data.as_of):
-            await self._evaluate_target(session, target, data.as_of, data.value)
+            await self._evaluate_target(session, target, data.as_of, data.value, figures)
 
     async def apply_target(self, session: AsyncSession, target: TargetChanged) -> None:
         """A new or changed target is judged at once on the latest value, not at the next one
@@ -101,11 +106,16 @@ class Evaluator:
             await self._evaluate_target(session, target, latest[0], latest[1])
 
     async def _evaluate_target(
-        self, session: AsyncSession, target: TargetChanged, as_of: date, value: Decimal
+        self,
+        session: AsyncSession,
+        target: TargetChanged,
+        as_of: date,
+        value: Decimal,
+        figures: dict[str, str] | None = None,
     ) -> None:
         history = await self._history(session, target.indicator, target.segment, as_of)
         slope = self._trend(target, as_of, history)
-        extra = {"slope_per_day": slope.detail.get("slope_per_day")}
+        extra = {"slope_per_day": slope.detail.get("slope_per_day"), **(figures or {})}
         verdicts: dict[Kind, Verdict] = {"breach": self._line(target, value, extra)}
         if band(target).defined:
             verdicts["warning"] = self._band(target, value, extra)

@@ -14,8 +14,10 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from services.alerts.notify.sms import mask_phone
 from services.alerts.silences import BadPattern, compile_regex
 
 AlertState = Literal["pending", "firing", "resolved"]
@@ -111,10 +113,11 @@ class NotificationRead(BaseModel):
     """The idempotency key (``Message-ID`` / ``Idempotency-Key``)."""
     group_key: str
     receiver: str
-    channel: Literal["email", "webhook"]
+    channel: Literal["email", "webhook", "sms"]
     destination: str
+    """For SMS, the phone number masked (``+2547******00``): numbers are never shown in full."""
     format: str
-    reason: Literal["firing", "resolved", "repeat"]
+    reason: Literal["firing", "resolved", "repeat", "escalated"]
     subject: str
     alert_ids: list[str]
     status: Literal["pending", "sent", "failed"]
@@ -123,3 +126,9 @@ class NotificationRead(BaseModel):
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+
+    @model_validator(mode="after")
+    def _mask_phone(self) -> NotificationRead:
+        if self.channel == "sms":
+            self.destination = mask_phone(self.destination)
+        return self

@@ -161,14 +161,20 @@ class Harness:
         await self.caught_up()
 
     async def values(
-        self, day: date, *points: tuple[str, str, str | None], wait: bool = True
+        self,
+        day: date,
+        *points: tuple[str, str, str | None],
+        wait: bool = True,
+        figures: tuple[str, str] | None = None,
     ) -> None:
-        """Indicator values ``(code, segment, value)`` on business date ``day``."""
+        """Indicator values ``(code, segment, value)`` on business date ``day``; ``figures`` is
+        their (numerator, denominator)."""
         for code, segment, value in points:
             data = IndicatorChanged(
                 code=code, segment=segment, as_of=day,
-                value=None if value is None else Decimal(value), numerator=None,
-                denominator=None, computed_at=datetime.now(UTC),
+                value=None if value is None else Decimal(value),
+                numerator=Decimal(figures[0]) if figures else None,
+                denominator=Decimal(figures[1]) if figures else None, computed_at=datetime.now(UTC),
             )  # fmt: skip
             event = CanonicalEvent(
                 id=str(uuid.uuid4()), source="spm:indicators", type="spm.indicator.changed.v1",

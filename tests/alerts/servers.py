@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import parse_qs
 
 import httpx
 from aiosmtpd.controller import Controller
+
+from services.alerts.notify.gsm import BASIC, EXTENSION, septets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -184,3 +187,108 @@ class Proc:
                     pass
                 await asyncio.sleep(0.2)
         raise AssertionError(f"{self.service} did not become ready: {self.log.read_text()[-2000:]}")
+
+
+@dataclass
+class SmsGatewayServer:
+    """Africa's Talking's messaging endpoint as documented: ``POST /version1/messaging``,
+    form-encoded ``username``, ``to``, ``message`` (optional ``from``), ``apiKey`` header,
+    ``Accept: application/json``; answers 201 with ``SMSMessageData.Recipients``. A request that
+    breaks the contract is answered 400 and recorded in ``violations``; ``outages`` requests are
+    answered 503 before anything is accepted (nothing is sent)."""
+
+    api_key: str
+    username: str = "sandbox"
+    port: int = field(default_factory=free_port)
+    accepted: list[dict[str, str]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    outages: int = 0
+    seen: int = 0
+    _server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _check(self, method: str, path: str, headers: dict[str, str], body: bytes) -> list[str]:
+        wrong = []
+        if method != "POST" or path != "/version1/messaging":
+            wrong.append(f"{method} {path}")
+        if headers.get("content-type", "").split(";")[0] != "application/x-www-form-urlencoded":
+            wrong.append(f"content-type {headers.get('content-type')}")
+        if headers.get("apikey") != self.api_key:
+            wrong.append("apiKey header")
+        if headers.get("accept") != "application/json":
+            wrong.append("accept header")
+        form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+        for name in ("username", "to", "message"):
+            if not form.get(name):
+                wrong.append(f"missing {name}")
+        if form.get("username") != self.username:
+            wrong.append("username")
+        message = form.get("message", "")
+        if septets(message) > 160:
+            wrong.append(f"message of {septets(message)} septets")
+        if any(ch not in BASIC and ch not in EXTENSION for ch in message):
+            wrong.append(f"non-GSM characters in {message!r}")
+        return wrong
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.seen += 1
+            if self.outages > 0:
+                self.outages -= 1
+                status, answer = "503 Service Unavailable", b"gateway down"
+            elif wrong := self._check(method, path, headers, body):
+                self.violations.extend(wrong)
+                status, answer = "400 Bad Request", b"bad request"
+            else:
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                self.accepted.append(form)
+                status = "201 Created"
+                answer = json.dumps(
+                    {
+                        "SMSMessageData": {
+                            "Message": "Sent to 1/1 Total Cost: KES 0.8000",
+                            "Recipients": [
+                                {
+                                    "statusCode": 101,
+                                    "number": form["to"],
+                                    "status": "Success",
+                                    "cost": "KES 0.8000",
+                                    "messageId": f"ATXid_{len(self.accepted)}",
+                                }
+                            ],
+                        }
+                    }
+                ).encode()
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode()
+                + answer
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()

@@ -29,11 +29,13 @@ async def test_embedded_fire_and_resolve(
         await h.settle()
         assert len(smtp.messages) == 1
         [hook] = webhook.requests
-        assert hook.body["text"].startswith("[SPM FIRING:1]") and "blocks" in hook.body
+        assert (
+            hook.body["text"].startswith("Women borrower share off target") and hook.body["blocks"]
+        )
         h.clock.advance(61)
         await h.values(d[2], ("women_borrower_share", "all", "0.90"))
         await h.settle()
-        assert len(smtp.messages) == 2 and "RESOLVED" in smtp.messages[1]["Subject"]
-        assert "RESOLVED" in json.dumps(webhook.requests[1].body)
+        assert len(smtp.messages) == 2 and "Back to normal" in smtp.messages[1]["Subject"]
+        assert "no longer off target" in json.dumps(webhook.requests[1].body)
     finally:
         await h.stop()

@@ -44,7 +44,8 @@ async def test_pending_firing_repeat_ack_resolve(
     assert hook.headers["idempotency-key"] == sent["webhook"]["id"]
     assert hook.body["status"] == "firing" and hook.body["alerts"][0]["value"] == "0.57"
     text = mail.get_payload()[0].get_payload(decode=True).decode()
-    assert CODE in text and "0.60" in text and "business days" in text
+    assert "Women borrower share is off target" in text and "at least 60.0 %" in text
+    assert "57.0 %" in text and "business days" in text
 
     h.clock.advance(1800)  # half the repeat interval: nothing
     await h.settle()
@@ -70,7 +71,7 @@ async def test_pending_firing_repeat_ack_resolve(
     await h.settle()
     assert len(smtp.messages) == 3 and len(webhook.requests) == 3
     assert webhook.requests[2].body["status"] == "resolved"
-    assert "RESOLVED" in smtp.messages[2]["Subject"]
+    assert smtp.messages[2]["Subject"].startswith("Back to normal:")
     ids = {m["Message-ID"] for m in smtp.messages}
     assert len(ids) == 3
 

@@ -4,6 +4,8 @@ the real indicator, objectives and alert apps fed by the simulator. Screenshots 
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -148,6 +150,29 @@ async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browse
     assert silences[0]["created_by"] == "staff"
     await expect(page.get_by_role("heading", name="Notification history")).to_be_visible()
     await page.screenshot(path=str(ARTIFACTS / "dashboard-alerts.png"), full_page=True)
+
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.context.close()
+
+
+async def test_the_link_in_an_alert_email_opens_its_page(stack: Stack, browser: Browser) -> None:
+    """The e-mail the embedded SMTP sink received links to a dashboard route that loads."""
+    mailbox = stack.dev.mailbox
+    assert mailbox is not None
+    for _ in range(600):
+        if any("Open it in the dashboard: " in m["text"] for m in mailbox.messages):
+            break
+        await asyncio.sleep(0.1)
+    text = next(m["text"] for m in mailbox.messages if "Open it in the dashboard: " in m["text"])
+    found = re.search(r"Open it in the dashboard: (\S+)", text)
+    assert found is not None and found[1].startswith(stack.url + "/#/indicator/"), text
+    page = await _page(browser, viewport={"width": 1280, "height": 900})
+    await _sign_in(page, stack.url, STAFF_KEY)
+    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    await page.goto(found[1])
+    await expect(page.get_by_test_id("current-value")).to_be_visible()
+    await expect(page.get_by_text("This page could not be loaded.")).to_have_count(0)
+    assert page.url == found[1]
     assert page.errors == []  # type: ignore[attr-defined]
     await page.context.close()
 

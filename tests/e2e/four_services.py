@@ -111,7 +111,7 @@ async def assert_drift_reaches_the_inbox(
         logs = {s: p.log.read_text()[-1500:] for s, p in stack.items()}
         assert smtp.messages, logs
         mail = smtp.messages[0]
-        assert "women_borrower_share" in mail["Subject"] and branch in mail["Subject"]
+        assert "Women borrower share" in mail["Subject"] and branch in mail["Subject"]
         assert mail["To"] == "ops@example.org"
         alerts = (await client.get(url("alerts", "/v1/alerts?state=firing"))).json()
         assert [a["segment"] for a in alerts if a["kind"] == "breach"] == [f"branch:{branch}"]

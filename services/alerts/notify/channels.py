@@ -1,6 +1,7 @@
-"""Delivery adapters: SMTP (aiosmtplib) and webhooks (httpx). Each translates its errors into
-:class:`DeliveryError`, retriable or not, and sends the notification's idempotency key along
-(``Message-ID`` for e-mail, an ``Idempotency-Key`` header for webhooks). Webhooks whose receiver
+"""Delivery adapters: SMTP (aiosmtplib), webhooks (httpx) and SMS (:mod:`.sms`). Each translates
+its errors into :class:`DeliveryError`, retriable or not, and sends the notification's
+idempotency key along (``Message-ID`` for e-mail, an ``Idempotency-Key`` header for
+webhooks). Webhooks whose receiver
 has a secret are signed per Standard Webhooks (:mod:`services.alerts.notify.signing`)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 from services.alerts.config import AlertSettings, Routing
 from services.alerts.errors import DeliveryError
 from services.alerts.notify.signing import signature_headers
+from services.alerts.notify.sms import SmsGateway
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ class Channels:
     def __init__(self, settings: AlertSettings, routing: Routing | None = None) -> None:
         self.settings = settings
         self._http = httpx.AsyncClient(timeout=settings.alerts_webhook_timeout_s)
+        self.sms = SmsGateway(settings)
         self._keys: dict[tuple[str, str], bytes] = {}
         """(receiver, url) -> signing key."""
         for name, receiver in (routing or settings.routing()).receivers.items():
@@ -44,10 +47,13 @@ class Channels:
 
     async def close(self) -> None:
         await self._http.aclose()
+        await self.sms.close()
 
     async def deliver(self, row: Mapping[str, Any]) -> None:
         if row["channel"] == "email":
             await self.email(row)
+        elif row["channel"] == "sms":
+            await self.sms.send(row["destination"], row["payload"]["message"])
         else:
             await self.webhook(row)
 

@@ -46,6 +46,15 @@ def _acked(row: Mapping[str, Any]) -> bool:
     ) >= SEVERITY_RANK.get(row["severity"], 0)
 
 
+def _duration(seconds: float) -> str:
+    """``3600`` → ``1 hour``; ``5400`` → ``90 minutes``: how long nobody acknowledged."""
+    for size, unit in ((86_400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{int(seconds // 60)} minutes" if seconds >= 60 else f"{int(seconds)} seconds"
+
+
 def _entry(row: Mapping[str, Any]) -> dict[str, str]:
     return {"id": row["id"], "state": row["state"], "severity": row["severity"]}
 
@@ -56,6 +65,9 @@ class Pipeline:
         self.routing = routing
         self.clock = clock
         self.group_by = list(settings.alerts_group_by)
+        self.templates = render.Templates(
+            settings.alerts_templates_dir, settings.institution_currency
+        )
 
     async def flush(self, session: AsyncSession) -> int:
         """Decide every group once; returns the notification rows written."""
@@ -75,6 +87,45 @@ class Pipeline:
                 group = Group(key, log["receiver"], log["labels"])
             if group is not None:
                 written += await self._decide(session, group, log, now)
+        return written + await self._escalate(session, groups, now)
+
+    async def _escalate(
+        self, session: AsyncSession, groups: Mapping[str, Group], now: datetime
+    ) -> int:
+        """Send each visible, firing, unacknowledged alert to the next levels of its receiver's
+        chain once their ``after_s`` has passed since it fired. Which levels were sent is read
+        from the notification log (reason ``escalated``), so it survives restarts and shows in
+        ``/v1/notifications?alert_id=``."""
+        c = m.notifications.c
+        done = {
+            (r.receiver, alert_id)
+            for r in await session.execute(
+                select(c.receiver, c.alert_ids).where(c.reason == "escalated")
+            )
+            for alert_id in r.alert_ids
+        }
+        written = 0
+        for group in groups.values():
+            start = receiver(self.routing, group.receiver)
+            if start is None or not start.escalate:
+                continue
+            for fp, row in sorted(group.visible.items()):
+                if _acked(row):
+                    continue
+                fired = row["fired_at"] or row["created_at"]
+                previous = group.receiver
+                for step in start.escalate:
+                    if now < fired + timedelta(seconds=step.after_s):
+                        break
+                    if (step.receiver, row["id"]) not in done:
+                        level = Group(f"{step.receiver}|escalated|{fp}", step.receiver,
+                                      group.labels, visible={fp: row})  # fmt: skip
+                        context = {"previous": previous, "after": _duration(step.after_s)}
+                        written += await self._enqueue(
+                            session, level, "escalated", [], now, escalation=context
+                        )
+                        done.add((step.receiver, row["id"]))
+                    previous = step.receiver
         return written
 
     async def _lock(self, session: AsyncSession) -> bool:
@@ -222,6 +273,7 @@ class Pipeline:
         reason: str,
         resolved: list[dict[str, Any]],
         now: datetime,
+        escalation: Mapping[str, Any] | None = None,
     ) -> int:
         """One outbox row per channel; the row id is the idempotency key."""
         target = receiver(self.routing, group.receiver)
@@ -234,10 +286,21 @@ class Pipeline:
                 "business_days": row["detail"].get("business_days", 0),
             }
         batch = uuid.uuid4().hex
-        generic, subject, body_text, body_html = render.build(
+        ids = {r["target_id"] for r in firing + resolved}
+        targets = {
+            r.target_id: r.data
+            for r in await session.execute(
+                select(m.targets.c.target_id, m.targets.c.data).where(
+                    m.targets.c.target_id.in_(ids)
+                )
+            )
+        }
+        generic, texts = render.build(
             key=batch, receiver=group.receiver, reason=reason, group=group.labels,
             firing=firing, resolved=resolved, dashboard=self.settings.alerts_dashboard_url,
+            templates=self.templates, targets=targets, escalation=escalation,
         )  # fmt: skip
+        subject, body_text, body_html = texts.subject, texts.text, texts.html
         alert_ids = [r["id"] for r in firing + resolved]
         rows: list[dict[str, Any]] = []
         if target.email:
@@ -247,10 +310,15 @@ class Pipeline:
             )  # fmt: skip
         for hook in target.webhooks:
             keyed = {**generic, "idempotency_key": f"{batch}.{len(rows)}"}
-            body = render.webhook_payload(hook.format, keyed, subject, body_text)
+            body = render.webhook_payload(hook.format, keyed, subject, texts.webhook_text)
             rows.append(
                 {"channel": "webhook", "destination": hook.url, "format": hook.format,
                  "payload": body}
+            )  # fmt: skip
+        for phone in target.sms:  # one row per number: each is sent, retried and counted alone
+            rows.append(
+                {"channel": "sms", "destination": phone, "format": "sms",
+                 "payload": {"message": texts.sms, "idempotency_key": f"{batch}.{len(rows)}"}}
             )  # fmt: skip
         for n, row in enumerate(rows):
             await session.execute(
