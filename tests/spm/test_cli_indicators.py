@@ -135,7 +135,9 @@ async def test_status_follows_the_lag_down_to_zero(stream: Stream) -> None:
             "INDICATORS_DSTI_LIMIT": "0.5",
             "INDICATORS_LENDER_COUNT": "3",
             "INDICATORS_DROPOUT_DELAY_DAYS": "90",
+            "INDICATORS_POVERTY_LINE": "national",
             "INSTITUTION_TIMEZONE": "UTC",
+            "INDICATORS_DEFINITIONS": "1.1",
         }
     )
     assert now["mismatched"] == []
