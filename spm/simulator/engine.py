@@ -85,7 +85,7 @@ class Simulation:
             {
                 "client_id": client.id,
                 "tool": "ppi-ke-2020",
-                "poverty_line": "$2.15/day (2017 PPP)",
+                "poverty_line": "national",  # the primary line (INDICATORS_POVERTY_LINE default)
                 "likelihood": str(bh.poverty_likelihood(w.rng, d)),
                 "assessed_on": day.isoformat(),
             },
