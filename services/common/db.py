@@ -123,7 +123,20 @@ def _connect_or_translate(
     try:
         return dialect.connect(*cargs, **cparams)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        if _cancelling():
+            raise  # a connect cut off by a shutdown is no outage: the task must end
         raise translate_error(exc) from exc
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled: an error raised on the way out of a
+    cancelled call must not become a retriable :class:`DatabaseError`, or a loop that retries
+    such errors would swallow the cancellation and never stop."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop (a synchronous caller)
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 def _translate_outage(context: ExceptionContext) -> None:
@@ -131,6 +144,8 @@ def _translate_outage(context: ExceptionContext) -> None:
     too many connections) becomes a :class:`DatabaseError`; other errors (constraints, syntax)
     stay SQLAlchemy's for the code that expects them."""
     orig = context.original_exception
+    if isinstance(orig, asyncio.CancelledError) or _cancelling():
+        return  # see _cancelling
     code = _error_code(orig)
     outage = code is not None and (code.startswith("08") or code in _OUTAGE_SQLSTATES)
     if context.is_disconnect or outage or isinstance(orig, OSError):
