@@ -111,6 +111,50 @@ def start_kafka() -> None:
     _run("kafka-start", timeout=_KAFKA_TIMEOUT_S)
 
 
+class PrivateInfra:
+    """A broker and/or a PostgreSQL of one test's own (own ports, own run directory), which the
+    test may stop and start: outage tests never touch the shared ones."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.kafka_port, self.controller_port, self.pg_port = _free_ports(3)
+        self.env = {
+            **os.environ,
+            "SPM_RUN_DIR": str(run_dir),
+            "SPM_KAFKA_PORT": str(self.kafka_port),
+            "SPM_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "SPM_PG_PORT": str(self.pg_port),
+        }
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql+asyncpg://spm@127.0.0.1:{self.pg_port}/spm"
+
+    def run(self, command: str) -> None:
+        """``kafka-start``, ``kafka-stop``, ``pg-start`` or ``pg-stop`` on this set."""
+        _run(command, timeout=_KAFKA_TIMEOUT_S, env=self.env)
+
+    def close(self) -> None:
+        """Stop whatever of this set runs and delete its data."""
+        _run("down", timeout=_KAFKA_TIMEOUT_S, env=self.env)
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 @dataclass
 class OwnInfra:
     """A set of infrastructure of a test's own (its own run directory and ports, e.g. the
