@@ -460,6 +460,7 @@ class KafkaBus(Bus):
             client_id=self._client_id,
             request_timeout_ms=self._request_timeout_ms,
             enable_auto_commit=False,
+            **self.security,
         )
         try:
             await consumer.start()
