@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -140,8 +141,15 @@ async def harness(
         bus = MemoryBus()
         env["database_url"] = f"sqlite+aiosqlite:///{tmp_path / 'spm.db'}"
     settings = IndicatorSettings(**env)
-    app = create_app(settings, bus=bus)
-    h = Harness(app, bus, settings)
+    async with started(settings, bus) as h:
+        yield h
+
+
+@asynccontextmanager
+async def started(settings: IndicatorSettings, bus: Bus) -> AsyncIterator[Harness]:
+    """The service with its producer on ``bus``; stopped, the bus closed and (on PostgreSQL) its
+    schema dropped afterwards."""
+    h = Harness(create_app(settings, bus=bus), bus, settings)
     await h.service.start()
     await h.producer.start()
     try:
@@ -151,12 +159,11 @@ async def harness(
         await h.producer.stop()
         await h.service.stop()
         await bus.close()
-        if request.param == "kafka-postgres":
+        if not settings.database_url.startswith("sqlite"):
             engine = create_engine(settings.database_url, settings.indicators_db_schema)
             try:
                 async with engine.begin() as conn:
-                    await conn.execute(
-                        text(f'DROP SCHEMA IF EXISTS "{settings.indicators_db_schema}" CASCADE')
-                    )
+                    schema = settings.indicators_db_schema
+                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             finally:
                 await engine.dispose()

@@ -15,11 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from services.common.bus import KafkaBus
-from services.common.db import create_engine
-from services.indicators.app import create_app as indicators_app
 from services.indicators.config import IndicatorSettings
 from tests.alerts.harness import Harness as AlertsHarness
 from tests.alerts.harness import business_days, settings_for
@@ -27,6 +24,7 @@ from tests.alerts.harness import target as alert_target
 from tests.alerts.servers import SmtpServer
 from tests.indicators.conftest import API_KEYS as INDICATORS_KEYS
 from tests.indicators.conftest import Harness as IndicatorsHarness
+from tests.indicators.conftest import started
 from tests.indicators.events import disb, reg
 from tests.infra import PrivateInfra
 
@@ -65,24 +63,8 @@ async def indicators(up: PrivateInfra, postgres_url: str) -> AsyncIterator[Indic
         indicators_emit_interval_seconds=0.2,
         indicators_gni_per_capita=Decimal("1000"),
     )
-    bus = KafkaBus(up.kafka_bootstrap)
-    h = IndicatorsHarness(indicators_app(settings, bus=bus), bus, settings)
-    await h.service.start()
-    await h.producer.start()
-    try:
+    async with started(settings, KafkaBus(up.kafka_bootstrap)) as h:
         yield h
-    finally:
-        await h.client.aclose()
-        await h.producer.stop()
-        await h.service.stop()
-        await bus.close()
-        engine = create_engine(postgres_url, settings.indicators_db_schema)
-        try:
-            async with engine.begin() as conn:
-                schema = settings.indicators_db_schema
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            await engine.dispose()
 
 
 async def test_indicators_answer_and_resume_across_an_outage(

@@ -20,9 +20,8 @@ import pytest
 
 from contracts.envelope import CanonicalEvent, from_kafka
 from services.common.bus import MemoryBus
-from services.indicators.app import create_app
 from services.indicators.config import IndicatorSettings
-from tests.indicators.conftest import API_KEYS, Harness
+from tests.indicators.conftest import API_KEYS, Harness, started
 from tests.indicators.oracle.harness import api_values
 from tests.ingest.fineract.builders import (
     REPAYMENT_TYPE,
@@ -139,17 +138,8 @@ async def engine(tmp_path: Path, name: str) -> AsyncIterator[Harness]:
         indicators_gni_per_capita=Decimal("1000"),
         database_url=f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}",
     )
-    bus = MemoryBus()
-    h = Harness(create_app(settings, bus=bus), bus, settings)
-    await h.service.start()
-    await h.producer.start()
-    try:
+    async with started(settings, MemoryBus()) as h:
         yield h
-    finally:
-        await h.client.aclose()
-        await h.producer.stop()
-        await h.service.stop()
-        await bus.close()
 
 
 async def values(h: Harness, events: Sequence[CanonicalEvent]) -> dict[Any, Any]:
