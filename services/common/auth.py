@@ -40,17 +40,28 @@ class ApiKeyConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's name is what audit trails record."""
+    """Who is calling: a machine's API key, or a person signed in (then ``subject`` is set).
+
+    ``name`` is what audit trails show (a key's name or a person's display name); ``subject`` is
+    the person's stable identifier at their identity provider (or ``local:<user>``). ``branches``
+    limits the data a person sees to those branches' segments; ``None`` means no limit.
+    """
 
     name: str
     scopes: frozenset[str]
     sources: frozenset[str] = frozenset()
+    subject: str | None = None
+    roles: frozenset[str] = frozenset()
+    branches: frozenset[str] | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes or ADMIN in self.scopes
 
     def may_send(self, source: str) -> bool:
         return not self.sources or source in self.sources
+
+    def sees_branch(self, branch: str) -> bool:
+        return self.branches is None or branch in self.branches
 
 
 def hash_key(key: str) -> str:
