@@ -17,6 +17,7 @@ from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
+from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 
 
@@ -47,6 +48,7 @@ def create_app(
         keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
         routers=[alerts.router, silences.router, notifications.router],
         limits=RequestLimits.of(cfg),
+        scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan,
         readiness=[service.ready],
     )

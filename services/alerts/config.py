@@ -92,6 +92,7 @@ from pydantic import (
 )
 
 from contracts.topics import ALERTS, DEADLETTER, INDICATORS, OBJECTIVES, TopicSpec
+from services.alerts.directory import Member
 from services.alerts.notify.signing import load_secret
 from services.common.settings import CommonSettings
 
@@ -130,9 +131,21 @@ class Escalation(BaseModel):
     receiver: str = Field(min_length=1)
 
 
+class DirectoryPick(BaseModel):
+    """A receiver's people by role (services.alerts.directory): the members holding ``role``
+    for ``branch``, or for the alert's own branch when ``branch`` is not given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(min_length=1, max_length=64)
+    branch: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
 class Receiver(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    directory: DirectoryPick | None = None
+    """Also send to the directory's members of a role for the alert's branch (e-mail, SMS)."""
     email: list[str] = Field(default_factory=list)
     webhooks: list[Webhook] = Field(default_factory=list)
     sms: list[Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]] = Field(
@@ -162,6 +175,8 @@ class Routing(BaseModel):
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     default_receiver: str | None = None
+    directory: list[Member] = Field(default_factory=list)
+    """The people role receivers resolve to (``ALERTS_DIRECTORY`` / ``ALERTS_DIRECTORY_FILE``)."""
 
     @model_validator(mode="after")
     def _known_escalations(self) -> Routing:
@@ -227,16 +242,27 @@ class AlertSettings(CommonSettings):
     objectives_url: str | None = None
     alerts_objectives_api_key: SecretStr | None = None
     alerts_crash_after_send: bool = False
+    alerts_directory: str | None = Field(
+        default=None,
+        description="People for role receivers, JSON/YAML list of {name, email, phone, role, "
+        "branches}.",
+    )
+    alerts_directory_file: Path | None = Field(
+        default=None, description="The same directory in a file (used when ALERTS_DIRECTORY unset)."
+    )
 
     def routing(self) -> Routing:
         """The routing tree from ``ALERTS_ROUTES`` or ``ALERTS_ROUTES_FILE`` (empty if neither)."""
         raw: str | None = self.alerts_routes
         if raw is None and self.alerts_routes_file is not None:
             raw = self.alerts_routes_file.read_text(encoding="utf-8")
-        if not raw:
-            return Routing()
-        data: Any = yaml.safe_load(raw)  # JSON is YAML
-        return Routing.model_validate(data or {})
+        data: Any = (yaml.safe_load(raw) if raw else None) or {}  # JSON is YAML
+        people: str | None = self.alerts_directory
+        if people is None and self.alerts_directory_file is not None:
+            people = self.alerts_directory_file.read_text(encoding="utf-8")
+        if people:
+            data = {**data, "directory": yaml.safe_load(people) or []}
+        return Routing.model_validate(data)
 
     def topic_specs(self) -> list[TopicSpec]:
         return [

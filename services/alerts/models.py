@@ -88,6 +88,7 @@ alerts = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("acked_at", UtcDateTime, nullable=True),
     Column("acked_by", String(200), nullable=True),
+    Column("acked_by_subject", String(200), nullable=True),  # a person's subject; NULL for keys
     Column("ack_comment", Text, nullable=True),
     Column("ack_severity", String(16), nullable=True),
     Index("ix_alerts_fingerprint_state", "fingerprint", "state"),
@@ -100,12 +101,18 @@ silences = Table(
     Column("id", String(36), primary_key=True),
     Column("matchers", JSON, nullable=False),
     Column("created_by", String(200), nullable=False),
+    Column("created_by_subject", String(200), nullable=True),
     Column("comment", Text, nullable=False),
     Column("starts_at", UtcDateTime, nullable=False),
     Column("ends_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expired_by", String(200), nullable=True),
+    Column("expired_by_subject", String(200), nullable=True),
+    # the branch the silence is limited to (an exact segment matcher), NULL = institution-wide:
+    # what branch scope filters silences on (services.common.scope)
+    Column("branch", String(64), nullable=True),
     Index("ix_silences_ends_at", "ends_at"),
+    Index("ix_silences_branch", "branch"),
 )
 
 notification_groups = Table(

@@ -4,6 +4,12 @@ A target's ``notify`` names receivers of the routing configuration; an e-mail ad
 a receiver of its own (``email:<address>``). Routes match on segment and indicator (globs),
 severity and kind; the first match wins unless it says ``continue``. With no receiver at all the
 ``default_receiver`` gets the alert.
+
+A receiver with ``directory: {role}`` (services.alerts.directory) is resolved per branch: the
+alert is routed to ``<receiver>#branch:<code>`` (``#institution`` for institution-level
+segments), so alerts of different branches never share a notification, and that name resolves
+to the role's members for that branch (their e-mail and phone) plus the receiver's own fixed
+addresses. Its webhooks are not sent to per branch (they are the fixed receiver's).
 """
 
 from __future__ import annotations
@@ -13,8 +19,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from services.alerts.config import Receiver, Route, Routing
+from services.alerts.directory import Directory, StaticDirectory
+from services.common.scope import BRANCH_PREFIX, branch_of
 
 EMAIL_PREFIX = "email:"
+PER_BRANCH = "#"
+INSTITUTION = "institution"
 
 
 def labels(row: Mapping[str, Any]) -> dict[str, str]:
@@ -55,10 +65,32 @@ def receivers_for(routing: Routing, row: Mapping[str, Any]) -> list[str]:
                 break
     if not names and routing.default_receiver:
         names.append(routing.default_receiver)
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(_per_branch(routing, n, lab["segment"]) for n in names))
 
 
-def receiver(routing: Routing, name: str) -> Receiver | None:
+def _per_branch(routing: Routing, name: str, segment: str) -> str:
+    found = routing.receivers.get(name)
+    if found is None or found.directory is None:
+        return name
+    branch = found.directory.branch or branch_of(segment)
+    return name + PER_BRANCH + (INSTITUTION if branch is None else BRANCH_PREFIX + branch)
+
+
+def receiver(routing: Routing, name: str, directory: Directory | None = None) -> Receiver | None:
+    """The receiver a routed name stands for; a role receiver's ``<name>#<branch>`` resolves
+    to the members of ``directory`` (default: the routing's configured list)."""
     if name.startswith(EMAIL_PREFIX):
         return Receiver(email=[name.removeprefix(EMAIL_PREFIX)])
-    return routing.receivers.get(name)
+    base, _, where = name.partition(PER_BRANCH)
+    found = routing.receivers.get(base)
+    if found is None or found.directory is None:
+        return found
+    people = (directory or StaticDirectory(routing.directory)).members(
+        found.directory.role, None if where in ("", INSTITUTION) else branch_of(where)
+    )
+    return Receiver(
+        email=list(dict.fromkeys([*found.email, *(p.email for p in people if p.email)])),
+        sms=list(dict.fromkeys([*found.sms, *(p.phone for p in people if p.phone)])),
+        webhooks=[] if where else found.webhooks,
+        escalate=found.escalate,
+    )

@@ -49,6 +49,9 @@ class AlertRead(BaseModel):
     resolved_at: datetime | None
     acked_at: datetime | None
     acked_by: str | None
+    """Who acknowledged: a key's name or a person's display name."""
+    acked_by_subject: str | None = None
+    """The person's stable identifier (their identity provider's subject); null for a key."""
     ack_comment: str | None
 
 
@@ -100,11 +103,16 @@ class SilenceRead(BaseModel):
     id: str
     matchers: list[MatcherRead]
     created_by: str
+    created_by_subject: str | None = None
     comment: str
     starts_at: datetime
     ends_at: datetime
     created_at: datetime
     expired_by: str | None
+    expired_by_subject: str | None = None
+    branch: str | None = None
+    """The branch the silence is limited to (its ``segment = branch:<code>`` matcher); null:
+    institution-wide."""
     status: Literal["pending", "active", "expired"]
 
 

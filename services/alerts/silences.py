@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import models as m
+from services.common.scope import BRANCH_PREFIX, DataScope, branch_of
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,21 @@ async def active(session: AsyncSession, now: datetime) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows.all()]
 
 
+def branch_of_matchers(matchers: Sequence[Mapping[str, str]]) -> str | None:
+    """The branch a silence is limited to: an exact ``segment = branch:<code>`` matcher makes it
+    match that branch's alerts only; without one it is institution-wide (None)."""
+    for matcher in matchers:
+        if matcher["name"] == "segment" and matcher.get("op", "=") == "=":
+            return branch_of(matcher["value"])
+    return None
+
+
 async def create(
     session: AsyncSession,
     *,
     matchers: list[dict[str, str]],
     created_by: str,
+    created_by_subject: str | None = None,
     comment: str,
     starts_at: datetime,
     ends_at: datetime,
@@ -106,29 +117,41 @@ async def create(
         "id": str(uuid.uuid4()),
         "matchers": matchers,
         "created_by": created_by,
+        "created_by_subject": created_by_subject,
         "comment": comment,
         "starts_at": starts_at,
         "ends_at": ends_at,
         "created_at": now,
         "expired_by": None,
+        "expired_by_subject": None,
+        "branch": branch_of_matchers(matchers),
     }
     await session.execute(m.silences.insert().values(**row))
     return row
 
 
 async def expire(
-    session: AsyncSession, silence_id: str, by: str, now: datetime
+    session: AsyncSession,
+    silence_id: str,
+    by: str,
+    now: datetime,
+    *,
+    by_subject: str | None = None,
+    scope: DataScope | None = None,
 ) -> dict[str, Any] | None:
+    """End the silence now; raises OutOfScope when ``scope`` may not act on its branch."""
     row = await get(session, silence_id)
     if row is None:
         return None
+    if scope is not None and scope.limited:
+        branch = row["branch"]
+        scope.check_act("" if branch is None else BRANCH_PREFIX + branch, "silence_id")
     if row["ends_at"] > now:
+        changes = {"ends_at": now, "expired_by": by, "expired_by_subject": by_subject}
         await session.execute(
-            update(m.silences)
-            .where(m.silences.c.id == silence_id)
-            .values(ends_at=now, expired_by=by)
+            update(m.silences).where(m.silences.c.id == silence_id).values(**changes)
         )
-        row.update(ends_at=now, expired_by=by)
+        row.update(changes)
     return row
 
 
@@ -144,10 +167,14 @@ async def listing(
     include_expired: bool,
     after: ColumnElement[bool] | None = None,
     limit: int | None = None,
+    scope: DataScope | None = None,
 ) -> list[Any]:
-    """Newest first, ordered by (created_at, id) so a cursor can resume after any row."""
+    """Newest first, ordered by (created_at, id) so a cursor can resume after any row; only
+    silences of ``scope``'s branches (and institution-wide ones when it sees that level)."""
     c = m.silences.c
     stmt = select(m.silences).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+    if scope is not None:
+        stmt = stmt.where(scope.branch_clause(c.branch))
     if not include_expired:
         stmt = stmt.where(c.ends_at > now)
     if after is not None:

@@ -100,6 +100,7 @@ async def open_alert(
         "updated_at": now,
         "acked_at": None,
         "acked_by": None,
+        "acked_by_subject": None,
         "ack_comment": None,
         "ack_severity": None,
     }

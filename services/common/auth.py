@@ -3,7 +3,10 @@
 Keys are configured per caller (a source system, a dashboard, a person) and stored only as
 SHA-256 hashes: ``API_KEYS='[{"name": "fineract", "sha256": "<hex>", "scopes": ["ingest:write"],
 "sources": ["fineract:default"]}]'``. ``admin`` grants every scope. ``sources`` restricts which
-CloudEvents ``source`` values an ingest key may send (empty = any).
+CloudEvents ``source`` values an ingest key may send (empty = any). ``branches`` limits the data a
+key sees to those branches (services.common.scope; absent = no limit), and ``subject`` makes the
+key stand for a person (audit trails record it beside the name): the same fields a person's
+sign-in fills, so branch scope is testable and usable with keys alone.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class ApiKeyConfig(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     scopes: list[str]
     sources: list[str] = Field(default_factory=list)
+    branches: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]] | None = None
+    subject: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,13 @@ class KeyRing:
         digest = hash_key(presented)
         for key in self._keys:
             if hmac.compare_digest(digest, key.sha256):
-                return Principal(key.name, frozenset(key.scopes), frozenset(key.sources))
+                return Principal(
+                    key.name,
+                    frozenset(key.scopes),
+                    frozenset(key.sources),
+                    subject=key.subject,
+                    branches=None if key.branches is None else frozenset(key.branches),
+                )
         return None
 
 

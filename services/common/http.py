@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import BaseModel, Field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from services.common.auth import KeyRing
+from services.common.auth import KeyRing, Principal, authenticate
 from services.common.bus import BusError
 from services.common.db import DatabaseError
 from services.common.errors import error_body as error_body  # re-exported: the routers' import
 from services.common.guard import RequestGuard, RequestLimits
 from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
+from services.common.scope import OutOfScope, ScopePolicy, out_of_scope_handler
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -88,9 +90,11 @@ def create_service_app(
     limits: RequestLimits,
     lifespan: Lifespan | None = None,
     readiness: Sequence[ReadinessCheck] = (),
+    scope_policy: ScopePolicy | None = None,
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
     app.state.keyring = keyring
+    app.state.scope_policy = scope_policy or ScopePolicy()
     app.add_middleware(_TracingMiddleware, service=service)
     # added last = outermost: refusals cost no span, no task, no body read
     app.add_middleware(RequestGuard, keyring=keyring, limits=limits)
@@ -100,6 +104,7 @@ def create_service_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DatabaseError, _dependency_down)
     app.add_exception_handler(BusError, _dependency_down)
+    app.add_exception_handler(OutOfScope, out_of_scope_handler)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -113,10 +118,39 @@ def create_service_app(
             status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
+    app.include_router(me_router)
     for router in routers:
         app.include_router(router)
     _document_error_shape(app)
     return app
+
+
+class Me(BaseModel):
+    """Who the caller is and what they may do: the dashboard hides what the server would refuse."""
+
+    name: str
+    subject: str | None
+    roles: list[str]
+    scopes: list[str]
+    branches: list[str] | None = Field(description="null: no branch limit")
+    institution_level_visible: bool
+
+
+me_router = APIRouter(prefix="/v1", tags=["identity"])
+
+
+@me_router.get("/me", response_model=Me, summary="The caller: name, roles, branches, scopes")
+async def me(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Me:
+    """Any authenticated caller may ask (no scope needed): it only tells them about themselves."""
+    policy = getattr(request.app.state, "scope_policy", None) or ScopePolicy()
+    return Me(
+        name=principal.name,
+        subject=principal.subject,
+        roles=sorted(principal.roles),
+        scopes=sorted(principal.scopes),
+        branches=None if principal.branches is None else sorted(principal.branches),
+        institution_level_visible=policy.institution_level_visible,
+    )
 
 
 _ERROR_SCHEMA: dict[str, Any] = {

@@ -113,7 +113,13 @@ class CommonSettings(BaseSettings):
     )
     api_keys: SecretStr | None = Field(
         default=None,
-        description="API keys as JSON: [{name, sha256, scopes, sources}] (hashes only).",
+        description="API keys as JSON: [{name, sha256, scopes, sources, branches, subject}] "
+        "(hashes only).",
+    )
+    scope_institution_level_visible: bool = Field(
+        default=True,
+        description="Branch-limited callers also see institution-level values (all, product, "
+        "gender, rural segments) and alerts.",
     )
 
     @model_validator(mode="before")

@@ -1,4 +1,5 @@
-"""/v1/alerts: list, read, acknowledge."""
+"""/v1/alerts: list, read, acknowledge; each within the caller's branch scope
+(services.common.scope): lists filtered in SQL, one other branch's alert answers 403."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
 from services.alerts.api.errors import ApiError, not_found
 from services.alerts.schemas import AckCreate, AlertRead, AlertState
 from services.common import paging
+from services.common.scope import ScopeDep
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -21,6 +23,7 @@ router = APIRouter(prefix="/v1", tags=["alerts"])
 async def list_alerts(
     svc: ServiceDep,
     _: ReaderDep,
+    scope: ScopeDep,
     response: Response,
     state: AlertState | None = None,
     cursor: paging.CursorParam = None,
@@ -34,6 +37,7 @@ async def list_alerts(
     c = m.alerts.c
     stmt = select(m.alerts).order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
     stmt = stmt.where(c.state == state) if state else stmt.where(c.state.in_(store.ACTIVE))
+    stmt = stmt.where(scope.segment_clause(c.segment))
     if (later := paging.after(c.created_at, c.id, cursor)) is not None:
         stmt = stmt.where(later)
     async with svc.read() as session:
@@ -42,19 +46,28 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertRead)
-async def get_alert(alert_id: str, svc: ServiceDep, _: ReaderDep) -> dict[str, Any]:
+async def get_alert(
+    alert_id: str, svc: ServiceDep, _: ReaderDep, scope: ScopeDep
+) -> dict[str, Any]:
     async with svc.read() as session:
         row = (await session.execute(select(m.alerts).where(m.alerts.c.id == alert_id))).first()
     if row is None:
         raise not_found("alert_id", "alert")
+    scope.check(row.segment, "alert_id")
     return dict(row._mapping)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertRead)
 async def ack_alert(
-    alert_id: str, svc: ServiceDep, who: AckerDep, body: AckCreate | None = None
+    alert_id: str,
+    svc: ServiceDep,
+    who: AckerDep,
+    scope: ScopeDep,
+    body: AckCreate | None = None,
 ) -> dict[str, Any]:
-    """Stop reminders for this episode; its resolution and any escalation are still sent."""
+    """Stop reminders for this episode; its resolution and any escalation are still sent.
+
+    A branch-limited caller acknowledges only their branches' alerts (403 otherwise)."""
     async with svc.write() as session:
         found = (
             await session.execute(
@@ -64,6 +77,7 @@ async def ack_alert(
         if found is None:
             raise not_found("alert_id", "alert")
         row = dict(found._mapping)
+        scope.check_act(row["segment"], "alert_id")
         if row["state"] not in store.ACTIVE:
             raise ApiError(
                 status.HTTP_409_CONFLICT, "alert_id", f"alert is {row['state']}",
@@ -71,7 +85,7 @@ async def ack_alert(
             )  # fmt: skip
         now = svc.clock.now()
         await store.change_alert(
-            session, row, acked_at=now, acked_by=who.name,
+            session, row, acked_at=now, acked_by=who.name, acked_by_subject=who.subject,
             ack_comment=body.comment if body else None, ack_severity=row["severity"],
         )  # fmt: skip
         await store.announce(session, svc.publisher, row, row["state"], now)

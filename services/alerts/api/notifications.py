@@ -1,19 +1,46 @@
-"""/v1/notifications: the notification log (outbox rows and what became of them)."""
+"""/v1/notifications: the notification log (outbox rows and what became of them).
+
+A branch-limited caller sees a notification only when it mentions an alert they see and none
+they do not (a message about two branches' alerts tells of both), filtered in SQL before paging.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import ColumnElement, cast, column, exists, func, select
+from sqlalchemy import ColumnElement, and_, cast, column, exists, func, not_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.alerts import models as m
 from services.alerts.api.deps import ReaderDep, ServiceDep
 from services.alerts.schemas import NotificationRead
 from services.common import paging
+from services.common.scope import DataScope, ScopeDep
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
+
+
+def _mentioned(dialect: str) -> Any:
+    """The ids in ``alert_ids``, as a one-column ``value`` table to join on."""
+    ids = m.notifications.c.alert_ids
+    if dialect == "postgresql":
+        return func.jsonb_array_elements_text(cast(ids, JSONB)).table_valued("value")
+    return func.json_each(ids).table_valued("value")
+
+
+def _in_scope(scope: DataScope, dialect: str) -> ColumnElement[bool]:
+    """Some mentioned alert is visible and none is invisible."""
+    a = m.alerts.c
+
+    def mentioned_where(clause: ColumnElement[bool]) -> ColumnElement[bool]:
+        each = _mentioned(dialect)
+        return exists(
+            select(1).select_from(each).join(m.alerts, a.id == each.c.value).where(clause)
+        )
+
+    visible = scope.segment_clause(a.segment)
+    return and_(mentioned_where(visible), not_(mentioned_where(not_(visible))))
 
 
 def _mentions(alert_id: str, dialect: str) -> ColumnElement[bool]:
@@ -29,6 +56,7 @@ def _mentions(alert_id: str, dialect: str) -> ColumnElement[bool]:
 async def list_notifications(
     svc: ServiceDep,
     _: ReaderDep,
+    scope: ScopeDep,
     response: Response,
     status: Literal["pending", "sent", "failed"] | None = None,
     alert_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -43,7 +71,10 @@ async def list_notifications(
     if (later := paging.after(c.created_at, c.id, cursor)) is not None:
         stmt = stmt.where(later)
     async with svc.read() as session:
+        dialect = session.get_bind().dialect.name
         if alert_id:
-            stmt = stmt.where(_mentions(alert_id, session.get_bind().dialect.name))
+            stmt = stmt.where(_mentions(alert_id, dialect))
+        if scope.limited:
+            stmt = stmt.where(_in_scope(scope, dialect))
         rows = [dict(r._mapping) for r in (await session.execute(stmt)).all()]
     return paging.page(rows, limit, lambda r: (r["created_at"], r["id"]), response)

@@ -1,4 +1,8 @@
-"""/v1/silences: create, list, expire."""
+"""/v1/silences: create, list, expire.
+
+A branch-limited caller (services.common.scope) creates only silences limited to one of their
+branches (a ``segment = branch:<code>`` matcher), lists their branches' silences (plus the
+institution-wide ones when they see that level) and expires only their branches' silences."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
 from services.alerts.api.errors import ApiError, not_found
 from services.alerts.schemas import SilenceCreate, SilenceRead
 from services.common import paging
+from services.common.scope import BRANCH_PREFIX, OutOfScope, ScopeDep
 
 router = APIRouter(prefix="/v1", tags=["silences"])
 MAX_SILENCE = timedelta(days=366)
@@ -30,7 +35,15 @@ def _read(row: dict[str, Any], svc: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/silences", status_code=status.HTTP_201_CREATED, response_model=SilenceRead)
-async def create_silence(body: SilenceCreate, svc: ServiceDep, who: AckerDep) -> dict[str, Any]:
+async def create_silence(
+    body: SilenceCreate, svc: ServiceDep, who: AckerDep, scope: ScopeDep
+) -> dict[str, Any]:
+    matchers = [mt.model_dump() for mt in body.matchers]
+    if scope.limited:
+        branch = silences.branch_of_matchers(matchers)
+        if branch is None:
+            raise OutOfScope("matchers", "needs a matcher segment = branch:<one of your branches>")
+        scope.check_act(BRANCH_PREFIX + branch, "matchers")
     now = svc.clock.now()
     starts = body.starts_at or now
     if body.ends_at <= max(starts, now):
@@ -41,7 +54,7 @@ async def create_silence(body: SilenceCreate, svc: ServiceDep, who: AckerDep) ->
         raise ApiError(422, "ends_at", "a silence lasts at most 366 days", "invalid silence")
     async with svc.write() as session:
         row = await silences.create(
-            session, matchers=[mt.model_dump() for mt in body.matchers], created_by=who.name,
+            session, matchers=matchers, created_by=who.name, created_by_subject=who.subject,
             comment=body.comment, starts_at=starts, ends_at=body.ends_at, now=now,
         )  # fmt: skip
     return _read(row, svc)
@@ -51,6 +64,7 @@ async def create_silence(body: SilenceCreate, svc: ServiceDep, who: AckerDep) ->
 async def list_silences(
     svc: ServiceDep,
     _: ReaderDep,
+    scope: ScopeDep,
     response: Response,
     include_expired: bool = False,
     cursor: paging.CursorParam = None,
@@ -61,17 +75,21 @@ async def list_silences(
     async with svc.read() as session:
         rows = await silences.listing(
             session, svc.clock.now(), include_expired=include_expired,
-            after=paging.after(c.created_at, c.id, cursor), limit=limit + 1,
+            after=paging.after(c.created_at, c.id, cursor), limit=limit + 1, scope=scope,
         )  # fmt: skip
     rows = paging.page(rows, limit, lambda r: (r["created_at"], r["id"]), response)
     return [_read(r, svc) for r in rows]
 
 
 @router.delete("/silences/{silence_id}", response_model=SilenceRead)
-async def expire_silence(silence_id: str, svc: ServiceDep, who: AckerDep) -> dict[str, Any]:
+async def expire_silence(
+    silence_id: str, svc: ServiceDep, who: AckerDep, scope: ScopeDep
+) -> dict[str, Any]:
     """Expire the silence now (it is kept for the record)."""
     async with svc.write() as session:
-        row = await silences.expire(session, silence_id, who.name, svc.clock.now())
+        row = await silences.expire(
+            session, silence_id, who.name, svc.clock.now(), by_subject=who.subject, scope=scope
+        )
     if row is None:
         raise not_found("silence_id", "silence")
     return _read(row, svc)
