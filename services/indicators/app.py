@@ -29,6 +29,7 @@ from services.common.db import (
 from services.common.errors import SpmError
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
+from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.indicators import models as m
 from services.indicators import store
@@ -171,6 +172,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
         routers=[router],
         limits=RequestLimits.of(cfg),
+        scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan,
         readiness=[service.ready],
     )

@@ -1,4 +1,8 @@
-"""The indicator API (scope ``indicators:read``): current values, series, breakdowns, catalog."""
+"""The indicator API (scope ``indicators:read``): current values, series, breakdowns, catalog.
+
+Every value leaves filtered by the caller's branch scope (services.common.scope): lists and CSV
+keep only visible segments, a request naming an invisible segment answers 403.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from services.common.auth import Principal, require
 from services.common.db import database_errors
 from services.common.errors import SpmError
 from services.common.http import error_body
+from services.common.scope import DataScope, ScopeDep
 from services.indicators import query
 from services.indicators.api.render import (
     DecimalJSONResponse,
@@ -83,7 +88,9 @@ ReaderDep = Annotated[Principal, Depends(require("indicators:read"))]
 router = APIRouter(prefix="/v1", tags=["indicators"])
 
 
-def _check_segment(segment: str, ind: Indicator | None, seen: dict[str, list[str]]) -> None:
+def _check_segment(
+    segment: str, ind: Indicator | None, seen: dict[str, list[str]], scope: DataScope
+) -> None:
     if not SEGMENT_RE.fullmatch(segment):  # `$` alone admits a final newline
         raise ApiError(
             422,
@@ -91,6 +98,7 @@ def _check_segment(segment: str, ind: Indicator | None, seen: dict[str, list[str
             "must be all, branch:<id>, product:<id>, gender:<female|male|other|unknown> "
             "or rural:<true|false>",
         )
+    scope.check(segment, "query.segment")  # before "never seen": no probing other branches
     dim, _, value = segment.partition(":")
     if ind is not None and dim not in ind.segments:
         raise ApiError(422, "query.segment", f"{ind.code} has no {dim} segments")
@@ -170,6 +178,7 @@ async def current(
     request: Request,
     runtime: RuntimeDep,
     _: ReaderDep,
+    scope: ScopeDep,
     code: str | None = None,
     segment: str | None = None,
     as_of: date | None = None,
@@ -179,7 +188,7 @@ async def current(
             seen = await query.seen(session)
             ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
             if segment is not None:
-                _check_segment(segment, ind, seen)
+                _check_segment(segment, ind, seen, scope)
             day = await _as_of(session, as_of)
             values = {} if day is None else await query.snapshot(
                 session, day, runtime.parameters, None if ind is None else [ind]
@@ -191,7 +200,7 @@ async def current(
         {"code": c, "segment": s, "as_of": day, **value_fields(v),
          "unit": _unit(catalog[c], runtime.settings)}
         for (c, s), v in values.items()
-        if segment is None or s == segment
+        if (segment is None or s == segment) and scope.sees(s)
     ]  # fmt: skip
     if segment is not None and ind is not None and not items and day is not None:
         raise ApiError(404, "query.segment", f"{segment} has never been seen")
@@ -206,6 +215,7 @@ async def series(
     request: Request,
     runtime: RuntimeDep,
     _: ReaderDep,
+    scope: ScopeDep,
     code: str,
     segment: str = "all",
     first: Annotated[date | None, Query(alias="from")] = None,
@@ -215,7 +225,7 @@ async def series(
         async with runtime.sessions() as session:
             seen = await query.seen(session)
             ind = _indicator(code, runtime.seen(seen))
-            _check_segment(segment, ind, seen)
+            _check_segment(segment, ind, seen, scope)
             end = await _as_of(session, last, "query.to")
             if end is None:
                 points = []
@@ -239,6 +249,7 @@ async def breakdown(
     request: Request,
     runtime: RuntimeDep,
     _: ReaderDep,
+    scope: ScopeDep,
     code: str,
     by: Literal["branch", "product", "gender", "rural"],
     as_of: date | None = None,
@@ -257,7 +268,7 @@ async def breakdown(
         {"code": code, "segment": s, "as_of": day, **value_fields(v),
          "unit": _unit(ind, runtime.settings)}
         for (_, s), v in values.items()
-        if s.startswith(f"{by}:")
+        if s.startswith(f"{by}:") and scope.sees(s)
     ]  # fmt: skip
     if wants_csv(request):
         return csv_response(ITEM_COLUMNS, items, "breakdown")
