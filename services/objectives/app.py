@@ -17,6 +17,7 @@ from services.common.db import DatabaseError, session_factory
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app, error_body
 from services.common.outbox import OutboxRelay
+from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.objectives.api.deps import Runtime
 from services.objectives.api.objectives import router
@@ -97,6 +98,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         keyring=KeyRing.from_json(api_keys),
         routers=[router],
         limits=RequestLimits.of(cfg),
+        scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan,
         readiness=[database_ready],
     )

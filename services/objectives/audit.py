@@ -1,4 +1,6 @@
-"""The audit trail: one append-only row per change, with before, after and their diff."""
+"""The audit trail: one append-only row per change, with before, after and their diff, and who
+made it: ``author`` (a key's name or a person's display name) and ``author_subject`` (the
+person's stable identifier; null for a machine's key)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ async def record(
     version: int,
     action: Action,
     author: str,
+    author_subject: str | None = None,
     changed_at: datetime,
     reason: str,
     before: dict[str, Any] | None,
@@ -64,6 +67,7 @@ async def record(
             version=version,
             action=action,
             author=author,
+            author_subject=author_subject,
             changed_at=changed_at,
             reason=reason,
             before=before,

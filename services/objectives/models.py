@@ -67,6 +67,8 @@ versions = Table(
     Column("version", Integer, primary_key=True),
     Column("action", String(16), nullable=False),
     Column("author", String(200), nullable=False),
+    # the person's stable identifier (NULL for a machine's key); ``author`` is their display name
+    Column("author_subject", String(200), nullable=True),
     Column("changed_at", UtcDateTime, nullable=False),
     Column("reason", Text, nullable=False),
     Column("before", JSON, nullable=True),

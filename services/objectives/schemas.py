@@ -196,6 +196,9 @@ class VersionRead(BaseModel):
     version: int
     action: Literal["created", "updated", "retired", "reactivated"]
     author: str
+    """A key's name or a person's display name."""
+    author_subject: str | None = None
+    """The person's stable identifier (identity provider subject); null for a key."""
     changed_at: datetime
     reason: str
     before: dict[str, Any] | None

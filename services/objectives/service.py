@@ -181,7 +181,12 @@ class ObjectivesService:
     # --- writes -----------------------------------------------------------------------------------
 
     async def create(
-        self, session: AsyncSession, data: ObjectiveCreate, *, author: str
+        self,
+        session: AsyncSession,
+        data: ObjectiveCreate,
+        *,
+        author: str,
+        author_subject: str | None = None,
     ) -> ObjectiveRead:
         await self._lock(session)
         fields = ObjectiveFields.model_validate(
@@ -204,8 +209,9 @@ class ObjectivesService:
             )
         )
         return await self._finish(
-            session, objective_id, None, desired, "created", author, data.reason, now
-        )
+            session, objective_id, None, desired, "created", (author, author_subject), data.reason,
+            now,
+        )  # fmt: skip
 
     async def update(
         self,
@@ -215,6 +221,7 @@ class ObjectivesService:
         *,
         expected_version: int,
         author: str,
+        author_subject: str | None = None,
     ) -> ObjectiveRead:
         await self._lock(session)
         before = await self.get(session, objective_id)
@@ -252,8 +259,9 @@ class ObjectivesService:
             )
         )
         return await self._finish(
-            session, objective_id, before, desired, action, author, patch.reason, now
-        )
+            session, objective_id, before, desired, action, (author, author_subject),
+            patch.reason, now,
+        )  # fmt: skip
 
     async def retire(
         self,
@@ -263,11 +271,13 @@ class ObjectivesService:
         expected_version: int,
         author: str,
         reason: str,
+        author_subject: str | None = None,
     ) -> ObjectiveRead:
         patch = ObjectiveUpdate(status="retired", reason=reason)
         return await self.update(
-            session, objective_id, patch, expected_version=expected_version, author=author
-        )
+            session, objective_id, patch, expected_version=expected_version, author=author,
+            author_subject=author_subject,
+        )  # fmt: skip
 
     async def _lock(self, session: AsyncSession) -> None:
         if not is_sqlite(session):
@@ -282,7 +292,7 @@ class ObjectivesService:
         before: ObjectiveRead | None,
         desired: Desired,
         action: audit.Action,
-        author: str,
+        author: tuple[str, str | None],
         reason: str,
         now: datetime,
     ) -> ObjectiveRead:
@@ -295,7 +305,8 @@ class ObjectivesService:
             objective_id=objective_id,
             version=after.version,
             action=action,
-            author=author,
+            author=author[0],
+            author_subject=author[1],
             changed_at=now,
             reason=reason,
             before=before_doc,
