@@ -35,6 +35,7 @@ from fastapi.responses import RedirectResponse
 from services.alerts.config import AlertSettings
 from services.common.auth import Principal, hash_key, require
 from services.common.bus import MemoryBus
+from services.common.scope import OutOfScope
 from services.common.settings import CommonSettings
 from spm.dashboard import dashboard_router
 from spm.embedded import PathDispatcher, build_embedded_app
@@ -77,8 +78,11 @@ def mail_router(mailbox: Mailbox) -> APIRouter:
 
     @router.get("/mail", summary="Messages the local SMTP sink received (newest first)")
     async def mail(
-        _: Annotated[Principal, Depends(require("alerts:read"))],
+        principal: Annotated[Principal, Depends(require("alerts:read"))],
     ) -> list[dict[str, Any]]:
+        """Every message, whatever branch it is about: not for a branch-limited caller."""
+        if principal.branches is not None:
+            raise OutOfScope("mail", "the demo's mailbox holds every branch's alerts")
         return list(reversed(mailbox.messages))
 
     return router

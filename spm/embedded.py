@@ -18,6 +18,7 @@ from services.common.auth import KeyRing
 from services.common.bus import MemoryBus
 from services.common.guard import RequestGuard, RequestLimits
 from services.common.metrics import metrics_endpoint
+from services.common.scope import OutOfScope, out_of_scope_handler
 from services.common.settings import CommonSettings
 
 # Which service answers which path prefix (all APIs share one origin in the embedded mode).
@@ -108,6 +109,7 @@ def build_embedded_app(
         return {"status": "ok"}
 
     host.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # the one registry
+    host.add_exception_handler(OutOfScope, out_of_scope_handler)
     for router in extra_routers:
         host.include_router(router)
     routes = [(prefix, services[name]) for name, prefixes in ROUTES.items() for prefix in prefixes]

@@ -98,14 +98,17 @@ def _client(dev: DevStack, key: str) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def dashboard_stack(tmp: Path, config: SimConfig) -> AsyncIterator[Stack]:
+async def dashboard_stack(
+    tmp: Path, config: SimConfig, extra_keys: list[dict[str, Any]] | None = None
+) -> AsyncIterator[Stack]:
+    """``extra_keys``: more ``API_KEYS`` entries (e.g. a branch-limited person's)."""
     port = _free_port()
     staff = {"name": "staff", "sha256": hash_key(STAFF_KEY), "scopes": SCOPES}
     dev = build_dev_stack(
         data_dir=tmp,
         port=port,
         alert_overrides={"alerts_group_wait_s": 0},
-        extra_api_keys=[staff],
+        extra_api_keys=[staff, *(extra_keys or [])],
     )
     async with (
         dev.host_app.router.lifespan_context(dev.host_app),

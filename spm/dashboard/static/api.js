@@ -84,6 +84,32 @@ async function request(name, path, { method = "GET", params, body } = {}) {
   return { data, resp };
 }
 
+// Who is signed in (GET /v1/me, on every service): name, scopes, branches. The pages use it to
+// hide what the server would refuse (other branches' entries, buttons for scopes one lacks);
+// the server enforces the same rules whatever the page shows.
+let meCache = null;
+export async function me() {
+  if (!meCache) meCache = await api("indicators", "/v1/me");
+  return meCache;
+}
+export const forgetMe = () => { meCache = null; };
+
+/** Whether `who` (from me()) holds `scope`; `admin` holds every scope. */
+export const may = (who, scope) => who.scopes.includes(scope) || who.scopes.includes("admin");
+
+/** Whether `who` sees `segment`: their branches' segments, institution-level ones if allowed. */
+export function sees(who, segment) {
+  if (!who.branches) return true;
+  const branch = segment.startsWith("branch:") ? segment.slice(7) : null;
+  return branch === null ? who.institution_level_visible : who.branches.includes(branch);
+}
+
+/** Whether `who` may acknowledge or silence on `segment`: only their own branches when limited. */
+export function actsOn(who, segment) {
+  if (!who.branches) return true;
+  return segment.startsWith("branch:") && who.branches.includes(segment.slice(7));
+}
+
 /** Like api(), but a missing API or a missing scope gives `fallback` instead of an error. */
 export async function optional(name, path, fallback, opts, call = api) {
   try {

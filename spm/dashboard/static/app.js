@@ -1,5 +1,5 @@
 // Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts).
-import { api, ApiError, clearKey, getKey, loadConfig, setKey } from "./api.js";
+import { api, ApiError, clearKey, forgetMe, getKey, loadConfig, setKey } from "./api.js";
 import { h } from "./format.js";
 import * as views from "./views.js";
 
@@ -80,6 +80,7 @@ async function start() {
   document.getElementById("title").textContent = config.title || "SPM Monitor";
   document.getElementById("signout").addEventListener("click", () => {
     clearKey();
+    forgetMe();
     views.resetCache();
     window.location.hash = "#/signin";
     signin();

@@ -1,5 +1,5 @@
 // The pages. Each takes the <main> element and fills it from the APIs.
-import { api, optional, page } from "./api.js";
+import { actsOn, api, may, me, optional, page, sees } from "./api.js";
 import { barChart, lineChart, sparkline } from "./charts.js";
 import {
   alertBadge, badge, fill, fmt, fmtCount, h, num, segmentLabel, statusBadge, statusOf, STATUS,
@@ -31,10 +31,34 @@ function cell(label, ...content) {
   return h("td", { "data-label": label }, ...content);
 }
 
+/** "Signed in as … · branches …": who the pages are filtered for. */
+function scopeLine(who) {
+  const where = who.branches
+    ? `branches ${who.branches.join(", ")}${who.institution_level_visible ? " and the institution" : ""}`
+    : "all branches";
+  return h("p", { class: "hint", "data-testid": "who" }, `Signed in as ${who.name} · ${where}`);
+}
+
+/** Who made the latest change of an objective (its audit trail's last version). */
+async function lastChange(objectiveId) {
+  let last = null;
+  let cursor;
+  do {
+    const got = await page("objectives", `/v1/objectives/${encodeURIComponent(objectiveId)}/history`,
+      { params: { limit: 200, cursor } });
+    if (got.items.length) last = got.items[got.items.length - 1];
+    cursor = got.next;
+  } while (cursor);
+  return last;
+}
+
+const byWhom = (name, subject) => h("span", { title: subject || "" }, name);
+
 // --- overview -------------------------------------------------------------------------------
 
 export async function overview(main) {
-  const [cat, objectives, active, current, alerts] = await Promise.all([
+  const [who, cat, objectives, active, current, alerts] = await Promise.all([
+    me(),
     catalog(),
     api("objectives", "/v1/objectives", { params: { status: "active" } }),
     optional("objectives", "/v1/targets", null),
@@ -47,7 +71,8 @@ export async function overview(main) {
   const firing = new Map();
   for (const a of alerts) if (!firing.has(a.target_id) || a.state === "firing") firing.set(a.target_id, a);
   const targets = objectives.flatMap((o) => o.targets.map((t) => ({ ...t, objective: o })))
-    .filter((t) => (activeIds ? activeIds.has(t.id) : t.status === "active"));
+    .filter((t) => (activeIds ? activeIds.has(t.id) : t.status === "active"))
+    .filter((t) => sees(who, t.segment));
   const series = await Promise.all(targets.map((t) =>
     optional("indicators", `/v1/indicators/${encodeURIComponent(t.indicator)}/series`,
       { points: [] }, { params: { segment: t.segment } })));
@@ -62,6 +87,7 @@ export async function overview(main) {
   }
   fill(main, 
     h("h1", {}, "Social targets"),
+    scopeLine(who),
     h("p", { class: "hint" },
       `${targets.length} active targets: `,
       Object.entries(counts).map(([k, n], i) => [i ? ", " : "", `${n} ${STATUS[k].label.toLowerCase()}`]),
@@ -98,7 +124,10 @@ export async function overview(main) {
 // --- indicator ------------------------------------------------------------------------------
 
 export async function indicator(main, code, query) {
-  const segment = query.get("segment") || "all";
+  const who = await me();
+  const home = who.branches && !who.institution_level_visible && who.branches.length
+    ? `branch:${who.branches[0]}` : "all";
+  const segment = query.get("segment") || home;
   const days = Number(query.get("days") || 90);
   const cat = await catalog();
   const ind = cat.byCode[code];
@@ -118,6 +147,7 @@ export async function indicator(main, code, query) {
       { params: { by } }) : { items: [] },
   ]);
   const target = targets.find((t) => t.segment === segment);
+  const changed = target ? await lastChange(target.objective_id).catch(() => null) : null;
   const lines = targetLines(target);
   const format = (v) => fmt(v, ind.unit);
   const go = (changes) => {
@@ -125,7 +155,8 @@ export async function indicator(main, code, query) {
     for (const [k, v] of Object.entries(changes)) q.set(k, v);
     window.location.hash = `#/indicator/${encodeURIComponent(code)}?${q}`;
   };
-  const segOptions = ["all", ...breakdown.items.map((i) => i.segment)];
+  const segOptions = [...(sees(who, "all") ? ["all"] : []),
+    ...breakdown.items.map((i) => i.segment).filter((s) => sees(who, s))];
   if (!segOptions.includes(segment)) segOptions.push(segment);
   const rows = breakdown.items.map((i) => {
     const t = targets.find((x) => x.segment === i.segment) || targets.find((x) => x.segment === "all");
@@ -141,6 +172,9 @@ export async function indicator(main, code, query) {
         h("div", { class: "big", "data-testid": "current-value" }, format(value ? value.value : null)),
         h("p", {}, key ? statusBadge(key) : "No target for this segment",
           target ? ` · target ${thresholdText(target, ind.unit)}` : ""),
+        changed ? h("p", { class: "hint", "data-testid": "target-changed" },
+          `Target ${changed.action} by `, byWhom(changed.author, changed.author_subject),
+          ` ${when(changed.changed_at)}${changed.reason ? `: ${changed.reason}` : ""}`) : null,
         h("dl", { class: "kv" },
           h("dt", {}, "As of"), h("dd", {}, current.as_of || "–"),
           h("dt", {}, "Numerator"), h("dd", {}, fmtCount(value && value.numerator)),
@@ -186,7 +220,7 @@ export async function indicator(main, code, query) {
 
 // --- alerts ---------------------------------------------------------------------------------
 
-function silenceForm(alert, done) {
+function silenceForm(who, alert, done) {
   const ends = new Date(Date.now() + 24 * 3600e3);
   const local = new Date(ends.getTime() - ends.getTimezoneOffset() * 6e4).toISOString().slice(0, 16);
   const id = `sil-${alert.id}`;
@@ -201,7 +235,9 @@ function silenceForm(alert, done) {
     event.preventDefault();
     const endsAt = new Date(form.querySelector(`#${CSS.escape(id)}-end`).value);
     await api("alerts", "/v1/silences", { method: "POST", body: {
-      matchers: [{ name: "fingerprint", value: alert.fingerprint, op: "=" }],
+      // a branch manager's silence names the branch too: the server accepts only those from them
+      matchers: [{ name: "fingerprint", value: alert.fingerprint, op: "=" },
+        ...(who.branches ? [{ name: "segment", value: alert.segment, op: "=" }] : [])],
       comment: form.querySelector(`#${CSS.escape(id)}-comment`).value,
       ends_at: endsAt.toISOString(),
     } });
@@ -238,7 +274,8 @@ export async function alerts(main, query, notify) {
     { params: { state, limit: ALERTS_PAGE, cursor } });
   const notePage = (cursor) => optional("alerts", "/v1/notifications", none,
     { params: { limit: ALERTS_PAGE, cursor } }, page);
-  const [cat, open, resolved, silences, notes] = await Promise.all([
+  const [who, cat, open, resolved, silences, notes] = await Promise.all([
+    me(),
     catalog().catch(() => ({ byCode: {} })),
     alertPage(undefined, undefined),
     showResolved ? alertPage("resolved", undefined) : none,
@@ -262,9 +299,11 @@ export async function alerts(main, query, notify) {
       cell("Value", fmt(a.value, unitOf(a.indicator))),
       cell("Threshold", fmt(a.threshold, unitOf(a.indicator))),
       cell("Since", a.since),
-      cell("Acknowledged", a.acked_at ? `✓ by ${a.acked_by} ${when(a.acked_at)}` : "No"),
+      cell("Acknowledged", a.acked_at ? ["✓ by ", byWhom(a.acked_by, a.acked_by_subject),
+        ` ${when(a.acked_at)}`] : "No"),
       cell("Actions", actions));
-    if (a.state !== "resolved" && !a.acked_at) {
+    const mayAct = may(who, "alerts:ack") && actsOn(who, a.segment);
+    if (a.state !== "resolved" && !a.acked_at && mayAct) {
       actions.append(h("button", { type: "button", onclick: async (e) => {
         e.target.disabled = true;
         try {
@@ -274,14 +313,15 @@ export async function alerts(main, query, notify) {
         } catch (err) { e.target.disabled = false; notify(err.message); }
       } }, "Acknowledge"));
     }
-    if (a.state !== "resolved") {
+    if (a.state !== "resolved" && mayAct) {
       actions.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
-        e.target.replaceWith(silenceForm(a, reload));
+        e.target.replaceWith(silenceForm(who, a, reload));
       } }, "Silence…"));
     }
     return row;
   };
-  const rows = h("tbody", {}, list.map(alertRow));
+  const shown = (a) => sees(who, a.segment);
+  const rows = h("tbody", {}, list.filter(shown).map(alertRow));
   // The open list first, then (when shown) the resolved one; each page goes under the last.
   let openNext = open.next;
   const more = moreButton("More alerts", "more-alerts", open.next || resolved.next,
@@ -293,7 +333,7 @@ export async function alerts(main, query, notify) {
       }
       return got;
     },
-    (items) => rows.append(...items.map(alertRow)), notify);
+    (items) => rows.append(...items.filter(shown).map(alertRow)), notify);
   const noteRow = (n) => h("tr", {},
     cell("Created", when(n.created_at)), cell("Reason", n.reason),
     cell("Receiver", n.receiver), cell("Channel", `${n.channel} → ${n.destination}`),
@@ -321,8 +361,12 @@ export async function alerts(main, query, notify) {
           h("tbody", {}, silences.map((s) => h("tr", {},
             cell("Status", s.status),
             cell("Matches", s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(", ")),
-            cell("Until", when(s.ends_at)), cell("By", s.created_by), cell("Comment", s.comment),
-            cell("", s.status !== "expired" ? h("button", { type: "button", class: "secondary",
+            cell("Until", when(s.ends_at)),
+            cell("By", byWhom(s.created_by, s.created_by_subject),
+              s.expired_by ? [" · expired by ", byWhom(s.expired_by, s.expired_by_subject)] : null),
+            cell("Comment", s.comment),
+            cell("", s.status !== "expired" && may(who, "alerts:ack")
+              && (!who.branches || (s.branch && who.branches.includes(s.branch))) ? h("button", { type: "button", class: "secondary",
               onclick: async () => {
                 try {
                   await api("alerts", `/v1/silences/${encodeURIComponent(s.id)}`, { method: "DELETE" });

@@ -1,0 +1,100 @@
+"""The dashboard for a branch manager (a key limited to BR-MSA, as a sign-in will give): their
+branch's and the institution's targets, nothing of another branch, no buttons for what the
+server would refuse, and who last changed a target."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from services.common.auth import hash_key
+from spm.simulator import Scenario, SimConfig
+from tests.dashboard.harness import Stack, dashboard_stack
+from tests.dashboard.test_browser import _page, _sign_in, browser
+
+__all__ = ["browser"]  # the fixture, shared with the main browser test
+
+MANAGER_KEY = "msa-manager-key-0123"
+MANAGER = {
+    "name": "Amina Said",
+    "subject": "local:amina",
+    "sha256": hash_key(MANAGER_KEY),
+    "scopes": ["indicators:read", "objectives:read", "alerts:read", "alerts:ack"],
+    "branches": ["BR-MSA"],
+}
+CONFIG = SimConfig(seed=7, start=date(2026, 1, 1), days=120, clients=300, scenario=Scenario.drift)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with dashboard_stack(tmp_path, CONFIG, extra_keys=[MANAGER]) as running:
+        yield running
+
+
+def _target(segment: str) -> dict[str, object]:
+    return {"indicator": "par30", "segment": segment, "direction": "at_most",
+            "threshold": "0.10", "effective_from": "2026-01-01"}  # fmt: skip
+
+
+async def test_a_branch_manager_sees_their_branch_only(stack: Stack, browser: Browser) -> None:
+    created = await stack.client.post("/v1/objectives", json={
+        "code": "branch-par", "name": "Branch portfolio quality", "description": "per branch",
+        "dimension": "D4", "owner": "Operations",
+        "targets": [_target("branch:BR-MSA"), _target("branch:BR-NAI")],
+    })  # fmt: skip
+    assert created.status_code == 201, created.text
+    doc = created.json()
+    ids = {t["segment"]: t["id"] for t in doc["targets"]}
+    changed = await stack.client.patch(f"/v1/objectives/{doc['id']}", json={
+        "version": 1, "reason": "tighter for the coast",
+        "targets": [{**_target("branch:BR-MSA"), "threshold": "0.08", "id": ids["branch:BR-MSA"]},
+                    {**_target("branch:BR-NAI"), "id": ids["branch:BR-NAI"]}],
+    })  # fmt: skip
+    assert changed.status_code == 200, changed.text
+
+    page = await _page(browser, viewport={"width": 1280, "height": 900})
+    await _sign_in(page, stack.url, MANAGER_KEY)
+    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    await expect(page.get_by_test_id("who")).to_contain_text("Amina Said")
+    await expect(page.get_by_test_id("who")).to_contain_text("BR-MSA")
+    await expect(page.locator(f'tr[data-target="{ids["branch:BR-MSA"]}"]')).to_have_count(1)
+    await expect(page.locator(f'tr[data-target="{ids["branch:BR-NAI"]}"]')).to_have_count(0)
+    assert await page.locator("tr[data-target]").count() == 10  # 9 institution-level + MSA
+
+    await page.goto(stack.url + "/#/indicator/par30?segment=branch:BR-MSA")
+    await expect(page.get_by_test_id("target-changed")).to_contain_text(
+        "updated by staff"
+    )  # the audit trail's name
+    await expect(page.get_by_test_id("target-changed")).to_contain_text("tighter for the coast")
+    breakdown = page.get_by_test_id("breakdown").locator("tbody tr")
+    await expect(breakdown).to_have_count(1)
+    await expect(breakdown).to_contain_text("BR-MSA")
+    options = await page.locator("#seg option").evaluate_all("o => o.map(x => x.value)")
+    assert "branch:BR-NAI" not in options and "branch:BR-MSA" in options
+
+    # alerts: the institution-level ones are listed, but acting on them is for the institution
+    await page.get_by_role("link", name="Alerts").click()
+    firing = page.locator('tr[data-state="firing"]')
+    await expect(firing.first).to_be_visible(timeout=30_000)
+    mine = [
+        a for a in (await stack.client.get(
+            "/v1/alerts", headers={"Authorization": f"Bearer {MANAGER_KEY}"})).json()
+        if a["segment"] == "branch:BR-MSA" and not a["acked_at"]
+    ]  # fmt: skip
+    await expect(page.get_by_role("button", name="Acknowledge")).to_have_count(len(mine))
+    await expect(page.get_by_role("button", name="Silence…")).to_have_count(len(mine))
+    await expect(page.get_by_test_id("alerts")).not_to_contain_text("BR-NAI")
+    # the demo's mailbox holds every branch's alerts: not theirs to read, and not in the menu
+    await expect(page.locator("#nav-mail")).to_be_hidden()
+    mail = await stack.client.get(
+        "/v1/demo/mail", headers={"Authorization": f"Bearer {MANAGER_KEY}"}
+    )
+    assert mail.status_code == 403 and mail.json()["errors"][0]["field"] == "mail"
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.context.close()
