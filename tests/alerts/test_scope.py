@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import insert
 
 from services.alerts import models as m
+from services.alerts.directory import Member
 from services.common.auth import hash_key
 from services.common.bus import MemoryBus
 from services.common.paging import NEXT_CURSOR_HEADER
@@ -246,3 +247,22 @@ async def test_filtered_before_paging(h: Harness) -> None:
     assert {a["id"] for a in await walk("/v1/alerts")} == msa
     notified = await walk("/v1/notifications")
     assert len(notified) == 5 and {i for n in notified for i in n["alert_ids"]} == msa
+
+
+class _Accounts:
+    """Another directory behind the same interface (as user accounts will be)."""
+
+    def members(self, role: str, branch: str | None) -> list[Member]:
+        if (role, branch) != ("branch_manager", "MSA"):
+            return []
+        return [Member(name="Acting manager", email="acting@example.org", role=role,
+                       branches=["MSA"])]  # fmt: skip
+
+
+async def test_the_directory_can_be_replaced(h: Harness, smtp: SmtpServer) -> None:
+    h.service.pipeline.directory = _Accounts()
+    await _fire_three(h)
+    await h.settle()
+    assert [str(msg["To"]) for msg in smtp.messages] == ["acting@example.org"]
+    sent = {n["receiver"]: n["destination"] for n in await h.notifications()}
+    assert sent == {"managers#branch:MSA": "acting@example.org"}  # nobody for the others

@@ -24,6 +24,7 @@ from services.alerts import models as m
 from services.alerts import silences
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings, Routing
+from services.alerts.directory import Directory, StaticDirectory
 from services.alerts.notify import render
 from services.alerts.routing import labels, receiver, receivers_for
 from services.alerts.rules import SEVERITY_RANK
@@ -63,6 +64,8 @@ class Pipeline:
     def __init__(self, settings: AlertSettings, routing: Routing, clock: Clock) -> None:
         self.settings = settings
         self.routing = routing
+        self.directory: Directory = StaticDirectory(routing.directory)
+        """Who holds a role for a branch (role receivers); replaceable, e.g. by user accounts."""
         self.clock = clock
         self.group_by = list(settings.alerts_group_by)
         self.templates = render.Templates(
@@ -106,7 +109,7 @@ class Pipeline:
         }
         written = 0
         for group in groups.values():
-            start = receiver(self.routing, group.receiver)
+            start = receiver(self.routing, group.receiver, self.directory)
             if start is None or not start.escalate:
                 continue
             for fp, row in sorted(group.visible.items()):
@@ -276,7 +279,7 @@ class Pipeline:
         escalation: Mapping[str, Any] | None = None,
     ) -> int:
         """One outbox row per channel; the row id is the idempotency key."""
-        target = receiver(self.routing, group.receiver)
+        target = receiver(self.routing, group.receiver, self.directory)
         if target is None:
             return 0
         firing = sorted(group.visible.values(), key=lambda r: r["fingerprint"])
