@@ -25,7 +25,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "ingest": ("/v1/events", "/v1/sources"),
     "indicators": ("/v1/indicators", "/v1/catalog"),
     "objectives": ("/v1/objectives", "/v1/targets"),
-    "alerts": ("/v1/alerts", "/v1/silences", "/v1/notifications"),
+    "alerts": ("/v1/alerts", "/v1/silences", "/v1/notifications", "/v1/actions"),
 }
 
 

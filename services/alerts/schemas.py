@@ -134,20 +134,13 @@ class NotificationRead(BaseModel):
         return self
 
 
-Line = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500,
-                      pattern=r"^[^\x00-\x1f\x7f]+$"),
-]  # fmt: skip
-"""A one-line text (it becomes an e-mail subject: no control characters)."""
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
-                      pattern=r"^[^\x00-\x1f\x7f]+$"),
-]  # fmt: skip
+_ONE_LINE = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
+Line = Annotated[str, StringConstraints(max_length=500, pattern=_ONE_LINE)]
+"""A one-line text without leading or trailing blanks (it becomes an e-mail subject)."""
+Name = Annotated[str, StringConstraints(max_length=200, pattern=_ONE_LINE)]
 Notify = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=254,
+    StringConstraints(max_length=254,
                       pattern=r"^([^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+|[A-Za-z0-9_.:-]+)$"),
 ]  # fmt: skip
 """An e-mail address, or the name of a receiver of the routing configuration."""

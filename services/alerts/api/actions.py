@@ -31,7 +31,7 @@ _NOT_NULL = ("title", "owner", "due_date", "review_date", "indicator", "segment"
 
 
 def _unprocessable(field: str, reason: str) -> ApiError:
-    return ApiError(status.HTTP_422_UNPROCESSABLE_ENTITY, field, reason, f"{field}: {reason}")
+    return ApiError(422, field, reason, f"{field}: {reason}")
 
 
 def _check_notify(svc: AlertService, notify: str | None) -> None:
