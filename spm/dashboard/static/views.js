@@ -1,4 +1,5 @@
 // The pages. Each takes the <main> element and fills it from the APIs.
+import { actionForm, actionsCard } from "./actions.js";
 import { api, optional, page } from "./api.js";
 import { barChart, lineChart, sparkline } from "./charts.js";
 import {
@@ -97,7 +98,7 @@ export async function overview(main) {
 
 // --- indicator ------------------------------------------------------------------------------
 
-export async function indicator(main, code, query) {
+export async function indicator(main, code, query, notify = () => {}) {
   const segment = query.get("segment") || "all";
   const days = Number(query.get("days") || 90);
   const cat = await catalog();
@@ -133,6 +134,11 @@ export async function indicator(main, code, query) {
     return { ...i, key, label: i.segment.split(/:(.*)/s)[1] || i.segment };
   });
   const key = target ? statusOf(target, value ? value.value : null) : null;
+  // The alert's page is this one (alert links open it): actions go on the open alert, if any.
+  const openAlerts = target ? await optional("alerts", "/v1/alerts", [], { params: { limit: 1000 } }) : [];
+  const alert = openAlerts.find((a) => a.target_id === target.id && a.segment === segment && a.kind === "breach")
+    || openAlerts.find((a) => a.target_id === target.id && a.segment === segment);
+  const actionsSection = target ? await actionsCard({ targetId: target.id, alert }, notify) : null;
   fill(main, 
     h("p", {}, h("a", { href: "#/overview" }, "← Overview")),
     h("h1", {}, ind.name, h("span", { class: "hint" }, ` · ${segmentLabel(segment)}`)),
@@ -181,7 +187,8 @@ export async function indicator(main, code, query) {
           cell("Value", format(r.value)),
           cell("Numerator", fmtCount(r.numerator)),
           cell("Denominator", fmtCount(r.denominator)),
-          cell("Status", r.key ? statusBadge(r.key) : "–"))))))) : null);
+          cell("Status", r.key ? statusBadge(r.key) : "–"))))))) : null,
+    actionsSection);
 }
 
 // --- alerts ---------------------------------------------------------------------------------
@@ -279,6 +286,9 @@ export async function alerts(main, query, notify) {
         e.target.replaceWith(silenceForm(a, reload));
       } }, "Silence…"));
     }
+    actions.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
+      e.target.replaceWith(actionForm({ alert_id: a.id }, (made) => reload(`Action recorded: ${made.title}.`), notify));
+    } }, "Record action…"));
     return row;
   };
   const rows = h("tbody", {}, list.map(alertRow));
