@@ -219,6 +219,24 @@ async def record(
     )  # fmt: skip
 
 
+async def _opening(session: AsyncSession, origin: Origin) -> dict[str, Any]:
+    """The numbers an action is judged with: the line of ``origin``, the latest value of its
+    indicator and segment, and the bound nearest that value."""
+    latest = await latest_value(session, origin.indicator, origin.segment)
+    opened = latest[1] if latest else None
+    bounds = origin.bounds
+    threshold = bounds.nearest(opened) if opened is not None else (bounds.lower or bounds.upper)
+    return {
+        "target_id": origin.target_id,
+        "direction": origin.direction,
+        "lower": store.text(bounds.lower),
+        "upper": store.text(bounds.upper),
+        "opened_value": store.text(opened),
+        "opened_as_of": latest[0] if latest else None,
+        "target_threshold": store.text(threshold),
+    }
+
+
 async def create(
     session: AsyncSession,
     pub: Publisher,
@@ -228,10 +246,6 @@ async def create(
     now: datetime,
 ) -> dict[str, Any]:
     """Record a new open action with its opening value and the target line of ``origin``."""
-    latest = await latest_value(session, origin.indicator, origin.segment)
-    opened = latest[1] if latest else None
-    bounds = origin.bounds
-    threshold = bounds.nearest(opened) if opened is not None else (bounds.lower or bounds.upper)
     row: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "alert_id": origin.alert_id,
@@ -252,12 +266,7 @@ async def create(
         "overdue_at": None,
         "owner_notified_at": None,
         "manager_notified_at": None,
-        "direction": origin.direction,
-        "lower": store.text(bounds.lower),
-        "upper": store.text(bounds.upper),
-        "opened_value": store.text(opened),
-        "opened_as_of": latest[0] if latest else None,
-        "target_threshold": store.text(threshold),
+        **await _opening(session, origin),
         "effectiveness": None,
         "judged_value": None,
         "judged_as_of": None,
@@ -352,14 +361,8 @@ async def change(
                     "manager_notified_at": None}  # fmt: skip
     if "review_date" in changes and row["status"] == "done":
         changes |= _unjudged(row)  # judged again on the new review date
-    if origin is not None:
-        bounds = origin.bounds
-        changes |= {
-            "target_id": origin.target_id,
-            "direction": origin.direction,
-            "lower": store.text(bounds.lower),
-            "upper": store.text(bounds.upper),
-        }
+    if origin is not None:  # another indicator or segment: its line and its opening value
+        changes |= await _opening(session, origin)
     if not changes and note is None:
         return row
     before = {k: row[k] for k in changes}

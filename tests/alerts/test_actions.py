@@ -208,3 +208,22 @@ async def test_too_early_without_a_value_after_it_was_done(h: Harness) -> None:
     await h.settle()
     got = (await h.client.get(f"/v1/actions/{action['id']}", headers=h.auth())).json()
     assert (got["effectiveness"], got["judged_value"]) == ("effective", "0.56")
+
+
+async def test_moving_an_action_to_a_branch_takes_its_line_and_value(h: Harness) -> None:
+    await h.targets(
+        target(for_days=0), target("t-msa", segment="branch:BR-MSA", lower="0.55", for_days=0)
+    )
+    d = business_days(1)
+    await h.values(d[0], (CODE, "all", "0.50"), (CODE, "branch:BR-MSA", "0.40"))
+    action = await _create(h)
+    assert (action["opened_value"], action["target_threshold"]) == ("0.50", "0.60")
+    moving = {"segment": "branch:BR-MSA", "note": "it is one branch"}
+    r = await h.client.patch(f"/v1/actions/{action['id']}", json=moving, headers=h.auth())
+    assert r.status_code == 200, r.text
+    moved = r.json()
+    assert (moved["opened_value"], moved["target_threshold"]) == ("0.40", "0.55")
+    assert moved["segment"] == "branch:BR-MSA" and moved["target_id"] == "t-women"
+    change = moved["history"][-1]
+    assert change["note"] == "it is one branch"
+    assert change["changes"]["opened_value"] == {"before": "0.50", "after": "0.40"}
