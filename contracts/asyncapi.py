@@ -16,6 +16,7 @@ from contracts.envelope import JSON_CONTENT_TYPE, parse_canonical, to_kafka
 from contracts.examples import EXAMPLES
 from contracts.registry import EVENT_TYPES, EventType
 from contracts.topics import (
+    ACTIONS,
     ALERTS,
     CLIENTS,
     COMPLAINTS,
@@ -39,6 +40,7 @@ PRODUCER: dict[str, str] = {
     INDICATORS.name: "indicators",
     OBJECTIVES.name: "objectives",
     ALERTS.name: "alerts",
+    ACTIONS.name: "alerts",
 }
 """Topic -> the one application that sends to it."""
 

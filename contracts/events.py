@@ -343,6 +343,37 @@ class AlertChanged(CanonicalData):
     changed_at: AwareDatetime
 
 
+class ActionChanged(CanonicalData):
+    """Output of the alert service: a corrective action was recorded, changed, became overdue or
+    was judged (key = action id). The full current state of the action each time.
+
+    ``effectiveness`` is set once the action is done and its review date has come:
+    ``effective`` (the segment is back on target, or has moved at least half-way back from
+    ``opened_value`` towards ``target_threshold``), ``not_effective``, or ``too_early`` (no value
+    of the indicator for a business day after the action was done).
+    """
+
+    action_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    change: Literal["created", "updated", "overdue", "judged"]
+    alert_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    target_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    objective_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    indicator: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    segment: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    owner: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    status: Literal["open", "done", "cancelled", "overdue"]
+    due_date: date
+    review_date: date
+    done_at: AwareDatetime | None = None
+    effectiveness: Literal["effective", "not_effective", "too_early"] | None = None
+    opened_value: Decimal | None = None
+    judged_value: Decimal | None = None
+    target_threshold: Decimal | None = None
+    changed_by: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    changed_at: AwareDatetime
+
+
 class InputData(BaseModel):
     """Base of every input payload: unknown fields (names, phones, notes…) are dropped."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from contracts import events as ev
 from contracts.topics import (
+    ACTIONS,
     ALERTS,
     CLIENTS,
     COMPLAINTS,
@@ -91,6 +92,14 @@ OUTPUT_EVENTS: tuple[EventType, ...] = (
         ALERTS,
         ("fingerprint",),
         "An alert changed state or was acknowledged (key = alert fingerprint).",
+    ),
+    EventType(
+        "spm.action.changed.v1",
+        ev.ActionChanged,
+        ACTIONS,
+        ("action_id",),
+        "A corrective action was recorded, changed, became overdue or was judged "
+        "(key = action id).",
     ),
 )
 

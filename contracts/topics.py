@@ -85,7 +85,16 @@ ALERTS = TopicSpec(
     90 * DAY_MS,
     "Alert state changes (spm.alert.changed.v1).",
 )
+ACTIONS = TopicSpec(
+    "spm.actions.v1",
+    3,
+    "action id",
+    "delete",
+    FOREVER,
+    "Corrective actions recorded, changed, overdue and judged (spm.action.changed.v1).",
+)
 
 TOPICS: dict[str, TopicSpec] = {
-    t.name: t for t in (CLIENTS, LOANS, COMPLAINTS, DEADLETTER, INDICATORS, OBJECTIVES, ALERTS)
+    t.name: t
+    for t in (CLIENTS, LOANS, COMPLAINTS, DEADLETTER, INDICATORS, OBJECTIVES, ALERTS, ACTIONS)
 }

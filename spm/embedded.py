@@ -26,7 +26,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "ingest": ("/v1/events", "/v1/sources"),
     "indicators": ("/v1/indicators", "/v1/catalog", "/v1/me"),  # /v1/me: every service has it
     "objectives": ("/v1/objectives", "/v1/targets"),
-    "alerts": ("/v1/alerts", "/v1/silences", "/v1/notifications"),
+    "alerts": ("/v1/alerts", "/v1/silences", "/v1/notifications", "/v1/actions"),
 }
 
 

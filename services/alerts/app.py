@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.alerts.api import alerts, notifications, silences
+from services.alerts.api import actions, alerts, notifications, silences
 from services.alerts.api.errors import ApiError, api_error
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
@@ -46,7 +46,7 @@ def create_app(
         title="SPM Monitor — alerts",
         description="Alerts on indicators drifting from social targets; silences; notifications.",
         keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
-        routers=[alerts.router, silences.router, notifications.router],
+        routers=[alerts.router, silences.router, notifications.router, actions.router],
         limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan,

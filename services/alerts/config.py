@@ -62,10 +62,18 @@ Notifications (wall-clock timers; seconds, so tests may use small values):
   ``ALERTS_SMS_API_KEY``, ``ALERTS_SMS_FROM`` (unset: the gateway's default sender),
   ``ALERTS_SMS_TIMEOUT_S`` (10): the Africa's Talking messaging API used by ``sms`` receivers.
 
+Corrective actions (``actions.py``, ``action_tick.py``; see docs/actions.md):
+
+- ``ALERTS_ACTION_MANAGER_AFTER_S`` (604800, a week): an action overdue this long is notified
+  to its owner's manager too (once): the ``manager`` of the owner's receiver, else …
+- ``ALERTS_ACTION_MANAGER`` (unset): … this receiver (unset: the owner alone is told).
+- A receiver's ``manager: <receiver>`` in ``ALERTS_ROUTES`` names that manager.
+
 Runtime:
 
 - ``ALERTS_DB_SCHEMA`` ("alerts"), ``ALERTS_GROUP_ID`` ("spm-alerts"), ``ALERTS_SOURCE``
   ("spm:alerts"), ``ALERTS_INDICATORS_TOPIC``, ``ALERTS_OBJECTIVES_TOPIC``, ``ALERTS_TOPIC``,
+  ``ALERTS_ACTIONS_TOPIC``,
   ``ALERTS_DEADLETTER_TOPIC`` (the catalog's names by default; tests use their own).
 - ``OBJECTIVES_URL`` (unset): when set, ``GET {OBJECTIVES_URL}/v1/targets`` is read at start-up
   (with ``ALERTS_OBJECTIVES_API_KEY``) in addition to the topic.
@@ -91,7 +99,7 @@ from pydantic import (
     model_validator,
 )
 
-from contracts.topics import ALERTS, DEADLETTER, INDICATORS, OBJECTIVES, TopicSpec
+from contracts.topics import ACTIONS, ALERTS, DEADLETTER, INDICATORS, OBJECTIVES, TopicSpec
 from services.alerts.directory import Member
 from services.alerts.notify.signing import load_secret
 from services.common.settings import CommonSettings
@@ -154,6 +162,9 @@ class Receiver(BaseModel):
     """Phone numbers in international format (``+254711000000``), sent through the SMS gateway."""
     escalate: list[Escalation] = Field(default_factory=list)
     """The next levels for this receiver's alerts nobody acknowledges, in order of ``after_s``."""
+    manager: str | None = None
+    """The receiver told when a corrective action owned through this receiver stays overdue
+    (``ALERTS_ACTION_MANAGER_AFTER_S``)."""
 
 
 class Route(BaseModel):
@@ -186,6 +197,8 @@ class Routing(BaseModel):
                     raise ValueError(
                         f"receivers.{name}.escalate.{n}.receiver: no receiver {step.receiver!r}"
                     )
+            if rec.manager is not None and rec.manager not in self.receivers:
+                raise ValueError(f"receivers.{name}.manager: no receiver {rec.manager!r}")
             if [s.after_s for s in rec.escalate] != sorted(s.after_s for s in rec.escalate):
                 raise ValueError(f"receivers.{name}.escalate: after_s must increase")
         return self
@@ -230,6 +243,8 @@ class AlertSettings(CommonSettings):
     alerts_sms_api_key: SecretStr | None = None
     alerts_sms_from: str | None = None
     alerts_sms_timeout_s: float = Field(default=10.0, gt=0)
+    alerts_action_manager_after_s: float = Field(default=604_800.0, ge=0)
+    alerts_action_manager: str | None = None
 
     alerts_db_schema: str = Field(default="alerts", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     alerts_group_id: str = Field(default="spm-alerts", min_length=1, max_length=200)
@@ -237,6 +252,7 @@ class AlertSettings(CommonSettings):
     alerts_indicators_topic: str = INDICATORS.name
     alerts_objectives_topic: str = OBJECTIVES.name
     alerts_topic: str = ALERTS.name
+    alerts_actions_topic: str = ACTIONS.name
     alerts_deadletter_topic: str = DEADLETTER.name
     alerts_batch_size: int = Field(default=500, ge=1, le=100_000)
     objectives_url: str | None = None
@@ -269,5 +285,6 @@ class AlertSettings(CommonSettings):
             dataclasses.replace(INDICATORS, name=self.alerts_indicators_topic),
             dataclasses.replace(OBJECTIVES, name=self.alerts_objectives_topic),
             dataclasses.replace(ALERTS, name=self.alerts_topic),
+            dataclasses.replace(ACTIONS, name=self.alerts_actions_topic),
             dataclasses.replace(DEADLETTER, name=self.alerts_deadletter_topic),
         ]

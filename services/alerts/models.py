@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Date,
     Index,
@@ -153,4 +154,59 @@ notifications = Table(
     Column("sent_at", UtcDateTime, nullable=True),
     Index("ix_notifications_due", "status", "next_attempt_at"),
     Index("ix_notifications_created_at", "created_at"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # A corrective action recorded on an alert or a target (services/alerts/actions.py).
+    Column("alert_id", String(36), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("objective_id", String(64), nullable=True),
+    Column("indicator", String(100), nullable=False),
+    Column("segment", String(200), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("owner_notify", String(320), nullable=True),
+    # An e-mail address or a receiver of the routing configuration.
+    Column("status", String(16), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("review_date", Date, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("done_at", UtcDateTime, nullable=True),
+    Column("overdue_at", UtcDateTime, nullable=True),
+    Column("owner_notified_at", UtcDateTime, nullable=True),
+    Column("manager_notified_at", UtcDateTime, nullable=True),
+    Column("direction", String(16), nullable=True),
+    Column("lower", String(64), nullable=True),
+    Column("upper", String(64), nullable=True),
+    # The target's line when the action was opened: the judgement compares against it.
+    Column("opened_value", String(64), nullable=True),
+    Column("opened_as_of", Date, nullable=True),
+    Column("target_threshold", String(64), nullable=True),
+    Column("effectiveness", String(16), nullable=True),
+    Column("judged_value", String(64), nullable=True),
+    Column("judged_as_of", Date, nullable=True),
+    Column("judged_at", UtcDateTime, nullable=True),
+    Index("ix_actions_created_at", "created_at"),
+    Index("ix_actions_status", "status"),
+)
+
+action_history = Table(
+    "action_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # Append-only: who changed what on an action, and when (``by`` is "system" for the tick).
+    Column("action_id", String(36), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("note", Text, nullable=True),
+    Index("ix_action_history_action", "action_id", "id"),
 )

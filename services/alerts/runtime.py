@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.alerts import actions, store, targets
 from services.alerts import models as m
-from services.alerts import store, targets
+from services.alerts.action_tick import ActionTick
 from services.alerts.clock import Clock, SystemClock
 from services.alerts.config import AlertSettings
 from services.alerts.consumers.handlers import Handlers, apply_targets
@@ -90,6 +91,12 @@ class AlertService:
             after_batch=self._changed, serial=serial,
         )  # fmt: skip
         self.pipeline = Pipeline(settings, self.routing, self.clock)
+        self.action_publisher = actions.Publisher(
+            settings.alerts_actions_topic, settings.alerts_source
+        )
+        self.action_tick = ActionTick(
+            settings, self.routing, self.clock, self.pipeline.templates, self.action_publisher
+        )
         self.channels = Channels(settings, self.routing)
         self.sender = Sender(
             settings, self.sessions, self.channels, self.clock,
@@ -140,12 +147,17 @@ class AlertService:
         return all(not t.done() for t in self.tasks)
 
     async def flush_once(self) -> int:
-        """Run the pipeline once (the loop does this every ``ALERTS_FLUSH_INTERVAL_S``)."""
+        """Run the pipeline and the actions' tick once (the loop does this every
+        ``ALERTS_FLUSH_INTERVAL_S``); one instance at a time (the pipeline's lock)."""
         with database_errors():
             async with self.flush_lock, self.sessions() as session, session.begin():
+                if not await self.pipeline.lock(session):
+                    return 0
                 written = await self.pipeline.flush(session)
+                written += await self.action_tick.run(session)
         if written:
             self.sender.wakeup.set()
+        self.relay.notify()  # the tick's events
         return written
 
     async def _flush_forever(self) -> None:

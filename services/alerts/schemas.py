@@ -125,7 +125,7 @@ class NotificationRead(BaseModel):
     destination: str
     """For SMS, the phone number masked (``+2547******00``): numbers are never shown in full."""
     format: str
-    reason: Literal["firing", "resolved", "repeat", "escalated"]
+    reason: Literal["firing", "resolved", "repeat", "escalated", "action_overdue", "action_manager"]
     subject: str
     alert_ids: list[str]
     status: Literal["pending", "sent", "failed"]
@@ -140,3 +140,95 @@ class NotificationRead(BaseModel):
         if self.channel == "sms":
             self.destination = mask_phone(self.destination)
         return self
+
+
+_ONE_LINE = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
+Line = Annotated[str, StringConstraints(max_length=500, pattern=_ONE_LINE)]
+"""A one-line text without leading or trailing blanks (it becomes an e-mail subject)."""
+Name = Annotated[str, StringConstraints(max_length=200, pattern=_ONE_LINE)]
+Notify = Annotated[
+    str,
+    StringConstraints(max_length=254,
+                      pattern=r"^([^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+|[A-Za-z0-9_.:-]+)$"),
+]  # fmt: skip
+"""An e-mail address, or the name of a receiver of the routing configuration."""
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+IndicatorCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,99}$")]
+Segment = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f\s]+$")
+]
+ActionStatus = Literal["open", "done", "cancelled", "overdue"]
+Effectiveness = Literal["effective", "not_effective", "too_early"]
+
+
+class ActionCreate(BaseModel):
+    """An action on an alert (``alert_id``) or a target (``target_id``); ``indicator`` and
+    ``segment`` default to the alert's or target's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_id: Id | None = None
+    target_id: Id | None = None
+    title: Line
+    owner: Name
+    owner_notify: Notify | None = None
+    due_date: date
+    review_date: date
+    indicator: IndicatorCode | None = None
+    segment: Segment | None = None
+
+
+class ActionPatch(BaseModel):
+    """Only the fields sent change; ``note`` goes into the history with the change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Line | None = None
+    owner: Name | None = None
+    owner_notify: Notify | None = None
+    due_date: date | None = None
+    review_date: date | None = None
+    indicator: IndicatorCode | None = None
+    segment: Segment | None = None
+    status: Literal["open", "done", "cancelled"] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] | None = None
+
+
+class ActionHistoryRead(BaseModel):
+    at: datetime
+    by: str
+    event: str
+    changes: dict[str, Any]
+    note: str | None
+
+
+class ActionRead(BaseModel):
+    id: str
+    alert_id: str | None
+    target_id: str | None
+    objective_id: str | None
+    indicator: str
+    segment: str
+    title: str
+    owner: str
+    owner_notify: str | None
+    status: ActionStatus
+    due_date: date
+    review_date: date
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    done_at: datetime | None
+    overdue_at: datetime | None
+    direction: str | None
+    opened_value: Decimal | None
+    opened_as_of: date | None
+    target_threshold: Decimal | None
+    effectiveness: Effectiveness | None
+    judged_value: Decimal | None
+    judged_as_of: date | None
+    judged_at: datetime | None
+
+
+class ActionDetail(ActionRead):
+    history: list[ActionHistoryRead]

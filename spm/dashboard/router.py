@@ -22,6 +22,7 @@ ASSETS: dict[str, str] = {
     "api.js": "text/javascript",
     "charts.js": "text/javascript",
     "views.js": "text/javascript",
+    "actions.js": "text/javascript",
     "format.js": "text/javascript",
     "app.css": "text/css",
     "favicon.svg": "image/svg+xml",

@@ -59,6 +59,7 @@ def settings_for(
         "alerts_indicators_topic": f"spm.indicators.v1-{unique}",
         "alerts_objectives_topic": f"spm.objectives.v1-{unique}",
         "alerts_topic": f"spm.alerts.v1-{unique}",
+        "alerts_actions_topic": f"spm.actions.v1-{unique}",
         "alerts_deadletter_topic": f"spm.ingest.deadletter.v1-{unique}",
         "alerts_routes": json.dumps(routes),
         "alerts_smtp_host": "127.0.0.1",

@@ -31,7 +31,13 @@ async def test_scopes(h: Harness) -> None:
 
 async def test_every_route_needs_its_key(h: Harness) -> None:
     walked = await assert_every_route_keyed(h.app, wrong_scope_key=OTHER)
-    assert {path for _, path in walked} >= {"/v1/alerts", "/v1/silences", "/v1/notifications"}
+    assert {path for _, path in walked} >= {
+        "/v1/alerts",
+        "/v1/silences",
+        "/v1/notifications",
+        "/v1/actions",
+        "/v1/actions/1",
+    }
 
 
 async def test_silence_validation(h: Harness) -> None:

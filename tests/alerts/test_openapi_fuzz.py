@@ -25,6 +25,7 @@ async def test_fuzz(kafka_bootstrap: str, postgres_url: str, unique: str, tmp_pa
         "ALERTS_INDICATORS_TOPIC": f"spm.indicators.v1-{unique}",
         "ALERTS_OBJECTIVES_TOPIC": f"spm.objectives.v1-{unique}",
         "ALERTS_TOPIC": f"spm.alerts.v1-{unique}",
+        "ALERTS_ACTIONS_TOPIC": f"spm.actions.v1-{unique}",
         "ALERTS_DEADLETTER_TOPIC": f"spm.ingest.deadletter.v1-{unique}",
         "ALERTS_SMTP_PORT": str(free_port()),
     }

@@ -184,4 +184,5 @@ def test_asyncapi_operations(asyncapi: dict[str, Any]) -> None:
         "spm.indicators.v1": ["indicators"],
         "spm.objectives.v1": ["objectives"],
         "spm.alerts.v1": ["alerts"],
+        "spm.actions.v1": ["alerts"],
     }

@@ -74,7 +74,7 @@ class Pipeline:
 
     async def flush(self, session: AsyncSession) -> int:
         """Decide every group once; returns the notification rows written."""
-        if not await self._lock(session):
+        if not await self.lock(session):
             return 0
         now = self.clock.now()
         groups = await self._groups(session, now)
@@ -131,7 +131,7 @@ class Pipeline:
                     previous = step.receiver
         return written
 
-    async def _lock(self, session: AsyncSession) -> bool:
+    async def lock(self, session: AsyncSession) -> bool:
         """One flusher at a time across instances (transaction-scoped advisory lock)."""
         if session.get_bind().dialect.name != "postgresql":
             return True

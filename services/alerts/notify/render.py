@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
 NAMES = ("email_subject.txt", "email_body.txt", "email_body.html", "webhook_text.txt", "sms.txt")
+ACTION_NAMES = ("action_subject.txt", "action_body.txt", "action_body.html", "action_sms.txt")
+"""The texts of an overdue corrective action (to its owner, then to the owner's manager)."""
 SMS_LIMIT = 160
 
 _KIND = {
@@ -75,6 +77,18 @@ class Templates:
             sms=gsm.fit(sms_body, link, SMS_LIMIT),
         )
 
+    def render_action(self, context: Mapping[str, Any], link: str) -> Texts:
+        """The texts of an action notice (``context``: see :func:`action_context`)."""
+        one = partial(self._one, context)
+        subject = one("action_subject.txt").strip()
+        return Texts(
+            subject=subject,
+            text=one("action_body.txt").strip() + "\n",
+            html=one("action_body.html"),
+            webhook_text=one("action_body.txt").strip(),
+            sms=gsm.fit(gsm.safe(one("action_sms.txt").strip()), link, SMS_LIMIT),
+        )
+
     def _one(self, context: Mapping[str, Any], name: str) -> str:
         """One text from the operator's template or, should it fail on this notification (a
         variable that does not exist), from the shipped one: an alert is never lost to a
@@ -107,7 +121,7 @@ class _Set:
         return (self._html if name.endswith(".html") else self._plain).get_template(name)
 
     def check(self) -> None:
-        for name in NAMES:
+        for name in NAMES + ACTION_NAMES:
             self.get(name)
 
 
@@ -316,3 +330,44 @@ def webhook_payload(fmt: str, generic: dict[str, Any], subject: str, text: str) 
             "themeColor": "D93F0B" if generic["status"] == "firing" else "2EB886",
         }
     return generic
+
+
+def action_link(dashboard: str, action_id: str) -> str:
+    """The dashboard's page of one action (a hash route, like :func:`link`)."""
+    return f"{dashboard.rstrip('/')}/#/action/{quote(action_id, safe='')}"
+
+
+def action_context(
+    action: Mapping[str, Any],
+    notice: str,
+    receiver: str,
+    dashboard: str,
+    today: date,
+    currency: str = "",
+) -> dict[str, Any]:
+    """What the action templates show: ``notice`` is ``owner`` or ``manager``."""
+    code = INDICATOR_CODES.get(action["indicator"])
+    unit = code.unit if code is not None else None
+    days = max((today - action["due_date"]).days, 0)
+    target = {"direction": action["direction"], "lower": action["lower"],
+              "upper": action["upper"]}  # fmt: skip
+    fake_alert = {"detail": {}, "threshold": action["target_threshold"]}
+    return {
+        "notice": notice,
+        "receiver": receiver,
+        "a": {
+            "id": action["id"],
+            "title": action["title"],
+            "owner": action["owner"],
+            "due_text": _day(action["due_date"]),
+            "review_text": _day(action["review_date"]),
+            "overdue_days_text": f"{days} day{'s' if days != 1 else ''}",
+            "indicator_name": indicator_name(action["indicator"]),
+            "segment_words": "the whole institution"
+            if action["segment"] == "all"
+            else segment_label(action["segment"]),
+            "opened_text": fmt(action["opened_value"], unit, currency),
+            "target_text": _target_text(target, fake_alert, unit, currency),
+            "dashboard_url": action_link(dashboard, action["id"]),
+        },
+    }

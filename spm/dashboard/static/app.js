@@ -1,4 +1,6 @@
-// Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts).
+// Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts,
+// #/actions?owner=&status=, #/action/<id>).
+import * as actions from "./actions.js";
 import { api, ApiError, clearKey, forgetMe, getKey, loadConfig, setKey } from "./api.js";
 import { h } from "./format.js";
 import * as views from "./views.js";
@@ -54,8 +56,12 @@ async function route() {
   main().replaceChildren(h("p", { class: "hint" }, "Loading…"));
   main().setAttribute("aria-busy", "true");
   try {
-    if (page === "indicator" && parts[1]) await views.indicator(main(), decodeURIComponent(parts[1]), query);
+    if (page === "indicator" && parts[1]) await views.indicator(main(), decodeURIComponent(parts[1]), query, notify);
     else if (page === "alerts") await views.alerts(main(), query, notify);
+    else if (page === "actions") await actions.actions(main(), query, notify);
+    else if (page === "action" && parts[1]) {
+      await actions.action(main(), decodeURIComponent(parts[1]), notify, views.catalog);
+    }
     else if (page === "mail") await views.mail(main());
     else await views.overview(main());
     document.title = `${main().querySelector("h1")?.textContent || "Dashboard"} · SPM Monitor`;

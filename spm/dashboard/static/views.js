@@ -1,4 +1,5 @@
 // The pages. Each takes the <main> element and fills it from the APIs.
+import { actionForm, actionsCard } from "./actions.js";
 import { actsOn, api, may, me, optional, page, sees } from "./api.js";
 import { barChart, lineChart, sparkline } from "./charts.js";
 import {
@@ -123,7 +124,7 @@ export async function overview(main) {
 
 // --- indicator ------------------------------------------------------------------------------
 
-export async function indicator(main, code, query) {
+export async function indicator(main, code, query, notify = () => {}) {
   const who = await me();
   const home = who.branches && !who.institution_level_visible && who.branches.length
     ? `branch:${who.branches[0]}` : "all";
@@ -164,6 +165,11 @@ export async function indicator(main, code, query) {
     return { ...i, key, label: i.segment.split(/:(.*)/s)[1] || i.segment };
   });
   const key = target ? statusOf(target, value ? value.value : null) : null;
+  // The alert's page is this one (alert links open it): actions go on the open alert, if any.
+  const openAlerts = target ? await optional("alerts", "/v1/alerts", [], { params: { limit: 1000 } }) : [];
+  const alert = openAlerts.find((a) => a.target_id === target.id && a.segment === segment && a.kind === "breach")
+    || openAlerts.find((a) => a.target_id === target.id && a.segment === segment);
+  const actionsSection = target ? await actionsCard({ targetId: target.id, alert }, notify) : null;
   fill(main, 
     h("p", {}, h("a", { href: "#/overview" }, "← Overview")),
     h("h1", {}, ind.name, h("span", { class: "hint" }, ` · ${segmentLabel(segment)}`)),
@@ -215,7 +221,8 @@ export async function indicator(main, code, query) {
           cell("Value", format(r.value)),
           cell("Numerator", fmtCount(r.numerator)),
           cell("Denominator", fmtCount(r.denominator)),
-          cell("Status", r.key ? statusBadge(r.key) : "–"))))))) : null);
+          cell("Status", r.key ? statusBadge(r.key) : "–"))))))) : null,
+    actionsSection);
 }
 
 // --- alerts ---------------------------------------------------------------------------------
@@ -317,6 +324,11 @@ export async function alerts(main, query, notify) {
       actions.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
         e.target.replaceWith(silenceForm(who, a, reload));
       } }, "Silence…"));
+    }
+    if (mayAct) {
+      actions.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
+        e.target.replaceWith(actionForm({ alert_id: a.id }, (made) => reload(`Action recorded: ${made.title}.`), notify));
+      } }, "Record action…"));
     }
     return row;
   };
