@@ -38,6 +38,7 @@ from services.common.bus import MemoryBus
 from services.common.settings import CommonSettings
 from spm.dashboard import dashboard_router
 from spm.embedded import PathDispatcher, build_embedded_app
+from spm.report.router import report_router
 from spm.simulator import SimConfig
 from spm.simulator.config import Scenario
 from spm.simulator.runner import RunStats, run
@@ -145,7 +146,12 @@ def build_dev_stack(
         **(alert_overrides or {}),
     )
     lifespans: list[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = []
-    routers: list[APIRouter] = [dashboard_router(prefix="/dashboard"), _root_router()]
+    served: list[PathDispatcher] = []  # the report reads the APIs through the composed app
+    routers: list[APIRouter] = [
+        dashboard_router(prefix="/dashboard"),
+        _root_router(),
+        report_router(lambda: served[0]),
+    ]
     if mailbox is not None:
         lifespans.append(lambda: _smtp_sink(mailbox, smtp_port))
         routers.append(mail_router(mailbox))
@@ -156,6 +162,7 @@ def build_dev_stack(
         extra_routers=routers,
         extra_lifespans=lifespans,
     )
+    served.append(app)
     return DevStack(app, host, services, key, mailbox, base_url, lifespans)
 
 

@@ -1,6 +1,8 @@
-// Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts).
+// Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts,
+// #/report).
 import { api, ApiError, clearKey, getKey, loadConfig, setKey } from "./api.js";
 import { h } from "./format.js";
+import { report } from "./report.js";
 import * as views from "./views.js";
 
 const main = () => document.getElementById("main");
@@ -57,6 +59,7 @@ async function route() {
     if (page === "indicator" && parts[1]) await views.indicator(main(), decodeURIComponent(parts[1]), query);
     else if (page === "alerts") await views.alerts(main(), query, notify);
     else if (page === "mail") await views.mail(main());
+    else if (page === "report") await report(main(), notify);
     else await views.overview(main());
     document.title = `${main().querySelector("h1")?.textContent || "Dashboard"} · SPM Monitor`;
   } catch (err) {
