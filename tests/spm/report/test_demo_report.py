@@ -6,9 +6,11 @@ last day."""
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,9 @@ from openpyxl import load_workbook
 from spm.devmode import DevStack, build_dev_stack, demo_config, run_demo
 from spm.report import texts, units
 from spm.report.build import build
+from spm.report.config import ReportSettings
 from spm.report.fetch import ApiReader
+from spm.report.schedule import send_due
 
 MONTH, LAST_DAY = "2026-08", "2026-08-31"
 DAYS = 304  # 2025-11-01 .. 2026-08-31: August complete, the drifting branch well off target
@@ -178,6 +182,35 @@ async def test_demo_report_of_a_drifting_month(
         item = rows[(row.target["indicator"], row.target["segment"])]
         assert trow["Value"] == item["Value"]
         assert trow["Status"] == units.STATUS_LABEL[row.status]
+    # on demand (the dashboard's button): the same workbook from GET /v1/report
+    answer = await client.get("/v1/report", params={"month": MONTH, "format": "xlsx"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-disposition"] == 'attachment; filename="spm-report-2026-08.xlsx"'
+    again = load_workbook(io.BytesIO(answer.content))["Values"]
+    assert list(again.iter_rows(values_only=True)) == list(sheet.iter_rows(values_only=True))
+    refused = await client.get("/v1/report", params={"month": "2026-13", "format": "pdf"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "query.month"
+    future = await client.get("/v1/report", params={"month": "2027-01"})
+    assert future.status_code == 422 and "business date" in future.json()["detail"]
+
+    # on a schedule: the previous month e-mailed to the board through the alerts' SMTP settings
+    alerts = stack.services["alerts"].state.alerts.settings
+    settings = ReportSettings(
+        **alerts.model_dump(),
+        report_recipients=["board@example-mfi.co.ke", "chair@example-mfi.co.ke"],
+        report_day=3,
+        report_state_file=str(tmp_path / "schedule.json"),
+    )
+    assert await send_due(settings, datetime(2026, 9, 2, 23, tzinfo=UTC), client) is None
+    assert await send_due(settings, datetime(2026, 9, 3, 8, tzinfo=UTC), client) == MONTH
+    assert await send_due(settings, datetime(2026, 9, 4, 8, tzinfo=UTC), client) is None
+    assert stack.mailbox is not None
+    sent = [m for m in stack.mailbox.messages if "board@example-mfi.co.ke" in m["to"]]
+    assert len(sent) == 1, sent
+    assert sent[0]["subject"] == "Social performance report — August 2026"
+    assert set(sent[0]["to"]) == {"board@example-mfi.co.ke", "chair@example-mfi.co.ke"}
+
     print(f"report: {pages} pages, pdf {pdf.stat().st_size:,} B, xlsx {xlsx.stat().st_size:,} B, "
           f"built in {built.seconds:.1f} s")  # fmt: skip
 
@@ -192,15 +225,16 @@ def render_pages(pdf: Path, xlsx: Path) -> int:
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000, png
     if shots := stack_shots():
-        shutil.copy(pngs[1], shots / "report-page-1.png")
-        shutil.copy(pngs[-3], shots / "report-page-2.png")
+        for png in pngs:
+            shutil.copy(png, shots / png.name)
         shutil.copy(pdf, shots / "report.pdf")
         shutil.copy(xlsx, shots / "report.xlsx")
     return pages
 
 
 def stack_shots() -> Path | None:
-    """SPM_REPORT_SHOTS=<dir>: also keep two rendered pages there (the README's pictures)."""
+    """SPM_REPORT_SHOTS=<dir>: also keep the files and rendered pages there (the README's
+    pictures, docs/images/report-page-*.png, are two of them)."""
     import os
 
     where = os.environ.get("SPM_REPORT_SHOTS")
