@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from spm.simulator import Scenario, SimConfig
 from tests.dashboard.harness import STAFF_KEY, Stack, dashboard_stack
@@ -42,7 +42,11 @@ async def test_the_board_report_is_downloaded_for_a_chosen_month(
 ) -> None:
     page = await _page(browser, accept_downloads=True)
     await _sign_in(page, stack.url, STAFF_KEY)
+    # the overview first loads completely (a page still loading would replace the next one)
+    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    await expect(page.locator("main[aria-busy]")).to_have_count(0)
     await page.get_by_role("link", name="Board report").click()
+    await expect(page.get_by_role("heading", name="Board report")).to_be_visible()
     await page.get_by_label("Month").fill("2026-02")
 
     async with page.expect_download(timeout=300_000) as pdf_download:
