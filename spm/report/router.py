@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from services.common.auth import Principal, require
 from services.common.errors import error_body
+from services.common.http import ERROR_SCHEMA
 from spm.report.build import MEDIA, build
 from spm.report.data import month_range
 from spm.report.fetch import ApiReader, ReportError
@@ -28,7 +29,24 @@ def report_router(apis: Callable[[], ASGIApp]) -> APIRouter:
     """``apis()`` returns the ASGI app serving every API (the embedded mode's dispatcher)."""
     router = APIRouter(prefix="/v1", tags=["report"])
 
-    @router.get("/report", summary="The board's monthly report as a PDF or an XLSX file")
+    @router.get(
+        "/report",
+        summary="The board's monthly report as a PDF or an XLSX file",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The report file (an attachment)",
+                "content": {
+                    media: {"schema": {"type": "string", "format": "binary"}}
+                    for media in MEDIA.values()
+                },
+            },
+            422: {
+                "description": "A malformed month or format, or a month without figures yet",
+                "content": {"application/json": {"schema": ERROR_SCHEMA}},
+            },
+        },
+    )
     async def report(
         request: Request,
         _: Annotated[Principal, Depends(require("indicators:read"))],
@@ -37,8 +55,8 @@ def report_router(apis: Callable[[], ASGIApp]) -> APIRouter:
     ) -> Response:
         try:
             month_range(month)
-        except ValueError as exc:
-            return _refuse(422, "query.month", str(exc))
+        except ValueError:
+            return _refuse(422, "query.month", f"{month[:20]!r} is not of the form YYYY-MM")
         if format not in MEDIA:
             return _refuse(422, "query.format", f"{format[:20]!r} is not pdf or xlsx")
         headers = {"Authorization": request.headers.get("authorization", "")}
