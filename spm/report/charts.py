@@ -21,8 +21,15 @@ TARGET = "#b23b3b"
 WARNING = "#d08c1e"
 
 
-def trend_png(points: list[dict[str, Any]], target: dict[str, Any], unit: str, title: str) -> bytes:
-    """The series as a line, the target's threshold(s) dashed red, the warning line dotted."""
+def trend_png(
+    points: list[dict[str, Any]],
+    target: dict[str, Any],
+    unit: str,
+    title: str,
+    span: tuple[date, date],
+) -> bytes:
+    """The series as a line over ``span`` (first and last day), the target's threshold(s)
+    dashed red, the warning line dotted."""
     days = [date.fromisoformat(p["as_of"]) for p in points if units.number(p["value"]) is not None]
     values = [float(v) for p in points if (v := units.number(p["value"])) is not None]
     fig = Figure(figsize=(7.0, 2.4), dpi=150)
@@ -44,6 +51,7 @@ def trend_png(points: list[dict[str, Any]], target: dict[str, Any], unit: str, t
     warn = whigh if direction == "at_most" else wlow
     if target.get("warning_threshold") is not None and warn is not None:
         ax.axhline(float(warn), color=WARNING, linestyle=":", linewidth=1.2, label="warning")
+    ax.set_xlim(*np.array(span, dtype="datetime64[D]"))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: units.fmt(y, unit)))
     ax.xaxis.set_major_locator(mdates.MonthLocator())  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b\n%Y"))  # type: ignore[no-untyped-call]

@@ -160,13 +160,13 @@ def _in_force(target: dict[str, Any], day: date) -> bool:
 
 
 async def _series(reader: ApiReader, code: str, segment: str, as_of: date) -> list[dict[str, Any]]:
+    """Twelve months of the target's indicator; none for a branch or product the indicators
+    have never seen (404: a target set ahead of a new branch's first loan)."""
     start = as_of - timedelta(days=TREND_DAYS - 1)
-    body = await reader.get(
-        "indicators",
-        f"/v1/indicators/{code}/series",
-        {"segment": segment, "from": start.isoformat(), "to": as_of.isoformat()},
-    )
-    points: list[dict[str, Any]] = body["points"]
+    path = f"/v1/indicators/{code}/series"
+    params = {"segment": segment, "from": start.isoformat(), "to": as_of.isoformat()}
+    body = await reader.get("indicators", path, params, missing_ok=True)
+    points: list[dict[str, Any]] = [] if body is None else body["points"]
     return points
 
 

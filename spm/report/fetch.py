@@ -46,8 +46,13 @@ class ApiReader:
         except httpx.HTTPError as exc:
             raise ReportError(f"the {api} service cannot be reached ({exc})") from exc
 
-    async def get(self, api: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    async def get(
+        self, api: str, path: str, params: Mapping[str, Any] | None = None, missing_ok: bool = False
+    ) -> Any:
+        """The JSON answer; with ``missing_ok``, None for a 404 (something never seen)."""
         resp = await self.response(api, path, params)
+        if missing_ok and resp.status_code == 404:
+            return None
         if resp.status_code != 200:
             raise ReportError(f"{api} {path} answered {resp.status_code}: {_detail(resp)}")
         return resp.json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -33,7 +33,7 @@ from reportlab.platypus import (
 
 from spm.report import texts, units
 from spm.report.charts import trend_png
-from spm.report.data import ReportData
+from spm.report.data import TREND_DAYS, ReportData
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT, BOLD = "DejaVuSans", "DejaVuSans-Bold"
@@ -214,7 +214,8 @@ def _objective(
             f"{row.indicator.get('name', row.target['indicator'])} — "
             f"{units.segment_label(row.target['segment'])}, last 12 months"
         )
-        png = trend_png(row.series, row.target, row.unit, title)
+        span = (data.as_of - timedelta(days=TREND_DAYS - 1), data.as_of)
+        png = trend_png(row.series, row.target, row.unit, title, span)
         charts.append(KeepTogether([Image(io.BytesIO(png), width=17.5 * cm, height=6.0 * cm)]))
     return [*head, Spacer(1, 0.3 * cm), *charts]
 
@@ -267,7 +268,7 @@ def _alerts(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowable]:
             continue
         rows = [texts.alert_row(data, a) for a in alerts]
         header = ["Indicator", "Segment", "Kind", "Severity", "Since", "Resolved", "Value", "State"]
-        out.append(_table(header, rows, [4.0, 2.6, 1.6, 1.5, 2.1, 2.1, 1.8, 1.6], st))
+        out.append(_table(header, rows, [3.8, 2.6, 1.5, 1.8, 2.0, 2.0, 1.8, 1.6], st))
     return out
 
 
