@@ -114,4 +114,6 @@ async def run_schedule(settings: ReportSettings, check_every_s: float = CHECK_EV
             await send_due(settings, datetime.now(UTC))
         except SpmError as exc:
             log.warning("report: not sent (%s); retrying in %.0f s", exc, check_every_s)
+        except Exception:  # a bug or an unexpected answer must not stop later months
+            log.exception("report: not sent; retrying in %.0f s", check_every_s)
         await asyncio.sleep(check_every_s)
