@@ -17,6 +17,7 @@ from services.objectives.cli import objectives_app
 from spm.devcli import demo, dev
 from spm.indicators_cli import indicators_app
 from spm.migrate_cli import migrate_command
+from spm.report.cli import report_command
 from spm.simulator.cli import simulate_command
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.command("simulate")(simulate_command)
 app.command("dev")(dev)
 app.command("demo")(demo)
 app.command("migrate")(migrate_command)
+app.command("report")(report_command)
 
 
 class LogFormatOption(StrEnum):

@@ -39,6 +39,7 @@ from services.common.scope import OutOfScope
 from services.common.settings import CommonSettings
 from spm.dashboard import dashboard_router
 from spm.embedded import PathDispatcher, build_embedded_app
+from spm.report.router import report_router
 from spm.simulator import SimConfig
 from spm.simulator.config import Scenario
 from spm.simulator.runner import RunStats, run
@@ -149,7 +150,12 @@ def build_dev_stack(
         **(alert_overrides or {}),
     )
     lifespans: list[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = []
-    routers: list[APIRouter] = [dashboard_router(prefix="/dashboard"), _root_router()]
+    served: list[PathDispatcher] = []  # the report reads the APIs through the composed app
+    routers: list[APIRouter] = [
+        dashboard_router(prefix="/dashboard"),
+        _root_router(),
+        report_router(lambda: served[0]),
+    ]
     if mailbox is not None:
         lifespans.append(lambda: _smtp_sink(mailbox, smtp_port))
         routers.append(mail_router(mailbox))
@@ -160,6 +166,7 @@ def build_dev_stack(
         extra_routers=routers,
         extra_lifespans=lifespans,
     )
+    served.append(app)
     return DevStack(app, host, services, key, mailbox, base_url, lifespans)
 
 

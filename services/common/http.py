@@ -170,6 +170,9 @@ _ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
+ERROR_SCHEMA = _ERROR_SCHEMA
+"""The error shape as a JSON schema, for routes outside the services that document it."""
+
 
 def _document_error_shape(app: FastAPI) -> None:
     """FastAPI documents its own 422 body (``HTTPValidationError``); ours is the one error

@@ -16,13 +16,14 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 STATIC = Path(__file__).parent / "static"
-API_NAMES = ("ingest", "indicators", "objectives", "alerts", "demo")
+API_NAMES = ("ingest", "indicators", "objectives", "alerts", "demo", "report")
 ASSETS: dict[str, str] = {
     "app.js": "text/javascript",
     "api.js": "text/javascript",
     "charts.js": "text/javascript",
     "views.js": "text/javascript",
     "actions.js": "text/javascript",
+    "report.js": "text/javascript",
     "format.js": "text/javascript",
     "app.css": "text/css",
     "favicon.svg": "image/svg+xml",
@@ -58,8 +59,8 @@ def dashboard_router(
 ) -> APIRouter:
     """The dashboard under ``prefix`` (``""`` serves it at ``/``).
 
-    ``apis`` maps an API name (ingest, indicators, objectives, alerts, demo) to its base URL,
-    e.g. ``{"alerts": "http://alerts.internal:8004"}``; unnamed ones use the page's origin
+    ``apis`` maps an API name (ingest, indicators, objectives, alerts, demo, report) to its base
+    URL, e.g. ``{"alerts": "http://alerts.internal:8004"}``; unnamed ones use the page's origin
     (their services must then allow the page's origin through CORS).
     """
     prefix = prefix.rstrip("/")

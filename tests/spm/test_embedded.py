@@ -28,6 +28,7 @@ async def test_every_route_needs_its_key(tmp_path: Path) -> None:
             stack.host_app, wrong_scope_key=INGEST_ONLY, public=PUBLIC | DASHBOARD_PAGE
         )
         assert ("GET", "/v1/demo/mail") in walked
+        assert ("GET", "/v1/report") in walked
         for name, app in stack.services.items():
             other = READ_ALERTS_ONLY if name == "ingest" else INGEST_ONLY
             walked = await assert_every_route_keyed(app, wrong_scope_key=other, via=stack.app)

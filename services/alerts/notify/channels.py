@@ -68,31 +68,7 @@ class Channels:
         msg["X-SPM-Idempotency-Key"] = row["id"]
         msg.set_content(row["body_text"])
         msg.add_alternative(row["body_html"], subtype="html")
-        try:
-            await aiosmtplib.send(
-                msg,
-                hostname=s.alerts_smtp_host,
-                port=s.alerts_smtp_port,
-                username=s.alerts_smtp_username,
-                password=(
-                    s.alerts_smtp_password.get_secret_value() if s.alerts_smtp_password else None
-                ),
-                start_tls=s.alerts_smtp_starttls,
-                use_tls=False,
-                timeout=s.alerts_smtp_timeout_s,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            raise DeliveryError(
-                f"SMTP refused all recipients ({codes})",
-                retriable=any(400 <= c < 500 for c in codes),
-            ) from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"SMTP {exc.code}: {exc.message}"[:500], retriable=400 <= exc.code < 500
-            ) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise DeliveryError(f"SMTP: {type(exc).__name__}: {exc}"[:500], retriable=True) from exc
+        await send_mail(s, msg)
 
     async def webhook(self, row: Mapping[str, Any]) -> None:
         body = json.dumps(row["payload"], separators=(",", ":"), ensure_ascii=False).encode()
@@ -115,3 +91,33 @@ class Channels:
             return
         retriable = code >= 500 or code in (408, 409, 425, 429)
         raise DeliveryError(f"webhook answered HTTP {code}", retriable=retriable)
+
+
+async def send_mail(s: AlertSettings, msg: EmailMessage) -> None:
+    """Send one message through the configured SMTP server (``ALERTS_SMTP_*``); failures are
+    ``DeliveryError``s saying whether a retry may succeed. Also the board report's sender."""
+    try:
+        await aiosmtplib.send(
+            msg,
+            hostname=s.alerts_smtp_host,
+            port=s.alerts_smtp_port,
+            username=s.alerts_smtp_username,
+            password=(
+                s.alerts_smtp_password.get_secret_value() if s.alerts_smtp_password else None
+            ),
+            start_tls=s.alerts_smtp_starttls,
+            use_tls=False,
+            timeout=s.alerts_smtp_timeout_s,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        raise DeliveryError(
+            f"SMTP refused all recipients ({codes})",
+            retriable=any(400 <= c < 500 for c in codes),
+        ) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        raise DeliveryError(
+            f"SMTP {exc.code}: {exc.message}"[:500], retriable=400 <= exc.code < 500
+        ) from exc
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise DeliveryError(f"SMTP: {type(exc).__name__}: {exc}"[:500], retriable=True) from exc

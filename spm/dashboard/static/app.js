@@ -1,8 +1,9 @@
 // Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts,
-// #/actions?owner=&status=, #/action/<id>).
+// #/actions?owner=&status=, #/action/<id>, #/report).
 import * as actions from "./actions.js";
 import { api, ApiError, clearKey, forgetMe, getKey, loadConfig, setKey } from "./api.js";
 import { h } from "./format.js";
+import { report } from "./report.js";
 import * as views from "./views.js";
 
 const main = () => document.getElementById("main");
@@ -63,6 +64,7 @@ async function route() {
       await actions.action(main(), decodeURIComponent(parts[1]), notify, views.catalog);
     }
     else if (page === "mail") await views.mail(main());
+    else if (page === "report") await report(main(), notify);
     else await views.overview(main());
     document.title = `${main().querySelector("h1")?.textContent || "Dashboard"} · SPM Monitor`;
   } catch (err) {

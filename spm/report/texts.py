@@ -1,0 +1,110 @@
+"""The report's words and table rows, shared by the PDF and the XLSX so that both say the same."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from spm.report import units
+from spm.report.data import ReportData, TargetRow
+
+NO_ACTIONS = "No actions recorded this month."
+NO_ACTIONS_API = (
+    "Corrective actions are not recorded by this installation (its alerts service has no "
+    "actions API), so this report cannot say what was done about the alerts."
+)
+READING_GUIDE = (
+    "How to read this report: each objective lists its targets with the value on the report "
+    "day, the target line and the status (on target, warning band, off target), then twelve "
+    "months of each indicator with its target line. Shares are shown in per cent, amounts in "
+    "the institution's currency. Every value is a numerator divided by a denominator; both are "
+    "shown beside it, and the last pages define each indicator."
+)
+OFF_TARGET_NOTE = (
+    "Branches, products, genders and areas ranked by how far they are beyond the target line "
+    "(relative to the line): institution-wide targets are applied to every segment of their "
+    "indicator, branch targets to their branch."
+)
+DEFINITIONS_NOTE = (
+    "Each indicator as the indicator service computes it (its catalog): the formula, what is "
+    "counted in the numerator and the denominator, and the window of days it covers."
+)
+EFFECTIVENESS = {
+    "effective": "Effective",
+    "not_effective": "Not effective",
+    "too_early": "Too early to tell",
+    None: "Not judged yet",
+}
+ACTION_STATUS = {"open": "Open", "done": "Done", "cancelled": "Cancelled", "overdue": "Overdue"}
+
+
+def month_name(data: ReportData) -> str:
+    return f"{data.first:%B %Y}"
+
+
+def intro(data: ReportData) -> str:
+    day = f"{data.as_of.day} {data.as_of:%B %Y}"
+    partial = "" if data.as_of == data.last else " (the latest day with figures so far)"
+    return (
+        f"Where the institution stands against its social objectives on {day}{partial}, how the "
+        f"figures moved over the last twelve months, which alerts were raised and closed in "
+        f"{month_name(data)}, and what was done about them."
+    )
+
+
+def by_objective(data: ReportData) -> list[tuple[dict[str, Any], list[TargetRow]]]:
+    groups: dict[str, tuple[dict[str, Any], list[TargetRow]]] = {}
+    for row in data.rows:
+        groups.setdefault(row.objective["id"], (row.objective, []))[1].append(row)
+    return list(groups.values())
+
+
+def status_counts(data: ReportData) -> Counter[str]:
+    return Counter(row.status for row in data.rows)
+
+
+def actions_count(data: ReportData) -> str:
+    return "not recorded" if data.actions is None else str(len(data.actions))
+
+
+def alert_row(data: ReportData, alert: dict[str, Any]) -> list[str]:
+    unit = data.unit_of(alert["indicator"])
+    return [
+        data.indicator_name(alert["indicator"]),
+        units.segment_label(alert["segment"]),
+        alert["kind"],
+        alert["severity"],
+        alert["since"],
+        alert.get("resolved_on") or "–",
+        units.fmt(alert.get("value"), unit),
+        alert["state"],
+    ]
+
+
+def action_row(data: ReportData, action: dict[str, Any]) -> list[str]:
+    unit = data.unit_of(str(action.get("indicator", "")))
+    return [
+        str(action.get("title", "")),
+        str(action.get("owner", "")),
+        data.indicator_name(str(action.get("indicator", ""))),
+        units.segment_label(action.get("segment")),
+        ACTION_STATUS.get(str(action.get("status")), str(action.get("status"))),
+        str(action.get("due_date") or "–"),
+        EFFECTIVENESS.get(action.get("effectiveness"), str(action.get("effectiveness"))),
+        units.fmt(action.get("opened_value"), unit),
+        units.fmt(action.get("judged_value"), unit),
+    ]
+
+
+def definition_lines(ind: dict[str, Any]) -> list[str]:
+    denominator = ind.get("denominator")
+    lines = [
+        f"Formula: {ind.get('formula', '–')}",
+        f"Numerator: {', '.join(ind.get('numerator') or []) or '–'}",
+        f"Denominator: {', '.join(denominator) if denominator else 'none (a count or a sum)'}",
+        f"Unit: {ind.get('unit', '–')}"
+        + (f" · window: {ind['window_days']} days" if ind.get("window_days") else ""),
+    ]
+    if ind.get("reference"):
+        lines.append(f"Reference: {ind['reference']}")
+    return lines

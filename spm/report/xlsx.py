@@ -1,0 +1,310 @@
+"""The report as an XLSX workbook (openpyxl): a ``Values`` sheet with every indicator and segment
+on the report day — value, numerator and denominator as numbers, ready to copy into the SPI4 or
+ALINUS social audit spreadsheets — and one sheet per section of the PDF.
+
+Cells hold numbers, not text, with a number format in the indicator's unit (a share shows as
+10.6 % but keeps its full value), so a spreadsheet can compute with them.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from spm.report import texts, units
+from spm.report.data import ReportData
+
+HEAD_FILL = PatternFill("solid", fgColor="E8EEF3")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def number_format(unit: str) -> str:
+    """The Excel format of a unit, matching the dashboard's rounding."""
+    if unit in units.SHARE_UNITS:
+        return "0.0%"
+    if unit == "count":
+        return "#,##0"
+    if unit == "days":
+        return '0.0" days"'
+    if unit in ("per_1k", "per_1000"):
+        return '0.00" ‰"'
+    if unit == "ratio":
+        return "0.000"
+    if _CURRENCY.match(unit):
+        return f'#,##0" {unit}"'
+    return "#,##0.####"
+
+
+def _num(value: Any) -> float | None:
+    v = units.number(value)
+    return None if v is None else float(v)
+
+
+def _sheet(wb: Workbook, title: str, header: Sequence[str]) -> Worksheet:
+    ws: Worksheet = wb.create_sheet(title)
+    ws.append(list(header))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.fill = HEAD_FILL
+    ws.freeze_panes = "A2"
+    return ws
+
+
+def _widths(ws: Worksheet) -> None:
+    for i, column in enumerate(ws.iter_cols(values_only=True), start=1):
+        longest = max((len(str(v)) for v in column if v is not None), default=8)
+        ws.column_dimensions[get_column_letter(i)].width = min(max(longest + 2, 8), 60)
+
+
+def build_xlsx(data: ReportData, generated: datetime) -> bytes:
+    wb = Workbook()
+    about = wb.active
+    if about is None:  # a new workbook always has one sheet
+        raise RuntimeError("openpyxl made a workbook without a sheet")
+    about.title = "About"
+    about.append([f"Social performance report — {texts.month_name(data)}"])
+    about["A1"].font = Font(bold=True, size=14)
+    about.append([texts.intro(data)])
+    about.append(["Figures as of", data.as_of])
+    about.append(["Generated (UTC)", generated.replace(tzinfo=None)])
+    about.append(["Currency", data.currency])
+    about.append([texts.READING_GUIDE])
+    about.column_dimensions["A"].width = 30
+    about.column_dimensions["B"].width = 20
+
+    _values(wb, data)
+    _targets(wb, data)
+    _off_target(wb, data)
+    _alerts(wb, data)
+    _actions(wb, data)
+    _definitions(wb, data)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _values(wb: Workbook, data: ReportData) -> None:
+    ws = _sheet(
+        wb,
+        "Values",
+        [
+            "Indicator code",
+            "Indicator",
+            "Segment code",
+            "Segment",
+            "As of",
+            "Value",
+            "Numerator",
+            "Denominator",
+            "Count (n)",
+            "Unit",
+        ],
+    )
+    for v in data.values:
+        unit = str(v.get("unit") or data.unit_of(v["code"]))
+        ws.append(
+            [
+                v["code"],
+                data.indicator_name(v["code"]),
+                v["segment"],
+                units.segment_label(v["segment"]),
+                data.as_of,
+                _num(v.get("value")),
+                _num(v.get("numerator")),
+                _num(v.get("denominator")),
+                _num(v.get("n")),
+                unit,
+            ]
+        )
+        ws.cell(ws.max_row, 6).number_format = number_format(unit)
+        ws.cell(ws.max_row, 5).number_format = "yyyy-mm-dd"
+    _widths(ws)
+
+
+def _targets(wb: Workbook, data: ReportData) -> None:
+    ws = _sheet(
+        wb,
+        "Targets",
+        [
+            "Objective",
+            "Objective name",
+            "Indicator code",
+            "Indicator",
+            "Segment",
+            "Direction",
+            "Threshold",
+            "Warning threshold",
+            "Value",
+            "Status",
+            "Numerator",
+            "Denominator",
+            "Unit",
+        ],
+    )
+    for row in data.rows:
+        v = row.value or {}
+        low, high = units.bounds(row.target.get("threshold"))
+        line = high if row.target["direction"] == "at_most" else low
+        warning = row.target.get("warning_threshold")
+        wl, wh = units.bounds(warning)
+        wline = (
+            (wh if row.target["direction"] == "at_most" else wl) if warning is not None else None
+        )
+        ws.append(
+            [
+                row.objective["code"],
+                row.objective["name"],
+                row.target["indicator"],
+                row.indicator.get("name"),
+                units.segment_label(row.target["segment"]),
+                row.target["direction"],
+                _num(line),
+                _num(wline),
+                _num(v.get("value")),
+                units.STATUS_LABEL[row.status],
+                _num(v.get("numerator")),
+                _num(v.get("denominator")),
+                row.unit,
+            ]
+        )
+        for col in (7, 8, 9):
+            ws.cell(ws.max_row, col).number_format = number_format(row.unit)
+    _widths(ws)
+
+
+def _off_target(wb: Workbook, data: ReportData) -> None:
+    ws = _sheet(
+        wb,
+        "Off target",
+        [
+            "Indicator code",
+            "Indicator",
+            "Segment",
+            "Value",
+            "Target",
+            "Beyond the line",
+            "Numerator",
+            "Denominator",
+        ],
+    )
+    for o in data.off_target:
+        ws.append(
+            [
+                o.row.target["indicator"],
+                data.indicator_name(o.row.target["indicator"]),
+                units.segment_label(o.segment),
+                _num(o.value.get("value")),
+                units.target_text(o.row.target, o.row.unit),
+                _num(o.gap),
+                _num(o.value.get("numerator")),
+                _num(o.value.get("denominator")),
+            ]
+        )
+        for col in (4, 6):
+            ws.cell(ws.max_row, col).number_format = number_format(o.row.unit)
+    _widths(ws)
+
+
+def _alerts(wb: Workbook, data: ReportData) -> None:
+    ws = _sheet(
+        wb,
+        "Alerts",
+        [
+            "In the month",
+            "Alert id",
+            "Indicator",
+            "Segment",
+            "Kind",
+            "Severity",
+            "Since",
+            "Resolved on",
+            "Value",
+            "State",
+        ],
+    )
+    for label, alerts in (("opened", data.opened), ("resolved", data.resolved)):
+        for a in alerts:
+            r = texts.alert_row(data, a)
+            ws.append([label, a["id"], *r[:6], _num(a.get("value")), r[7]])
+            ws.cell(ws.max_row, 9).number_format = number_format(data.unit_of(a["indicator"]))
+    _widths(ws)
+
+
+def _actions(wb: Workbook, data: ReportData) -> None:
+    ws = _sheet(
+        wb,
+        "Actions",
+        [
+            "Action",
+            "Owner",
+            "Indicator",
+            "Segment",
+            "Status",
+            "Due",
+            "Effectiveness",
+            "Value when opened",
+            "Value when judged",
+            "Target line",
+            "Action id",
+            "Alert id",
+        ],
+    )
+    if data.actions is None:
+        ws.append([texts.NO_ACTIONS_API])
+    elif not data.actions:
+        ws.append([texts.NO_ACTIONS])
+    for a in data.actions or []:
+        r = texts.action_row(data, a)
+        unit = data.unit_of(str(a.get("indicator", "")))
+        ws.append(
+            [
+                *r[:7],
+                _num(a.get("opened_value")),
+                _num(a.get("judged_value")),
+                _num(a.get("target_threshold")),
+                a.get("id"),
+                a.get("alert_id"),
+            ]
+        )
+        for col in (8, 9, 10):
+            ws.cell(ws.max_row, col).number_format = number_format(unit)
+    _widths(ws)
+
+
+def _definitions(wb: Workbook, data: ReportData) -> None:
+    ws = _sheet(
+        wb,
+        "Definitions",
+        [
+            "Indicator code",
+            "Indicator",
+            "Formula",
+            "Numerator",
+            "Denominator",
+            "Unit",
+            "Window (days)",
+            "Reference",
+        ],
+    )
+    for ind in data.catalog.values():
+        ws.append(
+            [
+                ind["code"],
+                ind.get("name"),
+                ind.get("formula"),
+                ", ".join(ind.get("numerator") or []),
+                ", ".join(ind.get("denominator") or []),
+                ind.get("unit"),
+                ind.get("window_days"),
+                ind.get("reference"),
+            ]
+        )
+    _widths(ws)
