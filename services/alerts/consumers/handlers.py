@@ -25,10 +25,12 @@ class Handlers:
         self.evaluator = evaluator
 
     async def indicators(self, session: AsyncSession, events: Sequence[CanonicalEvent]) -> None:
-        """Evaluate each watched value in order, then the no-data rule if anything changed.
+        """Record every value, evaluate each watched one in order, then the no-data rule if
+        anything changed.
 
-        Values no target watches only advance the business date: most of the stream is
-        segments nobody set a target for."""
+        Values no target watches are recorded too (in one statement), not evaluated: a target
+        can reach this service after the value it watches (another topic, another consumer),
+        and is then judged on it at once; older unwatched values are pruned each new day."""
         values = [e.data for e in events if isinstance(e.data, IndicatorChanged)]
         if not values:
             return
@@ -38,7 +40,12 @@ class Handlers:
             if (data.code, data.segment) in watched:
                 await self.evaluator.apply_indicator(session, data)
                 applied.add((data.code, data.segment))
-        if await advance_business_date(session, max(v.as_of for v in values)):
+        await self.evaluator.observe(
+            session, [v for v in values if (v.code, v.segment) not in watched]
+        )
+        today = max(v.as_of for v in values)
+        if await advance_business_date(session, today):
+            await self.evaluator.prune_unwatched(session, today)
             await self.evaluator.check_nodata(session)  # a new day: every target may be stale
         elif applied:
             await self.evaluator.check_nodata(session, only=applied)  # these came back
