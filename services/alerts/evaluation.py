@@ -44,6 +44,7 @@ from services.alerts.targets import (
     last_received_at,
     latest_value,
 )
+from services.common.telemetry import current_traceparent
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,9 @@ class Evaluator:
             "notify": list(target.notify),
             "business_days": self.rules.calendar.between(since, as_of),
         }
+        traceparent = current_traceparent()
+        if traceparent is not None:  # the evaluation's trace, continued by the notifications
+            detail["traceparent"] = traceparent
         seen = {
             "value": store.text(verdict.value),
             "threshold": store.text(verdict.threshold),
