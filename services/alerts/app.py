@@ -19,6 +19,7 @@ from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
+from services.common.telemetry import ensure_telemetry
 
 
 def create_app(
@@ -27,6 +28,7 @@ def create_app(
     """The alert service; ``bus`` lets the embedded mode share its bus, ``clock`` lets tests
     drive the notification timers."""
     cfg = AlertSettings.of(settings)
+    ensure_telemetry("spm-alerts", cfg)
     own_bus = bus is None
     the_bus = bus if bus is not None else create_bus(cfg)
     service = AlertService(cfg, the_bus, clock)

@@ -8,12 +8,13 @@ fourth, ``nodata``, at the business date: the indicator has not updated for too 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import IndicatorChanged, TargetChanged
@@ -43,6 +44,7 @@ from services.alerts.targets import (
     last_received_at,
     latest_value,
 )
+from services.common.telemetry import current_traceparent
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,11 @@ class Evaluator:
 
     async def apply_indicator(self, session: AsyncSession, data: IndicatorChanged) -> None:
         """Record the value, then evaluate every target on this indicator and segment."""
-        await self._observe(session, data)
+        await self.observe(session, [data])
+        await self.judge(session, data)
+
+    async def judge(self, session: AsyncSession, data: IndicatorChanged) -> None:
+        """Evaluate every target on this (already observed) indicator value and segment."""
         if data.value is None:
             return  # no value today: the nodata rule watches for staleness
         figures = {  # carried into the alert so notifications can show what the value is made of
@@ -216,6 +222,9 @@ class Evaluator:
             "notify": list(target.notify),
             "business_days": self.rules.calendar.between(since, as_of),
         }
+        traceparent = current_traceparent()
+        if traceparent is not None:  # the evaluation's trace, continued by the notifications
+            detail["traceparent"] = traceparent
         seen = {
             "value": store.text(verdict.value),
             "threshold": store.text(verdict.threshold),
@@ -270,7 +279,13 @@ class Evaluator:
             )  # fmt: skip
             await store.announce(session, self.publisher, row, "resolved", now)
 
-    async def _observe(self, session: AsyncSession, data: IndicatorChanged) -> None:
+    async def observe(self, session: AsyncSession, values: Sequence[IndicatorChanged]) -> None:
+        """Record values, watched or not: a target that arrives after its indicator's value
+        (targets and values come on different topics, in either order) is judged at once on
+        it, with whatever history there is for the trend."""
+        latest = {(v.code, v.segment, v.as_of): v for v in values}  # one row per key and batch
+        if not latest:
+            return
         stmt = store.upsert(session, m.observations)
         stmt = stmt.on_conflict_do_update(
             index_elements=[
@@ -280,11 +295,30 @@ class Evaluator:
             ],
             set_={"value": stmt.excluded.value, "received_at": stmt.excluded.received_at},
         )
+        now = self.clock.now()
         await session.execute(
             stmt,
-            [{"code": data.code, "segment": data.segment, "as_of": data.as_of,
-              "value": store.text(data.value), "received_at": self.clock.now()}],
+            [{"code": v.code, "segment": v.segment, "as_of": v.as_of,
+              "value": store.text(v.value), "received_at": now} for v in latest.values()],
         )  # fmt: skip
+
+    async def prune_unwatched(self, session: AsyncSession, today: date) -> None:
+        """Drop values no target watches that are older than ``trend_days`` calendar days
+        before ``today``, keeping each pair's newest (what a later target is judged on).
+        Watched pairs prune themselves in :meth:`_history`."""
+        o, t = m.observations.c, m.targets.c
+        newer = m.observations.alias("newer")
+        await session.execute(
+            delete(m.observations).where(
+                o.as_of < today - timedelta(days=self.rules.trend_days),
+                ~exists().where(t.indicator == o.code, t.segment == o.segment),
+                exists().where(
+                    newer.c.code == o.code,
+                    newer.c.segment == o.segment,
+                    newer.c.as_of > o.as_of,
+                ),
+            )
+        )
 
     async def _history(
         self, session: AsyncSession, code: str, segment: str, as_of: date
@@ -329,6 +363,6 @@ async def advance_business_date(session: AsyncSession, as_of: date) -> bool:
 
 
 async def targeted(session: AsyncSession) -> set[tuple[str, str]]:
-    """(indicator, segment) pairs some target watches: the only values worth keeping."""
+    """(indicator, segment) pairs some target watches: the only values worth evaluating."""
     c = m.targets.c
     return {(i, s) for i, s in (await session.execute(select(c.indicator, c.segment))).all()}

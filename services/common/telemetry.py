@@ -1,11 +1,16 @@
 """OpenTelemetry set-up and trace propagation through Kafka headers.
 
 One trace follows an event from the HTTP request through Kafka to what consumes it: producers
-inject the current context as a W3C ``traceparent`` header and consumers continue it.
+inject the current context as a W3C ``traceparent`` header and consumers continue it. Where one
+span handles records of several traces (an engine batch, an emission of indicator values, an
+e-mail about several alerts) the first is its parent and the others are span links
+(:func:`joined`, :class:`Trail`).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 from opentelemetry import metrics, trace
@@ -19,12 +24,15 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.common.settings import CommonSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = ("traceparent", "tracestate")
+MAX_LINKS = 128  # a span over a large batch links this many of its records' traces at most
+_lock = threading.Lock()
 
 
 def setup_telemetry(
@@ -79,3 +87,78 @@ def context_from_headers(headers: Iterable[tuple[str, bytes]]) -> Context:
         name: value.decode("latin-1") for name, value in headers if name in TRACE_HEADERS
     }
     return _PROPAGATOR.extract(carrier)
+
+
+def ensure_telemetry(service: str, settings: CommonSettings) -> None:
+    """Install the SDK providers for ``service`` unless some are installed already (then keep
+    them: the app factories may run several times in one process, e.g. in tests)."""
+    with _lock:
+        if not isinstance(trace.get_tracer_provider(), TracerProvider):
+            setup_telemetry(service, settings)
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span (None outside a recording span)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def _span_context(traceparent: str | bytes | None) -> SpanContext | None:
+    if traceparent is None:
+        return None
+    text = traceparent.decode("latin-1") if isinstance(traceparent, bytes) else traceparent
+    found = trace.get_current_span(_PROPAGATOR.extract({"traceparent": text})).get_span_context()
+    return found if found.is_valid else None
+
+
+def joined(traceparents: Iterable[str | bytes | None]) -> tuple[Context | None, list[Link]]:
+    """Parent and links of a span that handles several records at once (an engine batch, an
+    e-mail grouping several alerts): the first traced record's context is the parent, so the
+    common case (one request, one trace) stays one trace; every other distinct context is a
+    link (at most ``MAX_LINKS``)."""
+    contexts: dict[tuple[int, int], SpanContext] = {}
+    for raw in dict.fromkeys(traceparents):  # distinct header values, parsed once each
+        found = _span_context(raw)
+        if found is not None:
+            contexts.setdefault((found.trace_id, found.span_id), found)
+            if len(contexts) > MAX_LINKS:
+                break
+    if not contexts:
+        return None, []
+    first, *others = contexts.values()
+    return trace.set_span_in_context(NonRecordingSpan(first)), [Link(c) for c in others]
+
+
+class Trail:
+    """Span contexts of the batches that changed something since the last emission: the
+    indicator engine adds one per batch, the emitter (same process) takes them, so the values
+    it publishes are traced back to the batches (and so the requests) that changed them. The
+    newest ``MAX_LINKS`` are kept."""
+
+    def __init__(self) -> None:
+        self._contexts: deque[SpanContext] = deque(maxlen=MAX_LINKS)
+
+    def add(self, span: Span) -> None:
+        found = span.get_span_context()
+        if found.is_valid:
+            self._contexts.append(found)
+
+    def take(self) -> list[SpanContext]:
+        """The batches so far, oldest first (the trail starts again empty)."""
+        contexts = list(self._contexts)
+        self._contexts.clear()
+        return contexts
+
+    def give_back(self, contexts: list[SpanContext]) -> None:
+        """Batches taken by an emission that found nothing to publish (their transactions had
+        not committed yet): the next emission publishes their changes."""
+        self._contexts.extendleft(reversed(contexts))
+
+    @staticmethod
+    def relation(contexts: list[SpanContext]) -> tuple[Context | None, list[Link]]:
+        """Parent (the newest batch) and links (the others) of an emission's span."""
+        if not contexts:
+            return None, []
+        *others, newest = contexts
+        return trace.set_span_in_context(NonRecordingSpan(newest)), [Link(c) for c in others]

@@ -31,6 +31,7 @@ from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
+from services.common.telemetry import ensure_telemetry
 from services.indicators import models as m
 from services.indicators import store
 from services.indicators.api.routes import ApiError, Runtime, api_error_handler, router
@@ -90,6 +91,7 @@ class Service:
             self.producer,
             self.engine.changed,
             busy=lambda: self.engine.behind,
+            trail=self.engine.trail,
         )
         self.tasks: list[asyncio.Task[Any]] = []
 
@@ -151,6 +153,7 @@ class Service:
 def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None) -> FastAPI:
     """The indicator service; ``bus`` lets the embedded mode share its in-process bus."""
     cfg = IndicatorSettings.of(settings)
+    ensure_telemetry("spm-indicators", cfg)
     own_bus = bus is None
     the_bus = bus if bus is not None else create_bus(cfg)
     service = Service(cfg, the_bus)

@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -28,12 +30,14 @@ from services.common.bus import Message, Producer
 from services.common.db import database_errors, is_sqlite
 from services.common.errors import SpmError
 from services.common.metrics import EmitLag
+from services.common.telemetry import Trail
 from services.indicators import models as m
 from services.indicators import query, store
 from services.indicators.api.render import number
 from services.indicators.config import IndicatorSettings
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("spm.indicators.emitter")
 
 EVENT_TYPE = "spm.indicator.changed.v1"
 SOURCE = "spm:indicators"
@@ -55,6 +59,7 @@ class Emitter:
         producer: Producer,
         changed: asyncio.Event,
         busy: Callable[[], bool] = lambda: False,
+        trail: Trail | None = None,
     ) -> None:
         self.settings = settings
         self.busy = busy
@@ -62,6 +67,7 @@ class Emitter:
         self.sessions = sessions
         self.producer = producer
         self.changed = changed
+        self.trail = trail or Trail()
         self.published = 0
         self._conn: AsyncConnection | None = None
         self._lock_key = f"spm-indicators-emitter:{settings.indicators_db_schema}"
@@ -128,9 +134,11 @@ class Emitter:
 
     async def emit_once(self) -> int:
         """Publish every value that differs from the last published one; returns the count."""
+        batches = self.trail.take()  # the batches applied before this snapshot is read
         async with self.sessions() as session:
             day = await query.business_date(session)
             if day is None:
+                self.trail.give_back(batches)
                 return 0
             values = await query.snapshot(
                 session,
@@ -168,8 +176,19 @@ class Emitter:
                  "published_at": now}
             )  # fmt: skip
         if not messages:
+            self.trail.give_back(batches)
             return 0
-        await self.producer.send_many(messages)
+        parent, links = Trail.relation(batches)
+        # the records carry this span's traceparent: its parent is the newest batch that changed
+        # something, its links the other batches since the last emission
+        with tracer.start_as_current_span(
+            "indicators.emit",
+            context=parent,
+            links=links,
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.batch.message_count": len(messages)},
+        ):
+            await self.producer.send_many(messages)
         async with self.sessions() as session, session.begin():
             stmt = store._insert(session, m.published)
             stmt = stmt.on_conflict_do_update(

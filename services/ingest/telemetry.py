@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-
 from services.common.settings import CommonSettings
-from services.common.telemetry import setup_telemetry
-
-_lock = threading.Lock()
+from services.common.telemetry import ensure_telemetry as _ensure
 
 
 def ensure_telemetry(settings: CommonSettings) -> None:
-    """Install the SDK providers unless some are installed already (then keep them)."""
-    with _lock:
-        if not isinstance(trace.get_tracer_provider(), TracerProvider):
-            setup_telemetry("spm-ingest", settings)
+    """Install the SDK providers as ``spm-ingest`` unless some are installed already."""
+    _ensure("spm-ingest", settings)

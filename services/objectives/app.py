@@ -19,6 +19,7 @@ from services.common.http import create_service_app, error_body
 from services.common.outbox import OutboxRelay
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
+from services.common.telemetry import ensure_telemetry
 from services.objectives.api.deps import Runtime
 from services.objectives.api.objectives import router
 from services.objectives.config import ObjectivesSettings
@@ -48,6 +49,7 @@ def build_service(settings: ObjectivesSettings) -> ObjectivesService:
 def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None) -> FastAPI:
     """The objectives service; ``bus`` lets the embedded mode share its in-process bus."""
     cfg = ObjectivesSettings.of(settings)
+    ensure_telemetry("spm-objectives", cfg)
     api_keys = cfg.api_keys.get_secret_value() if cfg.api_keys else None
 
     @contextlib.asynccontextmanager

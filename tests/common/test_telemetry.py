@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts.topics import TopicSpec
 from services.common.bus import KafkaBus, Message
-from services.common.telemetry import context_from_headers, inject_trace_headers
+from services.common.telemetry import Trail, context_from_headers, inject_trace_headers, joined
 
 
 @pytest.mark.kafka
@@ -61,3 +61,36 @@ def test_existing_traceparent_is_kept() -> None:
 
 def test_no_context_means_no_header() -> None:
     assert inject_trace_headers(()) == ()
+
+
+def _traceparent(trace_id: str, span_id: str) -> bytes:
+    return f"00-{trace_id * 32}-{span_id * 16}-01".encode()
+
+
+def test_joined_parents_on_the_first_context_and_links_the_other_traces() -> None:
+    first, second = _traceparent("a", "1"), _traceparent("b", "2")
+    parent, links = joined([None, first, first, second, b"not a traceparent"])
+    assert parent is not None
+    assert trace.get_current_span(parent).get_span_context().trace_id == int("a" * 32, 16)
+    assert [link.context.trace_id for link in links] == [int("b" * 32, 16)]
+    assert joined([None, b"garbage"]) == (None, [])
+
+
+def test_the_trail_gives_the_newest_batch_as_parent_and_keeps_what_is_given_back() -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("test")
+    trail = Trail()
+    spans = [tracer.start_span(f"batch {n}") for n in range(3)]
+    for span in spans:
+        trail.add(span)
+    taken = trail.take()
+    assert trail.take() == []
+    trail.give_back(taken)  # an emission that found nothing committed yet
+    parent, links = Trail.relation(trail.take())
+    assert parent is not None
+    newest = spans[-1].get_span_context()
+    assert trace.get_current_span(parent).get_span_context().span_id == newest.span_id
+    assert [link.context.span_id for link in links] == [
+        s.get_span_context().span_id for s in spans[:2]
+    ]
+    assert Trail.relation([]) == (None, [])

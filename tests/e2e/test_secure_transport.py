@@ -1,8 +1,6 @@
-"""Transport security: Kafka SASL_SSL (SCRAM-SHA-512) and PostgreSQL TLS (verify-full) on
-infrastructure of this module's own started by ``infra.sh up --secure``: the project's clients
-with credentials and the CA are served; clients without credentials, or not trusting the CA,
-are refused. (The four services end to end over it does not pass yet: the indicator engine,
-assigned its partitions over SASL_SSL, consumed nothing; see the issue notes.)"""
+"""Transport security end to end: the four services over Kafka SASL_SSL (SCRAM-SHA-512) and
+PostgreSQL TLS (verify-full), on infrastructure of this module's own started by
+``infra.sh up --secure``; and clients without credentials, or not trusting the CA, refused."""
 
 from __future__ import annotations
 
@@ -10,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,8 @@ from services.common.bus import BusError, KafkaBus
 from services.common.db import create_engine
 from services.common.settings import CommonSettings
 from services.common.transport import kafka_client_options
-from tests.alerts.servers import free_port
+from tests.alerts.servers import Proc, SmtpServer, free_port
+from tests.e2e.four_services import SERVICES, assert_drift_reaches_the_inbox, service_env
 from tests.infra import OwnInfra, own_infra
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.secure]
@@ -65,6 +65,39 @@ def secure_env(secure: OwnInfra, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for name, value in secure.exports.items():
         monkeypatch.setenv(name, value)
     return secure.exports
+
+
+@pytest.fixture
+def stack(
+    secure: OwnInfra, unique: str, smtp: SmtpServer, tmp_path: Path
+) -> Iterator[dict[str, Proc]]:
+    e = secure.exports
+    env = service_env(e["KAFKA_BOOTSTRAP_SERVERS"], e["DATABASE_URL"], unique, smtp)
+    env |= {name: e[name] for name in SECURE_ENV}
+    procs = {s: Proc(env, free_port(), tmp_path / f"{s}.log", s) for s in SERVICES}
+    yield procs
+    for p in procs.values():
+        p.stop()
+
+
+async def test_drift_reaches_the_inbox_over_sasl_ssl_and_tls(
+    stack: dict[str, Proc], smtp: SmtpServer, unique: str, secure_env: dict[str, str]
+) -> None:
+    await assert_drift_reaches_the_inbox(stack, smtp, unique)
+    # the services' database connections were encrypted (the server says so, not the client)
+    engine = create_engine(secure_env["DATABASE_URL"], "public")
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_ssl s "
+                    "JOIN pg_stat_activity a USING (pid) WHERE a.application_name LIKE 'spm-%'"
+                )
+            )
+            encrypted, total = rows.one()
+    finally:
+        await engine.dispose()
+    assert total > 0 and encrypted == total
 
 
 def _kafka(exports: dict[str, str], **overrides: Any) -> KafkaBus:

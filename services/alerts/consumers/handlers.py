@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import CanonicalEvent
@@ -16,8 +19,10 @@ from services.alerts.evaluation import (
     business_date,
     targeted,
 )
+from services.common.telemetry import joined
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("spm.alerts.evaluation")
 
 
 class Handlers:
@@ -25,26 +30,51 @@ class Handlers:
         self.evaluator = evaluator
 
     async def indicators(self, session: AsyncSession, events: Sequence[CanonicalEvent]) -> None:
-        """Evaluate each watched value in order, then the no-data rule if anything changed.
+        """Record every value, evaluate each watched one in order, then the no-data rule if
+        anything changed.
 
-        Values no target watches only advance the business date: most of the stream is
-        segments nobody set a target for."""
+        Values no target watches are recorded too (in one statement), not evaluated: a target
+        can reach this service after the value it watches (another topic, another consumer),
+        and is then judged on it at once; older unwatched values are pruned each new day."""
         values = [e.data for e in events if isinstance(e.data, IndicatorChanged)]
         if not values:
             return
         watched = await targeted(session)
         applied: set[tuple[str, str]] = set()
-        for data in values:
-            if (data.code, data.segment) in watched:
-                await self.evaluator.apply_indicator(session, data)
+        for event in events:
+            data = event.data
+            if isinstance(data, IndicatorChanged) and (data.code, data.segment) in watched:
+                with _evaluation(event, data.code, data.segment):
+                    await self.evaluator.apply_indicator(session, data)
                 applied.add((data.code, data.segment))
-        if await advance_business_date(session, max(v.as_of for v in values)):
+        await self.evaluator.observe(
+            session, [v for v in values if (v.code, v.segment) not in watched]
+        )
+        today = max(v.as_of for v in values)
+        if await advance_business_date(session, today):
+            await self.evaluator.prune_unwatched(session, today)
             await self.evaluator.check_nodata(session)  # a new day: every target may be stale
         elif applied:
             await self.evaluator.check_nodata(session, only=applied)  # these came back
 
     async def targets(self, session: AsyncSession, events: Sequence[CanonicalEvent]) -> None:
-        await apply_targets(session, self.evaluator, [e.data for e in events])
+        for event in events:
+            data = event.data
+            if isinstance(data, TargetChanged):
+                with _evaluation(event, data.indicator, data.segment):
+                    await apply_targets(session, self.evaluator, [data])
+
+
+def _evaluation(event: CanonicalEvent, code: str, segment: str) -> AbstractContextManager[Span]:
+    """The span of judging one value (or target): a child of the trace the record carries, so
+    an alert (which keeps this span's ``traceparent`` in its detail) and its notifications
+    continue the trace from the ingest request."""
+    parent, _ = joined([event.traceparent])
+    return tracer.start_as_current_span(
+        "alerts.evaluate",
+        context=parent,
+        attributes={"spm.indicator": code, "spm.segment": segment, "spm.event_type": event.type},
+    )
 
 
 async def apply_targets(

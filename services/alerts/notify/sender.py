@@ -16,9 +16,12 @@ import asyncio
 import logging
 import os
 import signal
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,8 +34,10 @@ from services.common.aio import wait_event
 from services.common.db import database_errors
 from services.common.errors import SpmError
 from services.common.metrics import count_notification
+from services.common.telemetry import joined
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("spm.alerts.notify")
 
 
 class Sender:
@@ -94,6 +99,25 @@ class Sender:
                     await self._attempt(notification_id)
         return len(ids)
 
+    async def _span(
+        self, session: AsyncSession, row: dict[str, Any]
+    ) -> AbstractContextManager[Span]:
+        """The span of one delivery, in the trace of the evaluation that changed its first alert
+        (the others linked): ingest request -> engine batch -> emission -> evaluation -> send."""
+        c = m.alerts.c
+        found = await session.execute(select(c.id, c.detail).where(c.id.in_(row["alert_ids"])))
+        by_id: dict[str, Any] = dict(found.all())
+        parent, links = joined(
+            (by_id.get(alert_id) or {}).get("traceparent") for alert_id in row["alert_ids"]
+        )
+        return tracer.start_as_current_span(
+            "alerts.notify.send",
+            context=parent,
+            links=links,
+            kind=SpanKind.CLIENT,
+            attributes={"spm.channel": row["channel"], "spm.reason": row["reason"]},
+        )
+
     async def _attempt(self, notification_id: str) -> None:
         c = m.notifications.c
         async with self.sessions() as session, session.begin():
@@ -114,7 +138,8 @@ class Sender:
             attempts = row["attempts"] + 1
             values: dict[str, Any] = {"attempts": attempts}
             try:
-                await self.channels.deliver(row)
+                with await self._span(session, row):
+                    await self.channels.deliver(row)
             except DeliveryError as exc:
                 give_up = not exc.retriable or attempts >= self.settings.alerts_send_max_attempts
                 values["last_error"] = str(exc)[:1000]

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import events as ev
@@ -42,6 +43,7 @@ from services.common.errors import SpmError
 from services.common.faults import fault_point
 from services.common.metrics import engine_batch
 from services.common.runtime import BatchCollector
+from services.common.telemetry import Trail, joined
 from services.indicators import models as m
 from services.indicators import store
 from services.indicators.config import IndicatorSettings
@@ -57,6 +59,7 @@ from services.indicators.contributions import Params
 from services.indicators.state import UnitState
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("spm.indicators.engine")
 
 MAX_BACKOFF_S = 10.0
 MIRROR_TIMEOUT_S = 10.0
@@ -123,6 +126,7 @@ class Engine:
         self._consumer: Consumer | None = None
         self._assigned: frozenset[TopicPartition] = frozenset()
         self.collector = BatchCollector()
+        self.trail = Trail()  # the batches' spans, for the emitter's
 
     # --- units ----------------------------------------------------------------------------------
 
@@ -256,8 +260,18 @@ class Engine:
                     await self._settle()  # idle: let the last batch's commit land
                     return None
                 stale = generation != self.generation
-                with engine_batch(len(records)):
+                parent, links = joined(_traceparent(r) for r in records)
+                with (
+                    engine_batch(len(records)),
+                    tracer.start_as_current_span(
+                        "indicators.batch",
+                        context=parent,
+                        links=links,
+                        attributes={"messaging.batch.message_count": len(records)},
+                    ) as span,
+                ):
                     await self.process(records, stale=stale, pipelined=pipelined)
+                    self.trail.add(span)
         except Exception as exc:  # any failure: rebuild from the database, never skip
             return exc
         return None
@@ -448,6 +462,11 @@ class Engine:
     async def _dead_letter(self, dead: list[Message]) -> None:
         await self.producer.send_many(dead)
         log.warning("indicators: %d record(s) sent to the dead-letter topic", len(dead))
+
+
+def _traceparent(record: Record) -> bytes | None:
+    """The trace context the record carries (the ingest request that published it)."""
+    return record.header("traceparent")
 
 
 async def _start(consumer: Consumer) -> None:
