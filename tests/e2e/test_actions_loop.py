@@ -296,6 +296,10 @@ async def _judged(s: Stack, action_id: str) -> dict[str, Any] | None:
     return body if body["effectiveness"] is not None else None
 
 
+async def _subject(smtp: SmtpServer, subject: str) -> bool:
+    return subject in [str(m["Subject"]).replace("\r\n", "") for m in smtp.messages]
+
+
 async def _mailed(smtp: SmtpServer, to: str) -> bool:
     return to in _to(smtp)
 
@@ -388,6 +392,10 @@ async def test_drift_alert_escalation_action_and_its_verdict(
     # "too early to tell")
     still = await until(f"{BAD}'s value on {CURED}", partial(_firing_on, s, f"branch:{BAD}", CURED))
     assert still["value"] == "0.5" and (await _alerts(s, "firing")).keys() == {f"branch:{BAD}"}
+    # the branch managers hear of it once the group's interval has passed
+    s.clock.advance(301)
+    news = f"PAR30 off target for Branch {BAD}: 50.0 %; back to normal: PAR30 for Branch {OK}"
+    await until("the back-to-normal e-mail", partial(_subject, smtp, news))
     for branch in (OK, BAD):  # not before the review date
         body = await ok(s.clients["alerts"].get(f"/v1/actions/{ids[branch]}"))
         assert body["effectiveness"] is None
