@@ -32,6 +32,7 @@ import yaml
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
+from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.common.auth import Principal, hash_key, require
 from services.common.bus import MemoryBus
@@ -126,9 +127,12 @@ def build_dev_stack(
     smtp: tuple[str, int] | None = None,
     alert_overrides: dict[str, Any] | None = None,
     extra_api_keys: list[dict[str, Any]] | None = None,
+    alert_clock: Clock | None = None,
 ) -> DevStack:
     """Compose the embedded mode. ``smtp`` = a real server; None = the local sink.
-    ``extra_api_keys`` are added to the admin key (entries as in ``API_KEYS``)."""
+    ``extra_api_keys`` are added to the admin key (entries as in ``API_KEYS``). ``alert_clock``
+    drives the alert service's timers (escalation, overdue actions, review dates) in tests;
+    None = the wall clock."""
     data_dir.mkdir(parents=True, exist_ok=True)
     key = api_key or secrets.token_urlsafe(18)
     keys = [{"name": "dev-admin", "sha256": hash_key(key), "scopes": ["admin"]}]
@@ -163,6 +167,7 @@ def build_dev_stack(
         common,
         bus=MemoryBus(data_dir / "bus.db"),  # durable: an accepted event survives a crash
         settings_for={"alerts": alerts},
+        options_for={"alerts": {"clock": alert_clock}} if alert_clock else None,
         extra_routers=routers,
         extra_lifespans=lifespans,
     )

@@ -72,19 +72,22 @@ def build_embedded_app(
     *,
     bus: MemoryBus | None = None,
     settings_for: Mapping[str, CommonSettings] | None = None,
+    options_for: Mapping[str, Mapping[str, Any]] | None = None,
     extra_routers: Sequence[Any] = (),
     extra_lifespans: Sequence[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = (),
 ) -> tuple[PathDispatcher, FastAPI, dict[str, FastAPI]]:
     """Compose the four services on one bus; returns (asgi app, host app, service apps).
 
-    ``settings_for`` gives a service its own settings (default: ``settings``).
+    ``settings_for`` gives a service its own settings (default: ``settings``); ``options_for``
+    more keyword arguments of its factory (tests give the alert service a manual ``clock``).
     ``extra_lifespans`` are entered after the services started, in order, when the app starts
     (the sequence is read then, so callers may still add to a list they passed).
     """
     shared_bus = bus or MemoryBus()
     own = settings_for or {}
+    options = options_for or {}
     services = {
-        name: factory(own.get(name, settings), bus=shared_bus)
+        name: factory(own.get(name, settings), bus=shared_bus, **options.get(name, {}))
         for name, factory in service_factories().items()
     }
 
