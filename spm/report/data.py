@@ -21,7 +21,7 @@ MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 TREND_DAYS = 365
 WORST_SEGMENTS = 12
 DIMENSIONS = ("branch", "product", "gender", "rural")
-ActionsSource = Callable[[ApiReader, date, date], Awaitable[list[dict[str, Any]] | None]]
+ActionsSource = Callable[[ApiReader, date, date], Awaitable[list[dict[str, Any]]]]
 
 
 def month_range(month: str) -> tuple[date, date]:
@@ -81,7 +81,7 @@ class ReportData:
     off_target: list[OffTarget]
     opened: list[dict[str, Any]]
     resolved: list[dict[str, Any]]
-    actions: list[dict[str, Any]] | None
+    actions: list[dict[str, Any]]
     """None: the alerts service has no actions API."""
 
     def indicator_name(self, code: str) -> str:

@@ -93,17 +93,12 @@ def _day(value: Any) -> date | None:
         return None
 
 
-async def fetch_actions(reader: ApiReader, first: date, last: date) -> list[dict[str, Any]] | None:
+async def fetch_actions(reader: ApiReader, first: date, last: date) -> list[dict[str, Any]]:
     """The corrective actions of the month from the alerts service's ``GET /v1/actions``: those
-    opened, done or reviewed between ``first`` and ``last``. None when the service has no
-    actions API (404/405: an installation without it), so the report says so instead of
-    claiming that no action was taken.
+    opened, done or reviewed between ``first`` and ``last``.
 
     The one place the report learns about actions: swap this function to read them elsewhere.
     """
-    probe = await reader.response("alerts", "/v1/actions", {"limit": 1})
-    if probe.status_code in (404, 405):
-        return None
     found: list[dict[str, Any]] = []
     async for action in reader.pages("alerts", "/v1/actions"):
         days = (_day(action.get(k)) for k in ("created_at", "done_at", "review_date"))

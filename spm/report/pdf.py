@@ -274,8 +274,6 @@ def _alerts(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowable]:
 
 def _actions(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     out: list[Flowable] = [CondPageBreak(6 * cm), _p("Corrective actions", st["h1"])]
-    if data.actions is None:
-        return [*out, _p(texts.NO_ACTIONS_API, st["body"])]
     if not data.actions:
         return [*out, _p(texts.NO_ACTIONS, st["body"])]
     rows = [texts.action_row(data, a) for a in data.actions]

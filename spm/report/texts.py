@@ -9,10 +9,6 @@ from spm.report import units
 from spm.report.data import ReportData, TargetRow
 
 NO_ACTIONS = "No actions recorded this month."
-NO_ACTIONS_API = (
-    "Corrective actions are not recorded by this installation (its alerts service has no "
-    "actions API), so this report cannot say what was done about the alerts."
-)
 READING_GUIDE = (
     "How to read this report: each objective lists its targets with the value on the report "
     "day, the target line and the status (on target, warning band, off target), then twelve "
@@ -64,7 +60,7 @@ def status_counts(data: ReportData) -> Counter[str]:
 
 
 def actions_count(data: ReportData) -> str:
-    return "not recorded" if data.actions is None else str(len(data.actions))
+    return str(len(data.actions))
 
 
 def alert_row(data: ReportData, alert: dict[str, Any]) -> list[str]:

@@ -257,11 +257,9 @@ def _actions(wb: Workbook, data: ReportData) -> None:
             "Alert id",
         ],
     )
-    if data.actions is None:
-        ws.append([texts.NO_ACTIONS_API])
-    elif not data.actions:
+    if not data.actions:
         ws.append([texts.NO_ACTIONS])
-    for a in data.actions or []:
+    for a in data.actions:
         r = texts.action_row(data, a)
         unit = data.unit_of(str(a.get("indicator", "")))
         ws.append(

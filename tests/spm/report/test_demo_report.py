@@ -28,6 +28,7 @@ from spm.report.schedule import send_due
 MONTH, LAST_DAY = "2026-08", "2026-08-31"
 DAYS = 304  # 2025-11-01 .. 2026-08-31: August complete, the drifting branch well off target
 DRIFTING = "branch:BR-MSA"
+ACTION_TITLE = "Arrears visits"  # short enough for one line of its table cell
 
 
 @pytest.fixture
@@ -84,7 +85,15 @@ async def test_demo_report_of_a_drifting_month(
     def drifting_fires(alerts: list[dict[str, Any]]) -> bool:
         return any(a["segment"] == DRIFTING and a["state"] == "firing" for a in alerts)
 
-    assert drifting_fires(await until(client, "/v1/alerts", drifting_fires, 120))
+    fired = await until(client, "/v1/alerts", drifting_fires, 120)
+    assert drifting_fires(fired)
+    alert = next(a for a in fired if a["segment"] == DRIFTING and a["state"] == "firing")
+    # an action the branch recorded in August, through the alerts service's actions API
+    recorded = await client.post("/v1/actions", json={
+        "alert_id": alert["id"], "title": ACTION_TITLE, "owner": "Branch manager MSA",
+        "due_date": "2026-08-20", "review_date": "2026-08-28",
+    })  # fmt: skip
+    assert recorded.status_code == 201, recorded.text
 
     built = await build(ApiReader(client), MONTH)
     data = built.data
@@ -139,9 +148,9 @@ async def test_demo_report_of_a_drifting_month(
     assert f"Opened in the month ({len(data.opened)})" in text
     assert f"Resolved in the month ({len(data.resolved)})" in text
     assert data.opened or data.resolved
-    # the actions section renders from the alerts service's answer (this branch's alerts
-    # service has no actions API yet: the report says so instead of inventing actions)
-    assert one_line(texts.NO_ACTIONS_API) in text
+    # the actions section lists the action recorded through the API, and nothing invented
+    actions_part = text.split("Definitions of the figures")[0].rsplit("Corrective actions", 1)[1]
+    assert ACTION_TITLE in actions_part and texts.NO_ACTIONS not in actions_part
     # every figure's definition: formula, numerator and denominator of each indicator shown
     definitions = text.split("Definitions of the figures", 1)[1]
     for ind in data.used_indicators():
@@ -171,6 +180,9 @@ async def test_demo_report_of_a_drifting_month(
                 assert row[column] is None, (item, row)
             else:
                 assert row[column] == pytest.approx(float(expected), rel=1e-12), (item, row)
+    action_rows = list(workbook["Actions"].iter_rows(min_row=2, values_only=True))
+    assert [r[0] for r in action_rows] == [ACTION_TITLE]
+    assert action_rows[0][10] == recorded.json()["id"]
     targets = workbook["Targets"]
     theader = [c.value for c in targets[1]]
     trows = [

@@ -44,7 +44,7 @@ ACTION = {
 }  # fmt: skip
 
 
-def report(actions: list[dict[str, Any]] | None) -> ReportData:
+def report(actions: list[dict[str, Any]]) -> ReportData:
     series = [{"as_of": "2026-08-30", "value": "0.07"}, VALUE | {"as_of": "2026-08-31"}]
     row = TargetRow(OBJECTIVE, TARGET, INDICATOR, VALUE, series)
     return ReportData(
@@ -86,9 +86,3 @@ def test_actions_with_their_effectiveness(tmp_path: Path) -> None:
                        "Portfolio at risk > 30 days", "Branch BR-MSA", "Done", "2026-08-15",
                        "Not effective")  # fmt: skip
     assert row[7:10] == (0.065, 0.0712, 0.05)
-
-
-def test_an_installation_without_actions_says_so(tmp_path: Path) -> None:
-    text = pdf_text(report(None), tmp_path)
-    assert " ".join(texts.NO_ACTIONS_API.split()) in text
-    assert "No actions recorded this month." not in text
