@@ -27,7 +27,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.aio import wait_event
-from services.common.bus import Bus, Message, Producer, partition_for_key
+from services.common.bus import Bus, BusUnavailable, Message, Producer, partition_for_key
 from services.common.db import UtcDateTime, database_errors, is_sqlite
 from services.common.errors import SpmError
 from services.common.metrics import OUTBOX_BACKLOG
@@ -149,6 +149,7 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval_s: float = 1.0,
         retry_interval_s: float = 2.0,
+        start_timeout_s: float = 15.0,
         hooks: RelayHooks | None = None,
     ) -> None:
         self._engine = engine
@@ -159,12 +160,15 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._retry_interval_s = retry_interval_s
+        self._start_timeout_s = start_timeout_s
         self._hooks = hooks or RelayHooks()
         self._wakeup = asyncio.Event()
         self._partitions: dict[str, int] = {}
         self._high: dict[tuple[str, int], int] = {}
         """Highest ``outbox-seq`` seen per (topic, partition) in the tails read."""
         self._learned: set[str] = set()
+        self._holding = False
+        """Whether the current lock connection holds the advisory lock."""
         self._stopping = False
         self.published = 0
         """Records published by this relay so far (observability, tests)."""
@@ -187,18 +191,25 @@ class OutboxRelay:
                     break
                 log.warning("outbox relay %s: %s; retrying", self._lock_name, exc)
                 await self._sleep(self._retry_interval_s)
+            except Exception:  # noqa: BLE001 - a relay that dies leaves the outbox unpublished
+                # e.g. a client library's own error from stopping a producer: nothing awaits
+                # this task until the service stops, so dying here would be silent.
+                if self._stopping:
+                    break
+                log.exception("outbox relay %s: unexpected error; retrying", self._lock_name)
+                await self._sleep(self._retry_interval_s)
 
     async def drain(self) -> int:
         """Publish everything pending once, holding the lock; returns the records published.
 
         For command-line use and tests; a service runs :meth:`run` instead.
         """
-        async with self._engine.connect() as lock_conn:
+        async with self._lock_connection() as lock_conn:
             if not await self._try_lock(lock_conn):
                 raise RelayLockLost(f"another relay holds {self._lock_name}")
             producer = self._bus.producer()
-            await producer.start()
             try:
+                await self._start(producer)
                 await self._recover()
                 total = 0
                 while n := await self._relay_batch(producer):
@@ -206,17 +217,16 @@ class OutboxRelay:
                 return total
             finally:
                 await producer.stop()
-                await self._unlock(lock_conn)
 
     async def _run_elected(self) -> None:
-        async with self._engine.connect() as lock_conn:
+        async with self._lock_connection() as lock_conn:
             while not await self._try_lock(lock_conn):
                 if self._stopping:
                     return
                 await self._sleep(self._retry_interval_s)
             producer = self._bus.producer()
-            await producer.start()
             try:
+                await self._start(producer)  # inside: a broker still down must not keep the lock
                 await self._recover()
                 while not self._stopping:
                     await self._check_lock(lock_conn)
@@ -226,14 +236,49 @@ class OutboxRelay:
                         await self._sleep(self._poll_interval_s)
             finally:
                 await producer.stop()
-                with contextlib.suppress(SpmError, OSError):
-                    await self._unlock(lock_conn)
+
+    async def _start(self, producer: Producer) -> None:
+        """Start ``producer``, giving up after ``start_timeout_s``: an idempotent producer that
+        reached the broker just as it stopped waits for its producer id without end, and the
+        relay would sit out the outage holding the lock and deaf to :meth:`stop`."""
+        try:
+            async with asyncio.timeout(self._start_timeout_s):
+                await producer.start()
+        except TimeoutError as exc:
+            raise BusUnavailable(
+                f"starting producer: no producer id within {self._start_timeout_s:g} s"
+            ) from exc
 
     async def _sleep(self, seconds: float) -> None:
         await wait_event(self._wakeup, seconds)
         self._wakeup.clear()
 
     # --- election ---------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _lock_connection(self) -> AsyncIterator[AsyncConnection]:
+        """The connection that holds the relay's session advisory lock, closed for good after.
+
+        A session lock outlives transactions, and the pool only rolls back a connection it
+        takes back. Returned to the pool still holding the lock (a round that failed before
+        unlocking, or whose unlock failed), it kept every relay of this outbox, this one
+        included, from being elected until the pool closed that connection: the objectives
+        service published nothing after a broker outage. So the connection is invalidated
+        rather than returned, which ends its session and with it the lock. (SQLite: one
+        process, no lock, and its pool's connection is kept.)
+        """
+        async with self._engine.connect() as conn:
+            self._holding = False
+            try:
+                yield conn
+            finally:
+                if not is_sqlite(conn):
+                    if self._holding:  # released now, not when the server sees the close
+                        with contextlib.suppress(SpmError, OSError):
+                            await self._unlock(conn)
+                    with contextlib.suppress(SpmError, OSError), database_errors():
+                        await conn.invalidate()
+                self._holding = False
 
     async def _try_lock(self, conn: AsyncConnection) -> bool:
         if is_sqlite(conn):
@@ -243,7 +288,8 @@ class OutboxRelay:
                 text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": self._lock_name}
             )
             await conn.commit()
-        return bool(got)
+        self._holding = bool(got)
+        return self._holding
 
     async def _check_lock(self, conn: AsyncConnection) -> None:
         """The lock lives as long as its connection; a dead connection means we lost it."""

@@ -1,11 +1,13 @@
-"""The transactional outbox on real PostgreSQL and Kafka: order, election, and exactly once on
-the topic when the relay is killed between committing and publishing or between publishing and
-marking rows sent."""
+"""The transactional outbox on real PostgreSQL and Kafka: order, election, exactly once on the
+topic when the relay is killed between committing and publishing or between publishing and
+marking rows sent, and a relay that outlives failed rounds without keeping its lock."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import socket
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,8 @@ from services.common.db import create_engine, session_factory
 from services.common.outbox import (
     SEQ_HEADER,
     OutboxRelay,
+    OutboxRow,
+    RelayHooks,
     RelayLockLost,
     enqueue,
     outbox_table,
@@ -210,6 +214,91 @@ async def test_one_relay_at_a_time(pg_outbox: Outbox, kafka: KafkaBus) -> None:
     follower = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
     assert await follower.drain() == 0  # the lock was released on stop
     assert len(await _on_topic(kafka, pg_outbox.topic)) == 1
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (a broker that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+async def test_a_relay_that_cannot_reach_the_broker_keeps_no_lock(
+    pg_outbox: Outbox, kafka: KafkaBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rounds that fail at the producer's start (the broker down) release the relay's lock each
+    time: it once stayed on a pooled connection, and no relay of the outbox, that one
+    included, was elected again (the objectives service published nothing after an outage)."""
+    await _create_topic(kafka, pg_outbox.topic)
+    await _put(pg_outbox, ("k", "v1"))
+    down = KafkaBus(f"127.0.0.1:{_closed_port()}")
+    stalled = OutboxRelay(
+        pg_outbox.engine, pg_outbox.table, down, lock_name=pg_outbox.lock, retry_interval_s=0.2
+    )
+    caplog.set_level(logging.WARNING, logger="services.common.outbox")
+    task = asyncio.create_task(stalled.run())
+    other_engine = create_engine(pg_outbox.url, pg_outbox.schema)  # another instance's sessions
+    try:
+        for _ in range(200):
+            failed = [r for r in caplog.records if "starting producer" in r.getMessage()]
+            if len(failed) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(failed) >= 3, "the relay never tried the stopped broker three times"
+        other = OutboxRelay(other_engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+        published = None
+        for _ in range(100):  # elected between two of the stalled relay's rounds
+            try:
+                published = await other.drain()
+                break
+            except RelayLockLost:
+                await asyncio.sleep(0.05)
+        assert published == 1, "the failed rounds left the lock held"
+    finally:
+        stalled.stop()
+        await asyncio.wait_for(task, 10)
+        await other_engine.dispose()
+    assert _by_key(await _on_topic(kafka, pg_outbox.topic)) == {"k": ["v1"]}
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+async def test_a_relay_outlives_an_unexpected_error(pg_outbox: Outbox, kafka: KafkaBus) -> None:
+    """An error that is neither a bus nor a database error (a client library's own) fails the
+    round, not the relay: nothing awaits the relay's task, so its death would go unnoticed."""
+    await _create_topic(kafka, pg_outbox.topic)
+    failures: list[int] = []
+
+    async def fail_once(rows: Sequence[OutboxRow]) -> None:
+        if not failures:
+            failures.append(len(rows))
+            raise RuntimeError("injected: not a BusError")
+
+    relay = OutboxRelay(
+        pg_outbox.engine,
+        pg_outbox.table,
+        kafka,
+        lock_name=pg_outbox.lock,
+        poll_interval_s=0.1,
+        retry_interval_s=0.1,
+        hooks=RelayHooks(before_publish=fail_once),
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await _put(pg_outbox, ("k", "v1"), ("k", "v2"))
+        relay.notify()
+        for _ in range(200):
+            if relay.published == 2 or task.done():
+                break
+            await asyncio.sleep(0.05)
+        assert not task.done(), task
+        assert failures and relay.published == 2
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+    assert _by_key(await _on_topic(kafka, pg_outbox.topic)) == {"k": ["v1", "v2"]}
 
 
 async def test_embedded_mode_sqlite_and_memory_bus(tmp_path: Path, unique: str) -> None:
