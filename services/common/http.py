@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from services.common.auth import KeyRing
+from services.common.auth import KeyRing, Unauthenticated, unauthenticated
 from services.common.bus import BusError
 from services.common.db import DatabaseError
 from services.common.errors import error_body as error_body  # re-exported: the routers' import
@@ -98,6 +98,7 @@ def create_service_app(
     app.add_middleware(HttpMetricsMiddleware, service=service)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # Prometheus
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Unauthenticated, unauthenticated)
     app.add_exception_handler(DatabaseError, _dependency_down)
     app.add_exception_handler(BusError, _dependency_down)
 
