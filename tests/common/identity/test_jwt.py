@@ -25,10 +25,12 @@ from services.common.settings import CommonSettings
 from tests.common.identity.local_issuer import AUDIENCE, LocalIssuer, SigningKey, local_issuer
 
 
-def service(issuer: LocalIssuer, **overrides: Any) -> FastAPI:
-    """A service app whose one route needs ``indicators:read`` and shows who called."""
+def service(issuer: LocalIssuer | str, **overrides: Any) -> FastAPI:
+    """A service app trusting ``issuer`` whose GET route needs ``indicators:read`` and shows
+    who called (its POST route needs ``alerts:ack``)."""
+    url = issuer if isinstance(issuer, str) else issuer.issuer
     settings = CommonSettings(
-        oidc_issuers=[{"issuer": issuer.issuer, "audience": AUDIENCE}],
+        oidc_issuers=[{"issuer": url, "audience": AUDIENCE}],
         **overrides,
     )
     router = APIRouter()
