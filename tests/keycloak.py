@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from services.common.identity.roles import ROLES
 from tests.infra import REPO_ROOT
@@ -32,6 +33,11 @@ _UP_TIMEOUT_S = 1200.0  # a first start downloads (~180 MB) and builds the distr
 AUDIENCE = "spm-monitor"
 BRANCHES_CLAIM = "spm_branches"
 PASSWORD = "correct-horse-battery"  # the test users' (a throwaway realm)
+ADMIN_TIMEOUT_S = 120.0  # a just-started Keycloak (C1 JIT, busy cores) is slow at first
+
+KEYCLOAK_TIMEOUT = pytest.mark.timeout(_UP_TIMEOUT_S + 300)
+"""For the modules using the ``keycloak`` fixture (``pytestmark = KEYCLOAK_TIMEOUT``): the first
+test's time includes the session's Keycloak start, several minutes on a cold cache."""
 
 
 @dataclass
@@ -112,13 +118,13 @@ class Realm:
                 "username": self.keycloak.admin,
                 "password": self.keycloak.admin_password,
             },
-            timeout=30,
+            timeout=ADMIN_TIMEOUT_S,
         )
         token.raise_for_status()
         return httpx.Client(
             base_url=f"{self.keycloak.url}/admin/realms",
             headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-            timeout=60,
+            timeout=ADMIN_TIMEOUT_S,
         )
 
     def create(self) -> None:
@@ -270,7 +276,9 @@ class Realm:
         )
 
     def _token(self, form: dict[str, str]) -> str:
-        response = httpx.post(f"{self.issuer}/protocol/openid-connect/token", data=form, timeout=30)
+        response = httpx.post(
+            f"{self.issuer}/protocol/openid-connect/token", data=form, timeout=ADMIN_TIMEOUT_S
+        )
         _ok(response)
         return str(response.json()["access_token"])
 

@@ -105,7 +105,11 @@ ensure_java() {
 ensure_dist() {  # the unpacked distribution in the cache (caller holds the cache lock)
     [[ -f "$KC_DIST/.complete" ]] && return 0
     command -v mvn >/dev/null 2>&1 || die "mvn is needed to fetch Keycloak (apt-get install maven)"
-    command -v unzip >/dev/null 2>&1 || die "unzip is needed (apt-get install unzip)"
+    if ! command -v unzip >/dev/null 2>&1; then
+        [[ "$(id -u)" == 0 ]] || die "unzip is needed (apt-get install unzip)"
+        log "installing unzip from Debian packages"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends unzip >&2
+    fi
     local tmp="$KC_DIST.tmp.$$"
     rm -rf "$tmp" && mkdir -p "$tmp"
     log "resolving org.keycloak:keycloak-quarkus-dist:$KC_VERSION:zip from Maven Central"
@@ -136,7 +140,8 @@ kc_pid() {
     local pid
     pid="$(cat "$KC_PID" 2>/dev/null || true)"
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$KC_HOME/bin/kc.sh" || return 1
+    # kc.sh, or the JVM it execs after building (kc.home.dir=$KC_HOME/bin/..): ours, not a reuse
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$KC_HOME/bin/" || return 1
     echo "$pid"
 }
 

@@ -19,7 +19,9 @@ from services.indicators.config import IndicatorSettings
 from tests.common.identity.local_issuer import SigningKey
 from tests.common.identity.test_jwt import bearer, service, unsigned
 from tests.indicators.conftest import started
-from tests.keycloak import AUDIENCE, Keycloak, Realm
+from tests.keycloak import AUDIENCE, KEYCLOAK_TIMEOUT, Keycloak, Realm
+
+pytestmark = KEYCLOAK_TIMEOUT
 
 
 @pytest.fixture(scope="module")
