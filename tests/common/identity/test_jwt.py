@@ -217,3 +217,19 @@ async def test_api_keys_still_work_beside_tokens(issuer: LocalIssuer) -> None:
         assert (await client.get("/v1/who", headers=bearer("k-123"))).json()["name"] == "bi"
         assert (await client.get("/v1/who", headers=bearer("k-124"))).status_code == 401
         assert (await client.get("/v1/who", headers=bearer(issuer.token()))).status_code == 200
+
+
+async def test_an_unreachable_provider_means_401_not_500(issuer: LocalIssuer) -> None:
+    from tests.alerts.servers import free_port
+
+    gone = f"http://127.0.0.1:{free_port()}/realms/gone"  # nothing listens there
+    app = service(gone)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://service"
+    ) as client:
+        for _ in range(3):
+            response = await client.get("/v1/who", headers=bearer(issuer.token(iss=gone)))
+            assert response.status_code == 401, response.text
+            assert "key the issuer does not publish" in response.json()["detail"]
+        keys = next(iter(app.state.keyring.tokens.keys.values()))
+        assert keys.fetches == 1  # asked once, then rate-limited
