@@ -7,7 +7,7 @@ INFRA := deploy/local/infra.sh
 # clone installs on first use and later runs skip pip unless the dependencies changed.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint format infra-up infra-down contracts run dev clean bench-indicators bench-ingest bench-e2e pin-images
+.PHONY: install test lint format infra-up infra-down keycloak-up keycloak-down contracts run dev clean bench-indicators bench-ingest bench-e2e pin-images
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ infra-up: ## start local Kafka (KRaft) and PostgreSQL; prints the settings to ex
 
 infra-down:
 	$(INFRA) down
+
+keycloak-up: ## start a local Keycloak (dev mode, OpenID Connect provider); prints KEYCLOAK_URL and the admin login
+	deploy/local/keycloak.sh up
+
+keycloak-down:
+	deploy/local/keycloak.sh down
 
 bench-indicators: install ## indicator engine vs raw consumer (starts local infra unless configured)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$DATABASE_URL" ]; then \

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.common.auth import KeyRing
+from services.common.auth import KeyRing, Unauthenticated, unauthenticated
 from services.common.bus import MemoryBus
 from services.common.guard import RequestGuard, RequestLimits
 from services.common.metrics import metrics_endpoint
@@ -101,9 +101,8 @@ def build_embedded_app(
             yield
 
     host = FastAPI(title="SPM Monitor (embedded)", lifespan=lifespan, docs_url=None)
-    host.state.keyring = KeyRing.from_json(
-        settings.api_keys.get_secret_value() if settings.api_keys else None
-    )
+    host.state.keyring = KeyRing.of(settings)
+    host.add_exception_handler(Unauthenticated, unauthenticated)
     # the service apps have their own guard; this one covers the dashboard and extra routers
     host.add_middleware(RequestGuard, keyring=host.state.keyring, limits=RequestLimits.of(settings))
 

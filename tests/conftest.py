@@ -1,4 +1,5 @@
-"""Session-wide fixtures: the real Kafka broker and PostgreSQL every test talks to.
+"""Session-wide fixtures: the real Kafka broker and PostgreSQL every test talks to, and the real
+Keycloak of the identity tests (started only in a session that has one of them).
 
 They are started by the project's own scripts (deploy/local/infra.sh) unless
 KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL point at running ones. A missing service is a failure,
@@ -15,6 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.infra import Infra
+    from tests.keycloak import Keycloak
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +36,16 @@ def kafka_bootstrap(infra: Infra) -> str:
 @pytest.fixture(scope="session")
 def postgres_url(infra: Infra) -> str:
     return infra.database_url
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> Iterator[Keycloak]:
+    """A real Keycloak, started once for the session by the first test that asks for it."""
+    from tests.keycloak import ensure_keycloak, stop_keycloak
+
+    running = ensure_keycloak()
+    yield running
+    stop_keycloak(running)
 
 
 @pytest.fixture

@@ -7,6 +7,11 @@ CloudEvents ``source`` values an ingest key may send (empty = any). ``branches``
 key sees to those branches (services.common.scope; absent = no limit), and ``subject`` makes the
 key stand for a person (audit trails record it beside the name): the same fields a person's
 sign-in fills, so branch scope is testable and usable with keys alone.
+
+
+People present bearer JWTs from the institution's identity provider instead (``OIDC_ISSUERS``):
+the key ring hands a token that looks like a JWT to services.common.identity, which maps it to
+the same ``Principal`` (roles -> scopes, branch limit).
 """
 
 from __future__ import annotations
@@ -16,11 +21,17 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from services.common.errors import error_body
+
+if TYPE_CHECKING:
+    from services.common.settings import CommonSettings
 
 ADMIN = "admin"
 SCOPES = (
@@ -73,11 +84,44 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class KeyRing:
-    """The configured keys, looked up by hash in constant time per candidate."""
+UNKNOWN_KEY = "unknown API key"
+MISSING_CREDENTIAL = "missing bearer credential"
 
-    def __init__(self, keys: Iterable[ApiKeyConfig]) -> None:
+
+class Unauthenticated(HTTPException):
+    """401 with the challenge of RFC 6750 (``error="invalid_token"`` once a credential was
+    presented); the service apps render it in the one error shape (``unauthenticated``)."""
+
+    def __init__(self, reason: str, *, presented: bool) -> None:
+        challenge = 'Bearer error="invalid_token"' if presented else "Bearer"
+        super().__init__(status.HTTP_401_UNAUTHORIZED, reason, {"WWW-Authenticate": challenge})
+        self.reason = reason
+
+
+async def unauthenticated(request: Request, exc: Exception) -> Response:
+    """The exception handler of ``Unauthenticated``: the error shape, field ``Authorization``."""
+    reason = exc.reason if isinstance(exc, Unauthenticated) else "unauthenticated"
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    return JSONResponse(
+        error_body([("Authorization", reason)], reason), status_code=401, headers=headers
+    )
+
+
+class TokenCheck(Protocol):
+    """Bearer tokens that are not API keys (services.common.identity.jwt.TokenVerifier)."""
+
+    def accepts(self, token: str) -> bool: ...
+
+    async def verify(self, token: str) -> Principal: ...
+
+
+class KeyRing:
+    """The configured keys, looked up by hash in constant time per candidate, and the trusted
+    token issuers, if any (``tokens``)."""
+
+    def __init__(self, keys: Iterable[ApiKeyConfig], tokens: TokenCheck | None = None) -> None:
         self._keys = list(keys)
+        self.tokens = tokens
 
     @classmethod
     def from_json(cls, raw: str | None) -> KeyRing:
@@ -87,6 +131,31 @@ class KeyRing:
             return cls(TypeAdapter(list[ApiKeyConfig]).validate_python(json.loads(raw)))
         except (json.JSONDecodeError, ValidationError) as exc:
             raise ValueError(f"API_KEYS is not a valid key list: {exc}") from None
+
+    @classmethod
+    def of(cls, settings: CommonSettings) -> KeyRing:
+        """API keys (``API_KEYS``) and trusted issuers (``OIDC_ISSUERS``) of ``settings``."""
+        ring = cls.from_json(settings.api_keys.get_secret_value() if settings.api_keys else None)
+        if settings.oidc_issuers:
+            from services.common.identity.jwt import TokenVerifier  # imports this module
+
+            ring.tokens = TokenVerifier(
+                settings.oidc_issuers,
+                algorithms=settings.oidc_algorithms,
+                leeway_s=settings.oidc_leeway_s,
+                min_refresh_s=settings.oidc_jwks_min_refresh_s,
+                timeout_s=settings.oidc_http_timeout_s,
+            )
+        return ring
+
+    async def check(self, presented: str) -> Principal:
+        """The principal of an API key or a trusted token; raises ``Unauthenticated``."""
+        if self.tokens is not None and self.tokens.accepts(presented):
+            return await self.tokens.verify(presented)
+        principal = self.authenticate(presented)
+        if principal is None:
+            raise Unauthenticated(UNKNOWN_KEY, presented=True)
+        return principal
 
     def authenticate(self, presented: str) -> Principal | None:
         digest = hash_key(presented)
@@ -104,6 +173,7 @@ class KeyRing:
 
 _bearer = HTTPBearer(auto_error=False)
 PRINCIPAL_STATE = "principal"
+REFUSAL_STATE = "auth_refusal"  # why the guard did not accept the presented credential
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -134,19 +204,11 @@ async def authenticate(
     if verified is not None:
         return verified
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing bearer credential",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    principal = keyring_of(request).authenticate(credentials.credentials)
-    if principal is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "unknown API key",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    return principal
+        raise Unauthenticated(MISSING_CREDENTIAL, presented=False)
+    refusal = request.scope.get("state", {}).get(REFUSAL_STATE)
+    if isinstance(refusal, Unauthenticated):  # the guard checked this credential already
+        raise refusal
+    return await keyring_of(request).check(credentials.credentials)
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -4,8 +4,9 @@ An endpoint that parses its body first and checks the key afterwards lets anyone
 hold and decode megabytes: 5 MiB without a key once cost 120 MB of memory. So before the app
 sees a request that carries a body, this layer
 
-- refuses it with 401 when it has no known API key (``Authorization: Bearer``, or ``?api_key=``
-  on the paths that must accept it), without reading a byte of the body;
+- refuses it with 401 when it has no known API key or valid token from a trusted issuer
+  (``Authorization: Bearer``, or ``?api_key=`` on the paths that must accept it), without
+  reading a byte of the body (a token's keys are cached; see services.common.identity.jwks);
 - refuses it with 413 when its ``Content-Length`` exceeds the route's limit, also unread, and
   counts the bytes of the stream (chunked bodies too), answering 413 as soon as they pass it;
 - answers 408 when the client pauses longer than the body timeout between two pieces;
@@ -13,9 +14,10 @@ sees a request that carries a body, this layer
 
 Requests without a body pass on (their routes' dependencies check the key, as before); a key the
 layer already verified is left in ``scope["state"]["principal"]`` so the dependency does not
-hash it again. Refusals close the connection (``Connection: close``) so an unread body is not
-taken for the next request. The layer is pure ASGI (no per-request task), so it costs a header
-scan and one SHA-256 per request.
+hash it again (and a refused one's reason in ``scope["state"]["auth_refusal"]``). Refusals
+close the connection (``Connection: close``) so an unread body is not taken for the next
+request. The layer is pure ASGI (no per-request task), so it costs a header scan and one SHA-256
+(or one signature check of a token) per request.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.auth import PRINCIPAL_STATE, KeyRing, bearer_token
+from services.common.auth import (
+    MISSING_CREDENTIAL,
+    PRINCIPAL_STATE,
+    REFUSAL_STATE,
+    KeyRing,
+    Principal,
+    Unauthenticated,
+    bearer_token,
+)
 from services.common.errors import error_body
 from services.common.ratelimit import KeyRateLimit
 from services.common.settings import CommonSettings
@@ -100,13 +110,19 @@ class RequestGuard:
         token = bearer_token(authorization.decode("latin-1")) if authorization else None
         if token is None and path in self.limits.query_key_paths:
             token = _query_value(scope.get("query_string", b""), "api_key")
-        principal = self.keyring.authenticate(token) if token else None
+        principal: Principal | None = None
+        refusal = Unauthenticated(MISSING_CREDENTIAL, presented=False)
+        if token:
+            try:
+                principal = await self.keyring.check(token)
+            except Unauthenticated as exc:
+                refusal = exc
+                scope.setdefault("state", {})[REFUSAL_STATE] = exc  # the route need not redo it
         if principal is not None:
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         elif has_body:
-            reason = "unknown API key" if token else "missing bearer credential"
-            challenge = {"WWW-Authenticate": "Bearer"}
-            await _refuse(send, 401, reason, "Authorization", reason, challenge)
+            reason = refusal.reason
+            await _refuse(send, 401, reason, "Authorization", reason, refusal.headers)
             return
         if principal is not None and self.limits.rate_limit is not None:
             wait = self.limits.rate_limit.hit(principal.name)

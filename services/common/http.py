@@ -20,7 +20,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from pydantic import BaseModel, Field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from services.common.auth import KeyRing, Principal, authenticate
+from services.common.auth import KeyRing, Principal, Unauthenticated, authenticate, unauthenticated
 from services.common.bus import BusError
 from services.common.db import DatabaseError
 from services.common.errors import error_body as error_body  # re-exported: the routers' import
@@ -102,6 +102,7 @@ def create_service_app(
     app.add_middleware(HttpMetricsMiddleware, service=service)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # Prometheus
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Unauthenticated, unauthenticated)
     app.add_exception_handler(DatabaseError, _dependency_down)
     app.add_exception_handler(BusError, _dependency_down)
     app.add_exception_handler(OutOfScope, out_of_scope_handler)

@@ -15,6 +15,8 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.identity.settings import Algorithm, TrustedIssuer
+
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/spm.db"
 MIB = 1024 * 1024
 
@@ -120,6 +122,30 @@ class CommonSettings(BaseSettings):
         default=True,
         description="Branch-limited callers also see institution-level values (all, product, "
         "gender, rural segments) and alerts.",
+    )
+    # people's bearer tokens from the institution's identity provider (docs/security.md)
+    oidc_issuers: list[TrustedIssuer] = Field(
+        default_factory=list,
+        description="Trusted OpenID Connect issuers as JSON: [{issuer, audience, jwks_url, "
+        "roles_claim, branches_claim, name_claim, role_names}]; empty = API keys only.",
+    )
+    oidc_algorithms: list[Algorithm] = Field(
+        default=["RS256", "PS256", "ES256"],
+        min_length=1,
+        description="Signature algorithms accepted in bearer tokens (asymmetric only: "
+        "none and HS* are never accepted).",
+    )
+    oidc_leeway_s: float = Field(
+        default=30.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
+    oidc_jwks_min_refresh_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Least time between two fetches of an issuer's keys (a token with an "
+        "unknown key id triggers one: how a rotated key is picked up).",
+    )
+    oidc_http_timeout_s: float = Field(
+        default=5.0, gt=0, description="Timeout of the requests to an issuer's JWKS/discovery."
     )
 
     @model_validator(mode="before")

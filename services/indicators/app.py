@@ -172,7 +172,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         service="indicators",
         title="SPM Monitor — indicators",
         description="Rolling social performance indicators: values, series, breakdowns, catalog.",
-        keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
+        keyring=KeyRing.of(cfg),
         routers=[router],
         limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),

@@ -50,7 +50,6 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
     """The objectives service; ``bus`` lets the embedded mode share its in-process bus."""
     cfg = ObjectivesSettings.of(settings)
     ensure_telemetry("spm-objectives", cfg)
-    api_keys = cfg.api_keys.get_secret_value() if cfg.api_keys else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,7 +96,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         service="objectives",
         title="SPM objectives",
         description="Social objectives and targets of the institution, versioned and audited.",
-        keyring=KeyRing.from_json(api_keys),
+        keyring=KeyRing.of(cfg),
         routers=[router],
         limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),

@@ -66,16 +66,20 @@ async def assert_every_route_keyed(
     wrong_scope_key: str,
     public: Iterable[str] = PUBLIC,
     via: ASGIApp | None = None,
+    wrong_scope_token: str | None = None,
 ) -> list[tuple[str, str]]:
     """401 without a key or with an unknown key, 403 with ``wrong_scope_key``; returns the
     requests made (so a caller can check the walk covered the routes it expects). ``via``: send
-    the requests through this ASGI app instead (the embedded mode's path dispatcher)."""
+    the requests through this ASGI app instead (the embedded mode's path dispatcher).
+    ``wrong_scope_token``: a person's valid bearer JWT without the routes' scopes, also 403."""
     requests = keyed_requests(app, public)
     failures: list[str] = []
     transport = httpx.ASGITransport(app=via or app)  # a client with no default headers
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
         for method, path in requests:
             await _probe(client, method, path, wrong_scope_key, failures)
+            if wrong_scope_token is not None:
+                await _probe(client, method, path, wrong_scope_token, failures)
     assert not failures, "routes answering without the right key:\n" + "\n".join(failures)
     return requests
 

@@ -88,13 +88,18 @@ async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter
 
 
 async def test_a_body_without_a_key_is_refused_unread(port: int, seen: Seen) -> None:
-    for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": "Basic eDp5"}):
+    invalid = 'Bearer error="invalid_token"'  # RFC 6750: a credential was presented, not valid
+    for headers, challenge in (
+        ({}, "Bearer"),
+        ({"Authorization": "Bearer wrong-key"}, invalid),
+        ({"Authorization": "Basic eDp5"}, "Bearer"),
+    ):
         reader, writer = await connect(port)
         writer.write(head("POST", "/echo", {"Content-Length": str(40 * MIB), **headers}))
         await writer.drain()
         answer = await asyncio.wait_for(read_answer(reader), 10)  # the 40 MiB are never sent
         assert answer.status == 401, answer
-        assert answer.headers["www-authenticate"] == "Bearer"
+        assert answer.headers["www-authenticate"] == challenge
         assert answer.headers["connection"] == "close"
         assert answer.json()["errors"][0]["field"] == "Authorization"
         assert await until_closed(reader) == b""
