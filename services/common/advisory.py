@@ -33,13 +33,17 @@ async def discard(conn: AsyncConnection, lock_key: str | None) -> None:
     """End ``conn``'s session for good (invalidated, not returned to the pool), and with it any
     session advisory lock it holds. ``lock_key`` (a ``hashtext`` key), when the lock is held, is
     unlocked first so that another instance wins it now, not once the server sees the close.
-    Never raises: the connection may be the reason the caller gives up."""
-    if lock_key is not None:
+    Raises nothing but a cancellation, and even then the session ends: the connection may be
+    the reason the caller gives up, and a task stopped while unlocking must not pool the lock."""
+    try:
+        if lock_key is not None:
+            with contextlib.suppress(SpmError, OSError), database_errors():
+                unlock = text("SELECT pg_advisory_unlock(hashtext(:k))")
+                await conn.execute(unlock, {"k": lock_key})
+                await conn.commit()
+    finally:
         with contextlib.suppress(SpmError, OSError), database_errors():
-            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": lock_key})
-            await conn.commit()
-    with contextlib.suppress(SpmError, OSError), database_errors():
-        await conn.invalidate()
+            await conn.invalidate()
 
 
 class LeadershipWait:
