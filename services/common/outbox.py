@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.advisory import LeadershipWait, discard
 from services.common.aio import wait_event
 from services.common.bus import Bus, BusUnavailable, Message, Producer, partition_for_key
 from services.common.db import UtcDateTime, database_errors, is_sqlite
@@ -169,6 +170,7 @@ class OutboxRelay:
         self._learned: set[str] = set()
         self._holding = False
         """Whether the current lock connection holds the advisory lock."""
+        self._waiting = LeadershipWait(f"outbox relay {lock_name}")
         self._stopping = False
         self.published = 0
         """Records published by this relay so far (observability, tests)."""
@@ -221,9 +223,11 @@ class OutboxRelay:
     async def _run_elected(self) -> None:
         async with self._lock_connection() as lock_conn:
             while not await self._try_lock(lock_conn):
+                self._waiting.lost()
                 if self._stopping:
                     return
                 await self._sleep(self._retry_interval_s)
+            self._waiting.won()
             producer = self._bus.producer()
             try:
                 await self._start(producer)  # inside: a broker still down must not keep the lock
@@ -273,11 +277,7 @@ class OutboxRelay:
                 yield conn
             finally:
                 if not is_sqlite(conn):
-                    if self._holding:  # released now, not when the server sees the close
-                        with contextlib.suppress(SpmError, OSError):
-                            await self._unlock(conn)
-                    with contextlib.suppress(SpmError, OSError), database_errors():
-                        await conn.invalidate()
+                    await discard(conn, self._lock_name if self._holding else None)
                 self._holding = False
 
     async def _try_lock(self, conn: AsyncConnection) -> bool:
@@ -297,15 +297,6 @@ class OutboxRelay:
             return
         with database_errors():
             await conn.execute(text("SELECT 1"))
-            await conn.commit()
-
-    async def _unlock(self, conn: AsyncConnection) -> None:
-        if is_sqlite(conn):
-            return
-        with database_errors():
-            await conn.execute(
-                text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": self._lock_name}
-            )
             await conn.commit()
 
     # --- relaying ---------------------------------------------------------------------------------

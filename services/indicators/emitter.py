@@ -2,15 +2,15 @@
 changes (or the business date advances), one emitter at a time, in order per key.
 
 Leadership is a PostgreSQL session advisory lock held on a dedicated connection (it is released
-when that connection dies); SQLite is single-process, so the one emitter there is trivially
-alone. A value is recorded as published only after the broker acknowledged it: a crash in
+when that connection's session ends: the connection is discarded, never returned to the pool,
+see :mod:`services.common.advisory`); SQLite is single-process, so the one emitter there is
+trivially alone. A value is recorded as published only after the broker acknowledged it: a crash in
 between republishes the same value (at least once, same content).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import IndicatorChanged
+from services.common.advisory import LeadershipWait, discard
 from services.common.aio import raise_if_cancelled, wait_event
 from services.common.bus import Message, Producer
 from services.common.db import database_errors, is_sqlite
@@ -71,6 +72,7 @@ class Emitter:
         self.published = 0
         self._conn: AsyncConnection | None = None
         self._lock_key = f"spm-indicators-emitter:{settings.indicators_db_schema}"
+        self._waiting = LeadershipWait(f"indicators emitter ({self._lock_key})")
 
     async def _lead(self) -> bool:
         if is_sqlite(self.engine):
@@ -92,7 +94,7 @@ class Emitter:
             ).scalar()
             await conn.commit()
         except Exception:
-            await conn.close()
+            await discard(conn, self._lock_key)  # the lock may be held even if the commit failed
             raise
         if got:
             self._conn = conn
@@ -102,10 +104,12 @@ class Emitter:
         return False
 
     async def close(self) -> None:
+        """Give up leadership: the lock's connection is discarded, not returned to the pool (a
+        pooled connection keeps its session's lock, and after a failed cycle no emitter won it
+        again)."""
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            with contextlib.suppress(Exception):
-                await conn.close()
+            await discard(conn, self._lock_key)
 
     async def run(self) -> None:
         interval = self.settings.indicators_emit_interval_seconds
@@ -123,7 +127,9 @@ class Emitter:
             try:
                 with database_errors():
                     if not await self._lead():
+                        self._waiting.lost()
                         continue
+                    self._waiting.won()
                     self.changed.clear()
                     await self.emit_once()
                     lag.emitted()

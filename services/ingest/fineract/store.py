@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.common.advisory import LeadershipWait, discard
 from services.common.aio import wait_event
 from services.common.bus import Message
 from services.common.db import create_engine, is_sqlite, migrate, service_database_url
@@ -49,25 +50,32 @@ def open_engine(settings: FineractSettings) -> AsyncEngine:
 async def exclusive(engine: AsyncEngine, key: str, stop: asyncio.Event) -> AsyncIterator[bool]:
     """Hold a PostgreSQL advisory lock while inside (one active consumer and relay per key; a
     second instance waits as a standby). Yields False if ``stop`` came first. The lock dies
-    with the connection, so a killed holder releases it at once. SQLite: a single process."""
+    with the connection, so a killed holder releases it at once; the connection is discarded
+    after, never pooled with the lock (see :mod:`services.common.advisory`). SQLite: a single
+    process."""
     if is_sqlite(engine):
         yield True
         return
+    waiting = LeadershipWait(f"fineract consumer ({key})")
+    held = False
     async with engine.connect() as conn:
-        while True:
-            got = await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key})
-            await conn.commit()
-            if got:
-                break
-            if not await wait_event(stop, LOCK_POLL_S):
-                continue
-            yield False
-            return
         try:
+            while True:
+                held = bool(
+                    await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key})
+                )
+                await conn.commit()
+                if held:
+                    break
+                waiting.lost()
+                if not await wait_event(stop, LOCK_POLL_S):
+                    continue
+                yield False
+                return
+            waiting.won()
             yield True
         finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
-            await conn.commit()
+            await discard(conn, key if held else None)
 
 
 async def purge_messages(session: AsyncSession, retention: timedelta) -> int:
