@@ -109,6 +109,31 @@ async def test_a_zombie_cannot_write_after_the_new_owner(harness: Harness) -> No
     assert await h.v("active_clients", "all", "2024-01-01") == 2
 
 
+async def test_an_assignment_replays_nothing_in_the_callback_and_the_next_batch_does(
+    harness: Harness,
+) -> None:
+    """aiokafka does not heartbeat while the assignment callback runs: a replay there outlasted
+    the session timeout and got the member evicted (a rebalance storm with two workers). The
+    callback answers the stored offsets; the next batch rebuilds the state before applying."""
+    h = harness
+    await h.send([reg("A", "2024-01-01"), disb("LA", "A", "2024-01-02", "100")])
+    other = Service(h.settings, h.bus)
+    try:
+        engine = other.engine
+        tps = frozenset(h.service.engine._assigned)
+        answered = await engine.on_assign(tps)
+        assert engine.units == {}  # nothing replayed in the callback
+        assert {(tp.topic, tp.partition): o for tp, o in answered.items()} == {
+            tp: h.ends.get(tp, 0) for tp in ((tp.topic, tp.partition) for tp in tps)
+        }
+        async with engine.lock:
+            await engine.process([])  # nothing to apply: the state is rebuilt all the same
+        loan = next(u.loans for u in engine.units.values() if u.loans)
+        assert [d.amount for d in (s.disb for s in loan.values()) if d] == [100 * 10**4]
+    finally:
+        await other.base_db.dispose()
+
+
 async def test_a_batch_with_an_event_claimed_meanwhile_writes_nothing(harness: Harness) -> None:
     """Another instance claimed one of the batch's events after the batch was computed (on
     PostgreSQL the claims go in by COPY, which the conflict fails): the whole batch rolls back."""

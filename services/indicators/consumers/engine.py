@@ -1,9 +1,11 @@
 """The aggregation engine: consume the input topics as one group and apply each batch exactly
 once (facts + deltas + dedup rows + offsets in one transaction).
 
-On every assignment the owned units are rebuilt from the database and the consumer seeks to the
-stored offsets. Each batch compare-and-sets the stored offsets of the units it touches, so an
-instance that lost a partition in a rebalance cannot write after the new owner did.
+On every assignment the consumer seeks to the stored offsets and the owned units are rebuilt
+from the database before the next batch (outside the rebalance callback: see
+:meth:`Engine.on_assign`). Each batch compare-and-sets the stored offsets of the units it
+touches, so an instance that lost a partition in a rebalance cannot write after the new owner
+did.
 
 On PostgreSQL the loop is pipelined: while batch N's transaction runs, batch N+1 is fetched,
 decoded and applied to the in-memory state (as if N had committed). Which of N+1's events are
@@ -109,6 +111,8 @@ class Engine:
         self.client_topics = (settings.clients_topic, settings.loans_topic)
         self.complaints_topic = settings.complaints_topic
         self.units: dict[int, UnitState] = {}
+        self._pending: set[int] = set()  # assigned, state not rebuilt yet (see on_assign)
+        self._pending_offsets: dict[tuple[str, int], int] = {}  # what on_assign answered
         self.expected: dict[tuple[str, int], int] = {}
         self.seen: set[tuple[str, str]] = set()
         self.set_ids: dict[tuple[str, ...], int] = {}
@@ -179,15 +183,24 @@ class Engine:
                 self._inflight_claims = set()
 
     async def on_assign(self, tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
+        """Answer the stored offsets at once; the units' state is rebuilt by the next batch
+        (:meth:`_load_pending`). aiokafka stops heartbeating while this callback runs, so the
+        replay of every stored fact it used to do here could outlast the session timeout
+        (10 s): the group evicted the member, its rejoin started another rebalance whose
+        replays evicted the next member, and two workers spent their time replaying (measured:
+        generation 28 after 7 minutes of make bench-indicators on a busy machine)."""
         async with self.lock:
             await self._settle(quiet=True)
             self.generation += 1
             self._assigned = tps
             self.units.clear()
             self.expected.clear()
-            await self._load_units({self.unit_of(tp.topic, tp.partition) for tp in tps})
+            units = {self.unit_of(tp.topic, tp.partition) for tp in tps}
+            offsets = await self._stored_offsets(units)
+            self._pending, self._pending_offsets = units, offsets
+            self.expected.update(offsets)  # re-read with the facts by _load_pending
             log.info("indicators: assigned %d partitions", len(tps))
-            return {tp: self.expected[(tp.topic, tp.partition)] for tp in tps}
+            return {tp: offsets[(tp.topic, tp.partition)] for tp in tps}
 
     async def on_revoke(self, tps: frozenset[TopicPartition]) -> None:
         async with self.lock:
@@ -195,13 +208,36 @@ class Engine:
             self.generation += 1
             self.units.clear()
             self.expected.clear()
+            self._pending, self._pending_offsets = set(), {}
+
+    async def _stored_offsets(self, units: set[int]) -> dict[tuple[str, int], int]:
+        tps = [tp for unit in sorted(units) for tp in self.unit_tps(unit)]
+        with database_errors():
+            async with self.sessions() as session, session.begin():
+                await store.ensure_offsets(session, self.group_id, tps)
+            async with self.sessions() as session, session.begin():
+                return await store.read_offsets(session, self.group_id, tps)
+
+    async def _load_pending(self) -> None:
+        """Rebuild the units assigned last (caller holds ``self.lock``). Their facts and offsets
+        are read in one snapshot; offsets that moved since the assignment answered them mean
+        another instance wrote meanwhile (this one is a zombie, or about to be reassigned):
+        :class:`store.StaleOwnership`, and the recovery seeks to what is stored."""
+        if not self._pending:
+            return
+        await self._load_units(self._pending)  # on failure they stay pending: _recover loads them
+        answered, self._pending, self._pending_offsets = self._pending_offsets, set(), {}
+        moved = {tp for tp, offset in answered.items() if self.expected.get(tp) != offset}
+        if moved:
+            raise store.StaleOwnership(f"stored offsets moved since the assignment: {moved}")
 
     async def _recover(self, consumer: Consumer) -> None:
         """After a failed batch: rebuild owned units from the database and seek back."""
         async with self.lock:
             await self._settle(quiet=True)
             self.generation += 1
-            units = set(self.units)
+            units = set(self.units) | self._pending
+            self._pending, self._pending_offsets = set(), {}
             self.units.clear()
             self.expected.clear()
             await self._load_units(units)
@@ -287,6 +323,7 @@ class Engine:
         batch is applied in memory and its transaction started (a failure surfaces in the next
         call or in :meth:`_settle`); otherwise return once it committed.
         """
+        await self._load_pending()
         by_unit: dict[int, list[Record]] = defaultdict(list)
         next_offsets: dict[tuple[str, int], int] = {}
         rewound: set[tuple[str, int]] = set()
