@@ -44,7 +44,7 @@ def create_app(
         service="alerts",
         title="SPM Monitor — alerts",
         description="Alerts on indicators drifting from social targets; silences; notifications.",
-        keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
+        keyring=KeyRing.from_settings(cfg),
         routers=[alerts.router, silences.router, notifications.router],
         limits=RequestLimits.of(cfg),
         lifespan=lifespan,

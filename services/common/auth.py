@@ -13,11 +13,15 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+if TYPE_CHECKING:
+    from services.common.identity.local_issuer import IssuerVerifier
+    from services.common.settings import CommonSettings
 
 ADMIN = "admin"
 SCOPES = (
@@ -69,19 +73,39 @@ def hash_key(key: str) -> str:
 
 
 class KeyRing:
-    """The configured keys, looked up by hash in constant time per candidate."""
+    """The configured keys, looked up by hash in constant time per candidate; and, when the
+    dashboard's issuer is trusted, the people it signs tokens for (:meth:`resolve`)."""
 
-    def __init__(self, keys: Iterable[ApiKeyConfig]) -> None:
+    def __init__(self, keys: Iterable[ApiKeyConfig], tokens: IssuerVerifier | None = None) -> None:
         self._keys = list(keys)
+        self.tokens = tokens
 
     @classmethod
-    def from_json(cls, raw: str | None) -> KeyRing:
+    def from_json(cls, raw: str | None, tokens: IssuerVerifier | None = None) -> KeyRing:
         if not raw:
-            return cls([])
+            return cls([], tokens)
         try:
-            return cls(TypeAdapter(list[ApiKeyConfig]).validate_python(json.loads(raw)))
+            return cls(TypeAdapter(list[ApiKeyConfig]).validate_python(json.loads(raw)), tokens)
         except (json.JSONDecodeError, ValidationError) as exc:
             raise ValueError(f"API_KEYS is not a valid key list: {exc}") from None
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> KeyRing:
+        """``API_KEYS`` and the trusted ``DASHBOARD_ISSUER`` of a service's settings."""
+        from services.common.identity.local_issuer import verifier_from
+
+        raw = settings.api_keys.get_secret_value() if settings.api_keys else None
+        tokens = verifier_from(settings.dashboard_issuer, settings.dashboard_token_audience)
+        return cls.from_json(raw, tokens)
+
+    async def resolve(self, presented: str) -> Principal | None:
+        """An API key's principal, or a signed-in person's from a JWT of the trusted issuer."""
+        if self.tokens is not None:
+            from services.common.identity.local_issuer import looks_like_jwt
+
+            if looks_like_jwt(presented):
+                return await self.tokens.principal(presented)
+        return self.authenticate(presented)
 
     def authenticate(self, presented: str) -> Principal | None:
         digest = hash_key(presented)
@@ -128,7 +152,7 @@ async def authenticate(
             "missing bearer credential",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = keyring_of(request).authenticate(credentials.credentials)
+    principal = await keyring_of(request).resolve(credentials.credentials)
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -47,6 +47,9 @@ class RequestLimits:
     body_limits: Mapping[str, int] = field(default_factory=dict)
     query_key_paths: frozenset[str] = frozenset()
     rate_limit: KeyRateLimit | None = None
+    open_paths: frozenset[str] = frozenset()
+    """Paths whose bodies may come without a key (the dashboard's sign-in form), still
+    bounded in size and time."""
 
     @classmethod
     def of(
@@ -56,6 +59,7 @@ class RequestLimits:
         body_limits: Mapping[str, int] | None = None,
         query_key_paths: frozenset[str] = frozenset(),
         rate_limit: KeyRateLimit | None = None,
+        open_paths: frozenset[str] = frozenset(),
     ) -> RequestLimits:
         return cls(
             settings.http_max_body_bytes,
@@ -63,6 +67,7 @@ class RequestLimits:
             dict(body_limits or {}),
             query_key_paths,
             rate_limit,
+            open_paths,
         )
 
     def body_limit(self, path: str) -> int:
@@ -100,10 +105,10 @@ class RequestGuard:
         token = bearer_token(authorization.decode("latin-1")) if authorization else None
         if token is None and path in self.limits.query_key_paths:
             token = _query_value(scope.get("query_string", b""), "api_key")
-        principal = self.keyring.authenticate(token) if token else None
+        principal = await self.keyring.resolve(token) if token else None
         if principal is not None:
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
-        elif has_body:
+        elif has_body and path not in self.limits.open_paths:
             reason = "unknown API key" if token else "missing bearer credential"
             challenge = {"WWW-Authenticate": "Bearer"}
             await _refuse(send, 401, reason, "Authorization", reason, challenge)

@@ -116,6 +116,16 @@ class CommonSettings(BaseSettings):
         description="API keys as JSON: [{name, sha256, scopes, sources}] (hashes only).",
     )
 
+    dashboard_issuer: str | None = Field(
+        default=None,
+        description="URL of the dashboard server (`spm serve dashboard`) whose signed-in people "
+        "the service accepts: bearer JWTs with this iss, verified against its "
+        "/.well-known/jwks.json. Unset: API keys only.",
+    )
+    dashboard_token_audience: str = Field(
+        default="spm-monitor", description="The aud the dashboard's tokens must carry."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _password_into_url(cls, data: Any) -> Any:

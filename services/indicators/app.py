@@ -168,7 +168,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         service="indicators",
         title="SPM Monitor — indicators",
         description="Rolling social performance indicators: values, series, breakdowns, catalog.",
-        keyring=KeyRing.from_json(cfg.api_keys.get_secret_value() if cfg.api_keys else None),
+        keyring=KeyRing.from_settings(cfg),
         routers=[router],
         limits=RequestLimits.of(cfg),
         lifespan=lifespan,

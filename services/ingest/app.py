@@ -130,7 +130,7 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         config.institution_timezone,
         pseudonymiser,
     )
-    keyring = KeyRing.from_json(config.api_keys.get_secret_value() if config.api_keys else None)
+    keyring = KeyRing.from_settings(config)
     own_bus = bus or create_bus(config)
 
     @asynccontextmanager

@@ -47,7 +47,6 @@ def build_service(settings: ObjectivesSettings) -> ObjectivesService:
 def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None) -> FastAPI:
     """The objectives service; ``bus`` lets the embedded mode share its in-process bus."""
     cfg = ObjectivesSettings.of(settings)
-    api_keys = cfg.api_keys.get_secret_value() if cfg.api_keys else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,7 +93,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         service="objectives",
         title="SPM objectives",
         description="Social objectives and targets of the institution, versioned and audited.",
-        keyring=KeyRing.from_json(api_keys),
+        keyring=KeyRing.from_settings(cfg),
         routers=[router],
         limits=RequestLimits.of(cfg),
         lifespan=lifespan,
