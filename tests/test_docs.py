@@ -28,6 +28,7 @@ SETTINGS_MODULES = (
     "services.indicators.config",
     "services.objectives.config",
     "services.alerts.config",
+    "spm.accounts.config",
 )
 
 

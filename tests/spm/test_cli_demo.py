@@ -40,7 +40,7 @@ def test_the_demo_prints_its_url_serves_data_and_stops_on_ctrl_c(tmp_path: Path)
         )  # fmt: skip
     try:
         url = _wait_for(r"SPM Monitor dashboard: (\S+)", out, proc, 60)
-        key = _wait_for(r"API key \(sign in with it\): (\S+)", out, proc, 5)
+        key = _wait_for(r"API key \(for scripts\): (\S+)", out, proc, 5)
         assert url == f"http://127.0.0.1:{port}/dashboard/"
         deadline = time.monotonic() + 120
         items: list[dict[str, object]] = []
