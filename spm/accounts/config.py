@@ -54,6 +54,11 @@ class DashboardSettings(CommonSettings):
     dashboard_proxy_timeout_s: float = Field(
         default=60.0, gt=0, description="Longest wait for a service's answer (then 504)."
     )
+    dashboard_secure_cookie: bool | None = Field(
+        default=None,
+        description="Mark the session cookie Secure: true behind a TLS-terminating proxy; "
+        "unset = when the request came over https.",
+    )
     dashboard_title: str = Field(default="SPM Monitor", description="The page's title.")
 
     @property

@@ -66,12 +66,14 @@ def accounts_router(
             return _error(401, "password", "wrong username or password")
         session_id, session = await store().open_session(user)
         response = JSONResponse(_session_body(session), headers={"Cache-Control": "no-store"})
+        settings = store().settings
+        secure = settings.dashboard_secure_cookie
         response.set_cookie(
             COOKIE,
             session_id,
-            max_age=store().settings.dashboard_session_ttl_s,
+            max_age=settings.dashboard_session_ttl_s,
             path="/",
-            secure=request.url.scheme == "https",
+            secure=request.url.scheme == "https" if secure is None else secure,
             httponly=True,
             samesite="strict",
         )
