@@ -96,6 +96,15 @@ def serve(
     log: tuple[LogFormat, str] = ("text" if chosen == "text" else "json", settings.log_level)
     configure_logging(*log)
     host = host or settings.http_host
+    if workers > 1:
+        if service not in (Service.ingest, Service.indicators):
+            raise typer.BadParameter("only the ingest and indicators services run several workers")
+        from spm.workers import serve_workers
+
+        # each worker imports the ASGI module, which builds the app and tunes its gc
+        app_path = f"services.{service.value}.asgi:app"
+        port = port or getattr(settings, f"{service.value}_port")
+        raise typer.Exit(serve_workers(app_path, host, port, workers, log))
     if service is Service.dashboard:
         from spm.accounts.config import DashboardSettings
         from spm.accounts.server import create_dashboard_app
@@ -112,14 +121,6 @@ def serve(
         uvicorn.Server(server).run()
         return
     port = port or getattr(settings, f"{service.value}_port")
-    if workers > 1:
-        if service not in (Service.ingest, Service.indicators):
-            raise typer.BadParameter("only the ingest and indicators services run several workers")
-        from spm.workers import serve_workers
-
-        # each worker imports the ASGI module, which builds the app and tunes its gc
-        app_path = f"services.{service.value}.asgi:app"
-        raise typer.Exit(serve_workers(app_path, host, port, workers, log))
     module = importlib.import_module(f"services.{service.value}.app")
     service_app = module.create_app(settings)
     tune_gc()

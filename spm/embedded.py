@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.common.auth import KeyRing
 from services.common.bus import MemoryBus
 from services.common.guard import RequestGuard, RequestLimits
+from services.common.http import use_error_shape
 from services.common.metrics import metrics_endpoint
 from services.common.settings import CommonSettings
 
@@ -104,6 +105,7 @@ def build_embedded_app(
 
     host = FastAPI(title="SPM Monitor (embedded)", lifespan=lifespan, docs_url=None)
     host.state.keyring = KeyRing.from_settings(settings)
+    use_error_shape(host)
     # the service apps have their own guard; this one covers the dashboard and extra routers
     limits = RequestLimits.of(settings, open_paths=open_paths)
     host.add_middleware(RequestGuard, keyring=host.state.keyring, limits=limits)

@@ -24,6 +24,10 @@ from spm.accounts.store import AccountStore, Locked, Session
 
 OPEN_PATHS = frozenset({"/auth/login", "/auth/logout"})
 """Paths whose bodies come without an API key (the request guard lets them through)."""
+PUBLIC_PATHS = frozenset({"/auth/config", "/auth/login", JWKS_PATH})
+"""Answered to anyone: what a sign-in page and the services need before anyone is signed in."""
+SESSION_PATHS = frozenset({"/auth/session", "/auth/logout"})
+"""Answered 401 without a live session cookie, whatever API key comes with the request."""
 
 
 class Login(BaseModel):

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 
 from services.common.auth import KeyRing
 from services.common.guard import RequestGuard, RequestLimits
+from services.common.http import use_error_shape
 from services.common.identity.local_issuer import publish_in_process
 from spm.accounts.bridge import SessionBridge
 from spm.accounts.config import DashboardSettings
@@ -104,8 +105,21 @@ def _service_ready(client: httpx.AsyncClient, url: str) -> Callable[[], Awaitabl
     return check
 
 
+@dataclass
+class DashboardServer:
+    app: SessionBridge
+    """What to serve (its lifespan, the host's, opens the accounts database)."""
+    host: FastAPI
+    """The routes of its own: page, sign-in, JWKS, health."""
+    accounts: Accounts
+
+
 def create_dashboard_app(settings: DashboardSettings) -> SessionBridge:
-    """The dashboard server's ASGI app (its lifespan opens the accounts database)."""
+    """The dashboard server's ASGI app."""
+    return build_dashboard(settings).app
+
+
+def build_dashboard(settings: DashboardSettings) -> DashboardServer:
     accounts = Accounts.of(settings)
     urls: Mapping[str, str] = settings.service_urls()
     timeout = httpx.Timeout(settings.dashboard_proxy_timeout_s, connect=5.0)
@@ -122,6 +136,7 @@ def create_dashboard_app(settings: DashboardSettings) -> SessionBridge:
 
     host = FastAPI(title="SPM Monitor dashboard", lifespan=lifespan, docs_url=None, redoc_url=None)
     host.include_router(dashboard_router(prefix="/dashboard", title=settings.dashboard_title))
+    use_error_shape(host)
     host.include_router(accounts_router(accounts.opened, lambda: accounts.issuer, None))
 
     @host.get("/", include_in_schema=False)
@@ -140,4 +155,4 @@ def create_dashboard_app(settings: DashboardSettings) -> SessionBridge:
     host.add_middleware(RequestGuard, keyring=KeyRing.from_json(None), limits=limits)
     upstream = proxies(client, urls, settings.http_max_body_bytes)
     routes = [(prefix, upstream[name]) for name, prefixes in ROUTES.items() for prefix in prefixes]
-    return accounts.bridge(PathDispatcher(routes, host))
+    return DashboardServer(accounts.bridge(PathDispatcher(routes, host)), host, accounts)
