@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.db import create_engine, is_sqlite, migrate, service_database_url
-from services.common.identity.local_issuer import ROLE_SCOPES
+from services.common.identity.local_issuer import BRANCH_LIMITED_ROLES, ROLE_SCOPES
 from spm.accounts import models as m
 from spm.accounts.config import DashboardSettings
 
@@ -116,6 +116,8 @@ def check_fields(username: str, role: str, branches: list[str] | None) -> None:
         raise AccountError("username", "lower-case letters, digits, '.', '_', '-' (1-64)")
     if role not in ROLE_SCOPES:
         raise AccountError("role", f"one of {', '.join(ROLES)}")
+    if role in BRANCH_LIMITED_ROLES and not branches:
+        raise AccountError("branches", f"a {role} needs the branches they manage")
     for branch in branches or []:
         if not BRANCH.fullmatch(branch):
             raise AccountError("branches", f"{branch!r} is not a branch id")

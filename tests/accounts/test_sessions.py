@@ -150,3 +150,20 @@ async def test_passwords_are_never_answered_or_logged(
 async def test_the_embedded_mode_answers_readyz(running: Running) -> None:
     ready = await running.client.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+async def test_accounts_are_checked_before_they_are_stored(running: Running) -> None:
+    from spm.accounts.store import AccountError
+
+    bad = [
+        (("Amina", "x", "viewer", PASSWORD), "username"),
+        (("bob", "Bob", "king", PASSWORD), "role"),
+        (("bob", "Bob", "viewer", "short"), "password"),
+        (("bob", "Bob", "branch_manager", PASSWORD), "branches"),
+        (("amina", "Again", "viewer", PASSWORD), "username"),  # exists
+    ]
+    for args, field in bad:
+        with pytest.raises(AccountError) as refused:
+            await running.store.add(*args)
+        assert refused.value.field == field, args
+    assert [u.username for u in await running.store.list()] == ["amina"]

@@ -130,15 +130,23 @@ class IssuerVerifier:
         self._keys = {str(k.key_id): k for k in keys if k.key_id}
 
 
+BRANCH_LIMITED_ROLES = frozenset({"branch_manager"})
+"""Roles that see no branch unless the token names theirs: a missing claim never widens."""
+
+
 def principal_of(claims: Mapping[str, Any]) -> Principal:
     roles = frozenset(str(r) for r in claims.get("roles") or [] if isinstance(r, str))
-    branches = claims.get("branches")
+    claimed = claims.get("branches")
+    branches = frozenset(str(b) for b in claimed) if isinstance(claimed, list) else None
+    known = roles & set(ROLE_SCOPES)
+    if branches is None and known and known <= BRANCH_LIMITED_ROLES:
+        branches = frozenset()
     return Principal(
         name=str(claims.get("name") or claims["sub"]),
         scopes=scopes_of(roles),
         subject=str(claims["sub"]),
         roles=roles,
-        branches=frozenset(str(b) for b in branches) if isinstance(branches, list) else None,
+        branches=branches,
     )
 
 

@@ -41,6 +41,16 @@ async def test_a_valid_token_is_the_person_with_role_scopes_and_branches(tmp_pat
     assert principal.has("alerts:ack") and not principal.has("objectives:write")
 
 
+async def test_a_branch_manager_without_a_branch_claim_sees_no_branch(tmp_path: Path) -> None:
+    issuer = _issuer(tmp_path)
+    publish_in_process(ISSUER, issuer.jwks())
+    verifier = IssuerVerifier(ISSUER, AUD)
+    manager = await verifier.principal(_forged(issuer, branches=None))
+    assert manager is not None and manager.branches == frozenset()
+    officer = await verifier.principal(_forged(issuer, branches=None, roles=["spm_officer"]))
+    assert officer is not None and officer.branches is None
+
+
 async def test_bad_tokens_are_refused(tmp_path: Path) -> None:
     issuer = _issuer(tmp_path)
     publish_in_process(ISSUER, issuer.jwks())
