@@ -271,6 +271,8 @@ class AccountStore:
             now + timedelta(seconds=self.settings.dashboard_session_ttl_s),
         )
         async with self.engine.begin() as conn:
+            # expired sessions go at the next sign-in: the table holds live ones only
+            await conn.execute(m.sessions.delete().where(m.sessions.c.expires_at <= now))
             await conn.execute(
                 m.sessions.insert().values(
                     id_hash=session.id_hash,

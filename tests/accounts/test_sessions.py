@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -167,3 +168,21 @@ async def test_accounts_are_checked_before_they_are_stored(running: Running) -> 
             await running.store.add(*args)
         assert refused.value.field == field, args
     assert [u.username for u in await running.store.list()] == ["amina"]
+
+
+async def test_an_expired_session_is_refused_and_purged(running: Running) -> None:
+    import sqlalchemy as sa
+
+    from spm.accounts import models as m
+
+    client = running.client
+    await _login(client)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    async with running.store.engine.begin() as conn:
+        await conn.execute(m.sessions.update().values(expires_at=past))
+    assert (await client.get("/v1/alerts")).status_code == 401
+    client.cookies.clear()
+    await _login(client)
+    async with running.store.engine.connect() as conn:
+        left = await conn.scalar(sa.select(sa.func.count()).select_from(m.sessions))
+    assert left == 1  # the new one; the expired one went at this sign-in
