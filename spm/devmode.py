@@ -162,7 +162,12 @@ def build_dev_stack(
     routers: list[APIRouter] = [
         dashboard_router(prefix="/dashboard"),
         _root_router(),
-        accounts_router(accounts.opened, lambda: accounts.issuer, None),
+        accounts_router(
+            accounts.opened,
+            lambda: accounts.issuer,
+            None,
+            accounts.settings.dashboard_login_rate_limit,
+        ),
     ]
     if mailbox is not None:
         lifespans.append(lambda: _smtp_sink(mailbox, smtp_port))

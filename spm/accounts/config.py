@@ -39,6 +39,11 @@ class DashboardSettings(CommonSettings):
     dashboard_lockout_s: int = Field(
         default=900, ge=1, description="How long a locked account stays locked."
     )
+    dashboard_login_rate_limit: str = Field(
+        default="20/minute",
+        description="Sign-in attempts per client address and process (`limits` notation); "
+        "more: 429 + Retry-After, before any password is hashed.",
+    )
     dashboard_ingest_url: str = Field(
         default="http://127.0.0.1:8001", description="Where the proxy finds the ingest API."
     )

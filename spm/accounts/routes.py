@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from services.common.errors import error_body
 from services.common.identity.local_issuer import JWKS_PATH, scopes_of
+from services.common.ratelimit import KeyRateLimit
 from spm.accounts.bridge import COOKIE, cookie_value, csrf_ok
 from spm.accounts.issuer import TokenIssuer
 from spm.accounts.store import AccountStore, Locked, Session
@@ -51,9 +52,16 @@ def _session_body(session: Session) -> dict[str, Any]:
 
 
 def accounts_router(
-    store: Callable[[], AccountStore], issuer: Callable[[], TokenIssuer], oidc_name: str | None
+    store: Callable[[], AccountStore],
+    issuer: Callable[[], TokenIssuer],
+    oidc_name: str | None,
+    login_rate_limit: str,
 ) -> APIRouter:
+    """``login_rate_limit`` bounds sign-in attempts per client address: each costs an argon2
+    hash (tens of milliseconds of CPU), so a flood of them must not take the server down, and
+    guessing passwords across many accounts is slowed too (the lock-out counts per account)."""
     router = APIRouter(include_in_schema=False)
+    attempts = KeyRateLimit(login_rate_limit)
 
     @router.get("/auth/config")
     async def config() -> dict[str, Any]:
@@ -62,6 +70,12 @@ def accounts_router(
 
     @router.post("/auth/login")
     async def login(body: Login, request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        wait = attempts.hit(client)
+        if wait is not None:
+            response = _error(429, "username", "too many sign-in attempts; try again later")
+            response.headers["Retry-After"] = str(wait)
+            return response
         try:
             user = await store().login(body.username, body.password)
         except Locked:

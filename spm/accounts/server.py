@@ -137,7 +137,14 @@ def build_dashboard(settings: DashboardSettings) -> DashboardServer:
     host = FastAPI(title="SPM Monitor dashboard", lifespan=lifespan, docs_url=None, redoc_url=None)
     host.include_router(dashboard_router(prefix="/dashboard", title=settings.dashboard_title))
     use_error_shape(host)
-    host.include_router(accounts_router(accounts.opened, lambda: accounts.issuer, None))
+    host.include_router(
+        accounts_router(
+            accounts.opened,
+            lambda: accounts.issuer,
+            None,
+            accounts.settings.dashboard_login_rate_limit,
+        )
+    )
 
     @host.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

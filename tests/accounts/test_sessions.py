@@ -186,3 +186,19 @@ async def test_an_expired_session_is_refused_and_purged(running: Running) -> Non
     async with running.store.engine.connect() as conn:
         left = await conn.scalar(sa.select(sa.func.count()).select_from(m.sessions))
     assert left == 1  # the new one; the expired one went at this sign-in
+
+
+async def test_sign_in_attempts_are_rate_limited_per_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHBOARD_LOGIN_RATE_LIMIT", "3/minute")
+    dev = build_dev_stack(data_dir=tmp_path, port=49151)
+    async with dev.host_app.router.lifespan_context(dev.host_app):
+        transport = httpx.ASGITransport(app=dev.app)
+        async with httpx.AsyncClient(transport=transport, base_url=dev.base_url) as client:
+            tries = [
+                await client.post("/auth/login", json={"username": f"u{i}", "password": "p"})
+                for i in range(4)
+            ]
+    assert [t.status_code for t in tries] == [401, 401, 401, 429]
+    assert int(tries[-1].headers["Retry-After"]) >= 1
