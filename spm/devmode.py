@@ -37,6 +37,7 @@ from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.common.auth import Principal, hash_key, require
 from services.common.bus import MemoryBus
+from services.common.identity.settings import TrustedIssuer
 from services.common.scope import OutOfScope
 from services.common.settings import CommonSettings
 from spm.accounts.config import DashboardSettings, trusted_issuer
@@ -144,13 +145,16 @@ def build_dev_stack(
     keys = [{"name": "dev-admin", "sha256": hash_key(key), "scopes": ["admin"]}]
     keys += extra_api_keys or []
     base_url = f"http://127.0.0.1:{port}"
-    common = CommonSettings(
-        kafka_bootstrap_servers=None,
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'spm.db'}",
-        pseudonym_pepper=_pepper(data_dir),
-        api_keys=json.dumps(keys),
-        oidc_issuers=[trusted_issuer(base_url)],  # the dashboard's signed-in people
-    )
+    local: dict[str, Any] = {
+        "kafka_bootstrap_servers": None,
+        "database_url": f"sqlite+aiosqlite:///{data_dir / 'spm.db'}",
+        "pseudonym_pepper": _pepper(data_dir),
+        "api_keys": json.dumps(keys),
+    }
+    # the dashboard's signed-in people, besides any identity provider of OIDC_ISSUERS
+    dashboard = TrustedIssuer.model_validate(trusted_issuer(base_url))
+    issuers = [*CommonSettings(**local).oidc_issuers, dashboard]
+    common = CommonSettings(**local, oidc_issuers=issuers)
     accounts = Accounts.of(
         DashboardSettings(
             **common.model_dump(exclude_unset=True),

@@ -52,8 +52,9 @@ class IssuerKeys:
 
     async def key(self, kid: str | None) -> jwt.PyJWK | None:
         found = self._find(kid)
-        if found is not None or not self._may_refresh():
+        if found is not None or (not self._may_refresh() and not self._lock.locked()):
             return found
+        # a fetch under way (the page's first requests come together): wait for its keys
         async with self._lock:
             found = self._find(kid)  # a request we waited for may have fetched it
             if found is None and self._may_refresh():
