@@ -14,6 +14,7 @@ from services.common.settings import CommonSettings
 from services.ingest.cli import import_app
 from services.ingest.pseudonym import pepper_problem
 from services.objectives.cli import objectives_app
+from spm.accounts.cli import users_app
 from spm.devcli import demo, dev
 from spm.indicators_cli import indicators_app
 from spm.migrate_cli import migrate_command
@@ -27,6 +28,7 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(import_app, name="import")
 app.add_typer(objectives_app, name="objectives")
 app.add_typer(indicators_app, name="indicators")
+app.add_typer(users_app, name="users")
 app.command("simulate")(simulate_command)
 app.command("dev")(dev)
 app.command("demo")(demo)
@@ -44,6 +46,7 @@ class Service(StrEnum):
     indicators = "indicators"
     objectives = "objectives"
     alerts = "alerts"
+    dashboard = "dashboard"
 
 
 @app.command()
@@ -76,6 +79,8 @@ def serve(
 
     It refuses to start without KAFKA_BOOTSTRAP_SERVERS and a PostgreSQL DATABASE_URL: without
     Kafka an accepted event would go to an in-process bus that no other service reads.
+    ``dashboard`` is the web app with its sign-in and a reverse proxy to the other four; it
+    needs PostgreSQL for its accounts, not Kafka.
     """
     import uvicorn
 
@@ -93,7 +98,6 @@ def serve(
     log: tuple[LogFormat, str] = ("text" if chosen == "text" else "json", settings.log_level)
     configure_logging(*log)
     host = host or settings.http_host
-    port = port or getattr(settings, f"{service.value}_port")
     if workers > 1:
         if service not in (Service.ingest, Service.indicators):
             raise typer.BadParameter("only the ingest and indicators services run several workers")
@@ -101,7 +105,24 @@ def serve(
 
         # each worker imports the ASGI module, which builds the app and tunes its gc
         app_path = f"services.{service.value}.asgi:app"
+        port = port or getattr(settings, f"{service.value}_port")
         raise typer.Exit(serve_workers(app_path, host, port, workers, log))
+    if service is Service.dashboard:
+        from spm.accounts.config import DashboardSettings
+        from spm.accounts.server import create_dashboard_app
+
+        dashboard = DashboardSettings()
+        server = server_config(
+            create_dashboard_app(dashboard),
+            host,
+            port or dashboard.dashboard_port,
+            settings,
+            log_config=None,
+        )
+        tune_gc()
+        uvicorn.Server(server).run()
+        return
+    port = port or getattr(settings, f"{service.value}_port")
     module = importlib.import_module(f"services.{service.value}.app")
     service_app = module.create_app(settings)
     tune_gc()
@@ -110,7 +131,7 @@ def serve(
 
 def _refusal(service: Service, settings: CommonSettings, allow_sqlite: bool) -> str | None:
     """Why the settings cannot run ``service`` in the distributed mode (None when they can)."""
-    if not settings.kafka_bootstrap_servers:
+    if not settings.kafka_bootstrap_servers and service is not Service.dashboard:
         return (
             "KAFKA_BOOTSTRAP_SERVERS is not set; the distributed services need Kafka "
             "(`spm dev` runs everything in one process without it)"

@@ -70,7 +70,7 @@ def _serve(
     from services.common.runtime import tune_gc
     from services.common.serving import server_config
     from services.common.settings import CommonSettings
-    from spm.devmode import build_dev_stack, demo_config, demo_lifespan
+    from spm.devmode import build_dev_stack, demo_config, demo_lifespan, demo_users, users_lifespan
 
     restore_ctrl_c()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -87,14 +87,21 @@ def _serve(
         smtp=server_smtp,
         alert_overrides={"alerts_group_wait_s": 2.0} if demo else None,
     )
-    if demo:
-        stack.lifespans.append(demo_lifespan(stack, demo_config(days), days_per_second))
+    config = demo_config(days) if demo else None
+    people = demo_users(config)
+    stack.lifespans.append(users_lifespan(stack, people))
+    if config is not None:
+        stack.lifespans.append(demo_lifespan(stack, config, days_per_second))
     typer.echo(f"\n  SPM Monitor dashboard: {stack.base_url}/dashboard/")
-    typer.echo(f"  API key (sign in with it): {stack.api_key}")
+    typer.echo("  Sign in as (new passwords every run):")
+    for person in people:
+        scope = ", ".join(person.branches) if person.branches else "all branches"
+        typer.echo(f"    {person.username:<14} {person.password}   {person.role}, {scope}")
+    typer.echo(f"  API key (for scripts): {stack.api_key}")
     typer.echo(f"  APIs: {stack.base_url}/v1/…  (Authorization: Bearer <key>)\n")
-    config = server_config(stack.app, "127.0.0.1", port, CommonSettings(), log_level="warning")
+    server = server_config(stack.app, "127.0.0.1", port, CommonSettings(), log_level="warning")
     tune_gc()
-    asyncio.run(uvicorn.Server(config).serve())
+    asyncio.run(uvicorn.Server(server).serve())
 
 
 def dev(

@@ -31,13 +31,18 @@ import httpx
 import yaml
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp
 
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.common.auth import Principal, hash_key, require
 from services.common.bus import MemoryBus
+from services.common.identity.settings import TrustedIssuer
 from services.common.scope import OutOfScope
 from services.common.settings import CommonSettings
+from spm.accounts.config import DashboardSettings, trusted_issuer
+from spm.accounts.routes import OPEN_PATHS, accounts_router
+from spm.accounts.server import Accounts
 from spm.dashboard import dashboard_router
 from spm.embedded import PathDispatcher, build_embedded_app
 from spm.report.router import report_router
@@ -101,7 +106,7 @@ def free_port() -> int:
 class DevStack:
     """What ``spm dev`` composed: the ASGI app to serve and how to reach it."""
 
-    app: PathDispatcher
+    app: ASGIApp
     host_app: FastAPI
     services: dict[str, FastAPI]
     api_key: str
@@ -109,6 +114,8 @@ class DevStack:
     base_url: str
     lifespans: list[Callable[[], contextlib.AbstractAsyncContextManager[Any]]]
     """Entered in order once the services run; add to it before the app starts."""
+    accounts: Accounts
+    """The dashboard's local accounts and sessions (open once the app started)."""
 
 
 def _pepper(data_dir: Path) -> str:
@@ -138,11 +145,23 @@ def build_dev_stack(
     keys = [{"name": "dev-admin", "sha256": hash_key(key), "scopes": ["admin"]}]
     keys += extra_api_keys or []
     base_url = f"http://127.0.0.1:{port}"
-    common = CommonSettings(
-        kafka_bootstrap_servers=None,
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'spm.db'}",
-        pseudonym_pepper=_pepper(data_dir),
-        api_keys=json.dumps(keys),
+    local: dict[str, Any] = {
+        "kafka_bootstrap_servers": None,
+        "database_url": f"sqlite+aiosqlite:///{data_dir / 'spm.db'}",
+        "pseudonym_pepper": _pepper(data_dir),
+        "api_keys": json.dumps(keys),
+    }
+    # the dashboard's signed-in people, besides any identity provider of OIDC_ISSUERS
+    dashboard = TrustedIssuer.model_validate(trusted_issuer(base_url))
+    issuers = [*CommonSettings(**local).oidc_issuers, dashboard]
+    common = CommonSettings(**local, oidc_issuers=issuers)
+    accounts = Accounts.of(
+        DashboardSettings(
+            **common.model_dump(exclude_unset=True),
+            dashboard_public_url=base_url,
+            dashboard_signing_key_file=str(data_dir / "dashboard-signing-key.pem"),
+        ),
+        in_process=True,
     )
     mailbox = Mailbox() if smtp is None else None
     smtp_host, smtp_port = smtp or ("127.0.0.1", free_port())
@@ -153,12 +172,18 @@ def build_dev_stack(
         alerts_dashboard_url=f"{base_url}/dashboard",
         **(alert_overrides or {}),
     )
-    lifespans: list[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = []
+    lifespans: list[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = [accounts.running]
     served: list[PathDispatcher] = []  # the report reads the APIs through the composed app
     routers: list[APIRouter] = [
         dashboard_router(prefix="/dashboard"),
         _root_router(),
         report_router(lambda: served[0]),
+        accounts_router(
+            accounts.opened,
+            lambda: accounts.issuer,
+            None,
+            accounts.settings.dashboard_login_rate_limit,
+        ),
     ]
     if mailbox is not None:
         lifespans.append(lambda: _smtp_sink(mailbox, smtp_port))
@@ -170,9 +195,59 @@ def build_dev_stack(
         options_for={"alerts": {"clock": alert_clock}} if alert_clock else None,
         extra_routers=routers,
         extra_lifespans=lifespans,
+        open_paths=OPEN_PATHS,
+        readiness=[accounts.ready],
     )
     served.append(app)
-    return DevStack(app, host, services, key, mailbox, base_url, lifespans)
+    bridged = accounts.bridge(app)
+    return DevStack(bridged, host, services, key, mailbox, base_url, lifespans, accounts)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    name: str
+    role: str
+    branches: list[str] | None
+    password: str
+
+
+def demo_users(config: SimConfig | None) -> list[DemoUser]:
+    """An administrator; with the demo's simulation, the managers of its drifting and its
+    control branch too. Passwords are new each run (printed once, with the URL)."""
+
+    def password() -> str:
+        return secrets.token_urlsafe(12)
+
+    users = [DemoUser("admin", "Demo Administrator", "administrator", None, password())]
+    if config is not None:
+        for branch in (config.drift_branch_id, config.control_branch_id):
+            town = branch.removeprefix("BR-").lower()
+            users.append(
+                DemoUser(
+                    f"manager-{town}", f"Manager {branch}", "branch_manager", [branch], password()
+                )
+            )
+    return users
+
+
+def users_lifespan(
+    stack: DevStack, users: list[DemoUser]
+) -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
+    """Creates the demo's local accounts once the accounts database is open (a fresh data
+    directory in the demo; in ``spm dev`` an existing account gets the new password)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        store = stack.accounts.opened()
+        for user in users:
+            if await store.get(user.username) is None:
+                await store.add(user.username, user.name, user.role, user.password, user.branches)
+            else:
+                await store.reset_password(user.username, user.password)
+        yield
+
+    return lifespan
 
 
 def _root_router() -> APIRouter:

@@ -8,15 +8,18 @@ share one ``MemoryBus`` exactly as they would share a Kafka cluster. One port se
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI
+import httpx
+from fastapi import FastAPI, status
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.auth import KeyRing, Unauthenticated, unauthenticated
 from services.common.bus import MemoryBus
 from services.common.guard import RequestGuard, RequestLimits
+from services.common.http import use_error_shape
 from services.common.metrics import metrics_endpoint
 from services.common.scope import OutOfScope, out_of_scope_handler
 from services.common.settings import CommonSettings
@@ -75,6 +78,8 @@ def build_embedded_app(
     options_for: Mapping[str, Mapping[str, Any]] | None = None,
     extra_routers: Sequence[Any] = (),
     extra_lifespans: Sequence[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = (),
+    open_paths: frozenset[str] = frozenset(),
+    readiness: Sequence[Callable[[], Awaitable[bool]]] = (),
 ) -> tuple[PathDispatcher, FastAPI, dict[str, FastAPI]]:
     """Compose the four services on one bus; returns (asgi app, host app, service apps).
 
@@ -82,6 +87,8 @@ def build_embedded_app(
     more keyword arguments of its factory (tests give the alert service a manual ``clock``).
     ``extra_lifespans`` are entered after the services started, in order, when the app starts
     (the sequence is read then, so callers may still add to a list they passed).
+    ``open_paths`` may take a body without a key (the dashboard's sign-in); ``readiness`` are
+    checks of ``/readyz`` besides every service's own.
     """
     shared_bus = bus or MemoryBus()
     own = settings_for or {}
@@ -103,12 +110,24 @@ def build_embedded_app(
     host = FastAPI(title="SPM Monitor (embedded)", lifespan=lifespan, docs_url=None)
     host.state.keyring = KeyRing.of(settings)
     host.add_exception_handler(Unauthenticated, unauthenticated)
+    use_error_shape(host)
     # the service apps have their own guard; this one covers the dashboard and extra routers
-    host.add_middleware(RequestGuard, keyring=host.state.keyring, limits=RequestLimits.of(settings))
+    limits = RequestLimits.of(settings, open_paths=open_paths)
+    host.add_middleware(RequestGuard, keyring=host.state.keyring, limits=limits)
 
     @host.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @host.get("/readyz", tags=["health"])
+    async def readyz() -> Response:
+        """Ready when every service's own /readyz is and the extra checks pass."""
+        ready = all([await _ready(app) for app in services.values()])
+        ready = ready and all([await check() for check in readiness])
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable"},
+            status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
 
     host.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # the one registry
     host.add_exception_handler(OutOfScope, out_of_scope_handler)
@@ -116,3 +135,9 @@ def build_embedded_app(
         host.include_router(router)
     routes = [(prefix, services[name]) for name, prefixes in ROUTES.items() for prefix in prefixes]
     return PathDispatcher(routes, host), host, services
+
+
+async def _ready(app: FastAPI) -> bool:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://embedded") as client:
+        return (await client.get("/readyz")).status_code == 200

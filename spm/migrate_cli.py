@@ -23,6 +23,7 @@ class Target(StrEnum):
     indicators = "indicators"
     objectives = "objectives"
     alerts = "alerts"
+    accounts = "accounts"
 
 
 async def _ingest() -> str:
@@ -65,11 +66,23 @@ async def _alerts() -> str:
     return settings.alerts_db_schema
 
 
+async def _accounts() -> str:
+    from services.common.db import migrate, service_database_url
+    from spm.accounts.config import DashboardSettings
+    from spm.accounts.store import MIGRATIONS_DIR
+
+    settings = DashboardSettings()
+    schema = settings.accounts_db_schema
+    await migrate(service_database_url(settings.database_url, schema), schema, MIGRATIONS_DIR)
+    return schema
+
+
 MIGRATIONS = {
     Target.ingest: _ingest,
     Target.indicators: _indicators,
     Target.objectives: _objectives,
     Target.alerts: _alerts,
+    Target.accounts: _accounts,  # the dashboard's local accounts and sessions
 }
 
 

@@ -29,6 +29,7 @@ SETTINGS_MODULES = (
     "services.objectives.config",
     "services.alerts.config",
     "spm.report.config",
+    "spm.accounts.config",
 )
 
 

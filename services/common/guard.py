@@ -57,6 +57,9 @@ class RequestLimits:
     body_limits: Mapping[str, int] = field(default_factory=dict)
     query_key_paths: frozenset[str] = frozenset()
     rate_limit: KeyRateLimit | None = None
+    open_paths: frozenset[str] = frozenset()
+    """Paths whose bodies may come without a key (the dashboard's sign-in form), still
+    bounded in size and time."""
 
     @classmethod
     def of(
@@ -66,6 +69,7 @@ class RequestLimits:
         body_limits: Mapping[str, int] | None = None,
         query_key_paths: frozenset[str] = frozenset(),
         rate_limit: KeyRateLimit | None = None,
+        open_paths: frozenset[str] = frozenset(),
     ) -> RequestLimits:
         return cls(
             settings.http_max_body_bytes,
@@ -73,6 +77,7 @@ class RequestLimits:
             dict(body_limits or {}),
             query_key_paths,
             rate_limit,
+            open_paths,
         )
 
     def body_limit(self, path: str) -> int:
@@ -120,7 +125,7 @@ class RequestGuard:
                 scope.setdefault("state", {})[REFUSAL_STATE] = exc  # the route need not redo it
         if principal is not None:
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
-        elif has_body:
+        elif has_body and path not in self.limits.open_paths:
             reason = refusal.reason
             await _refuse(send, 401, reason, "Authorization", reason, refusal.headers)
             return

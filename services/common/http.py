@@ -50,6 +50,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def use_error_shape(app: FastAPI) -> None:
+    """Validation errors of an app that is not a service (the dashboard's hosts) in the one
+    error shape too."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+
 RETRY_AFTER_S = 5
 
 

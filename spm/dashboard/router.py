@@ -1,9 +1,11 @@
 """The staff dashboard as a FastAPI router: one HTML page, a few static assets, its config.
 
 No build step: plain HTML, CSS and JavaScript modules drawing inline SVG. The page holds no data;
-everything it shows comes from the service APIs, called from the browser with the API key the
-user signs in with (kept in ``sessionStorage``, sent as a bearer token). The API base URLs are
-configurable per API; empty means the page's own origin (embedded mode: one port for all).
+everything it shows comes from the service APIs, called from the browser on the page's own
+origin with the session cookie of the person signed in (``spm.accounts``: the server behind the
+page turns the session into a token the services verify). The API base URLs are configurable per
+API; empty (the default, and what ``spm dev`` and ``spm serve dashboard`` use) means the page's
+own origin.
 """
 
 from __future__ import annotations

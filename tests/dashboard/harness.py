@@ -3,8 +3,8 @@
 dashboard, a local SMTP sink), served on a real HTTP port, with the sample strategy loaded and
 the simulator fed through the ingest API. Nothing is faked.
 
-The browser signs in with a staff key (the scopes an operations person has, no admin); the
-harness loads the strategy and feeds events with the stack's admin key.
+The browser signs in with a local account (an SPM officer, no admin); the harness loads the
+strategy and feeds events with the stack's admin key, and reads the APIs with a staff key.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import uvicorn
 import yaml
+from playwright.async_api import Page
 
 from services.common.auth import hash_key
 from spm.devmode import SAMPLE_STRATEGY, DevStack, build_dev_stack
@@ -29,6 +30,9 @@ from spm.simulator.runner import run
 from spm.simulator.sinks import HttpSink
 
 STAFF_KEY = "dashboard-staff-key-0123"
+STAFF_USER = "amina"
+STAFF_NAME = "Amina Otieno"
+STAFF_PASSWORD = "a staff password 0123"
 SCOPES = ["indicators:read", "objectives:read", "objectives:write", "alerts:read", "alerts:ack"]
 
 
@@ -116,7 +120,16 @@ async def dashboard_stack(
         _client(dev, dev.api_key) as admin,
         _client(dev, STAFF_KEY) as client,
     ):
+        await dev.accounts.opened().add(STAFF_USER, STAFF_NAME, "spm_officer", STAFF_PASSWORD)
         await _load_strategy(admin)
         await run(config, HttpSink(dev.base_url, dev.api_key, client=admin))
         await _caught_up(client, config.end.isoformat())
         yield Stack(f"{dev.base_url}/dashboard", dev, client)
+
+
+async def sign_in(page: Page, url: str, username: str, password: str) -> None:
+    """The local sign-in form of the dashboard at ``url``."""
+    await page.goto(url + "/")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()

@@ -19,7 +19,14 @@ from sqlalchemy import insert
 from services.alerts import models as m
 from services.alerts.runtime import AlertService
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import STAFF_KEY, Stack, dashboard_stack
+from tests.dashboard.harness import (
+    STAFF_NAME,
+    STAFF_PASSWORD,
+    STAFF_USER,
+    Stack,
+    dashboard_stack,
+    sign_in,
+)
 from tests.dashboard.test_browser import ARGS, ARTIFACTS, CHROMIUM
 
 CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=3, clients=30, scenario=Scenario.baseline)
@@ -46,9 +53,7 @@ async def test_record_an_action_on_a_target_and_mark_it_done(stack: Stack) -> No
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(stack.url + "/")
-            await page.get_by_label("API key").fill(STAFF_KEY)
-            await page.get_by_role("button", name="Sign in").click()
+            await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
             await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
 
             # the target's page (where an alert's link leads) has the actions card and its form
@@ -81,7 +86,7 @@ async def test_record_an_action_on_a_target_and_mark_it_done(stack: Stack) -> No
             await expect(page.get_by_test_id("action")).to_contain_text("Done")
             history = page.get_by_test_id("action-history").locator("tbody tr")
             await expect(history).to_have_count(2)
-            await expect(history.nth(1)).to_contain_text("staff")
+            await expect(history.nth(1)).to_contain_text(STAFF_NAME)  # the person signed in
             await expect(history.nth(1)).to_contain_text("status: open → done")
             await page.screenshot(path=str(ARTIFACTS / "dashboard-action.png"))
             assert errors == []
@@ -120,9 +125,7 @@ async def test_record_an_action_on_an_alert_row(stack: Stack) -> None:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(stack.url + "/")
-            await page.get_by_label("API key").fill(STAFF_KEY)
-            await page.get_by_role("button", name="Sign in").click()
+            await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
             await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
             await expect(page.locator("#main[aria-busy]")).to_have_count(0)
             await page.goto(stack.url + "/#/alerts")

@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from services.alerts import models as m
 from services.alerts.runtime import AlertService
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import STAFF_KEY, Stack, dashboard_stack
+from tests.dashboard.harness import STAFF_PASSWORD, STAFF_USER, Stack, dashboard_stack, sign_in
 from tests.dashboard.test_browser import ARGS, CHROMIUM
 
 CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=3, clients=30, scenario=Scenario.baseline)
@@ -72,9 +72,7 @@ async def test_more_alerts_shows_older_ones(stack: Stack) -> None:
             page = await (await browser.new_context()).new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(stack.url + "/")
-            await page.get_by_label("API key").fill(STAFF_KEY)
-            await page.get_by_role("button", name="Sign in").click()
+            await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
             # each step waits for its page: a route still loading would overwrite the next
             await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
             await expect(page.locator("#main[aria-busy]")).to_have_count(0)

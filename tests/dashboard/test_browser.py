@@ -14,7 +14,14 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import STAFF_KEY, Stack, dashboard_stack
+from tests.dashboard.harness import (
+    STAFF_NAME,
+    STAFF_PASSWORD,
+    STAFF_USER,
+    Stack,
+    dashboard_stack,
+    sign_in,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -52,27 +59,23 @@ async def _page(browser: Browser, **options: object) -> Page:
     return page
 
 
-async def _sign_in(page: Page, url: str, key: str) -> None:
-    await page.goto(url + "/")
-    await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Sign in").click()
-
-
 async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page = await _page(browser, viewport={"width": 1280, "height": 900})
 
-    # nothing is visible without a key, and a wrong key is refused
+    # nothing is visible without signing in, and a wrong password is refused
     await page.goto(stack.url + "/#/overview")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await expect(page.locator("table")).to_have_count(0)
-    await _sign_in(page, stack.url, "not-a-key")
-    await expect(page.get_by_text("That key was not accepted.")).to_be_visible()
+    await sign_in(page, stack.url, STAFF_USER, "not the password")
+    await expect(page.get_by_text("Wrong username or password.")).to_be_visible()
     await page.screenshot(path=str(ARTIFACTS / "dashboard-signin.png"))
 
     # overview: every target of the sample strategy with its current value, status and trend
-    await _sign_in(page, stack.url, STAFF_KEY)
+    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
     await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    await expect(page.get_by_test_id("who-name")).to_have_text(STAFF_NAME)
+    await expect(page.get_by_test_id("who-scope")).to_have_text("SPM officer · all branches")
     await expect(page.get_by_role("heading", name="Prevent over-indebtedness")).to_be_visible()
     rows = page.locator("tr[data-target]")
     assert await rows.count() == 9
@@ -130,10 +133,10 @@ async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browse
     await expect(row).to_contain_text("Firing")
     await row.get_by_role("button", name="Acknowledge").click()
     await expect(page.get_by_text("Acknowledged:")).to_be_visible()
-    await expect(row.locator('td[data-label="Acknowledged"]')).to_contain_text("✓ by staff")
+    await expect(row.locator('td[data-label="Acknowledged"]')).to_contain_text(f"✓ by {STAFF_NAME}")
     await expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
     acked = (await stack.get("alerts", f"/v1/alerts/{alert_id}")).json()
-    assert acked["acked_by"] == "staff" and acked["state"] == "firing"
+    assert acked["acked_by"] == STAFF_NAME and acked["state"] == "firing"
     await page.screenshot(path=str(ARTIFACTS / "dashboard-alerts-acked.png"), full_page=True)
 
     other = page.locator("tr[data-alert]", has=page.get_by_role("button", name="Silence…"))
@@ -147,7 +150,7 @@ async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browse
     silences = (await stack.get("alerts", "/v1/silences")).json()
     fingerprint = (await stack.get("alerts", f"/v1/alerts/{silenced_id}")).json()["fingerprint"]
     assert [m["value"] for s in silences for m in s["matchers"]] == [fingerprint]
-    assert silences[0]["created_by"] == "staff"
+    assert silences[0]["created_by"] == STAFF_NAME
     await expect(page.get_by_role("heading", name="Notification history")).to_be_visible()
     await page.screenshot(path=str(ARTIFACTS / "dashboard-alerts.png"), full_page=True)
 
@@ -167,7 +170,7 @@ async def test_the_link_in_an_alert_email_opens_its_page(stack: Stack, browser: 
     found = re.search(r"Open it in the dashboard: (\S+)", text)
     assert found is not None and found[1].startswith(stack.url + "/#/indicator/"), text
     page = await _page(browser, viewport={"width": 1280, "height": 900})
-    await _sign_in(page, stack.url, STAFF_KEY)
+    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
     await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
     await page.goto(found[1])
     await expect(page.get_by_test_id("current-value")).to_be_visible()
@@ -181,7 +184,7 @@ async def test_phone_layout(stack: Stack, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page = await _page(browser, viewport={"width": 390, "height": 844}, is_mobile=True,
                        has_touch=True, device_scale_factor=2)  # fmt: skip
-    await _sign_in(page, stack.url, STAFF_KEY)
+    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
     await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"

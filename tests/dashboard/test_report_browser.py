@@ -12,8 +12,8 @@ from openpyxl import load_workbook
 from playwright.async_api import Browser, async_playwright, expect
 
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import STAFF_KEY, Stack, dashboard_stack
-from tests.dashboard.test_browser import ARGS, CHROMIUM, _page, _sign_in
+from tests.dashboard.harness import STAFF_PASSWORD, STAFF_USER, Stack, dashboard_stack, sign_in
+from tests.dashboard.test_browser import ARGS, CHROMIUM, _page
 
 CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=62, clients=400, scenario=Scenario.drift)
 
@@ -41,7 +41,7 @@ async def test_the_board_report_is_downloaded_for_a_chosen_month(
     stack: Stack, browser: Browser, tmp_path: Path
 ) -> None:
     page = await _page(browser, accept_downloads=True)
-    await _sign_in(page, stack.url, STAFF_KEY)
+    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
     # the overview first loads completely (a page still loading would replace the next one)
     await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
     await expect(page.locator("main[aria-busy]")).to_have_count(0)

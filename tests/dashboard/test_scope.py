@@ -1,6 +1,6 @@
-"""The dashboard for a branch manager (a key limited to BR-MSA, as a sign-in will give): their
-branch's and the institution's targets, nothing of another branch, no buttons for what the
-server would refuse, and who last changed a target."""
+"""The dashboard for a branch manager (a local account limited to BR-MSA; a key with the same
+limit checks what the APIs answer them): their branch's and the institution's targets, nothing
+of another branch, no buttons for what the server would refuse, and who last changed a target."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from playwright.async_api import Browser, expect
 
 from services.common.auth import hash_key
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import Stack, dashboard_stack
-from tests.dashboard.test_browser import _page, _sign_in, browser
+from tests.dashboard.harness import Stack, dashboard_stack, sign_in
+from tests.dashboard.test_browser import _page, browser
 
 __all__ = ["browser"]  # the fixture, shared with the main browser test
 
 MANAGER_KEY = "msa-manager-key-0123"
+MANAGER_USER, MANAGER_PASSWORD = "said", "a branch manager's password 1"
 MANAGER = {
     "name": "Amina Said",
     "subject": "local:amina",
@@ -34,6 +35,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     async with dashboard_stack(tmp_path, CONFIG, extra_keys=[MANAGER]) as running:
+        await running.dev.accounts.opened().add(
+            MANAGER_USER, "Amina Said", "branch_manager", MANAGER_PASSWORD, ["BR-MSA"]
+        )
         yield running
 
 
@@ -59,10 +63,10 @@ async def test_a_branch_manager_sees_their_branch_only(stack: Stack, browser: Br
     assert changed.status_code == 200, changed.text
 
     page = await _page(browser, viewport={"width": 1280, "height": 900})
-    await _sign_in(page, stack.url, MANAGER_KEY)
+    await sign_in(page, stack.url, MANAGER_USER, MANAGER_PASSWORD)
     await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
-    await expect(page.get_by_test_id("who")).to_contain_text("Amina Said")
-    await expect(page.get_by_test_id("who")).to_contain_text("BR-MSA")
+    await expect(page.locator("#who")).to_contain_text("Amina Said")
+    await expect(page.locator("#who")).to_contain_text("BR-MSA")
     await expect(page.locator(f'tr[data-target="{ids["branch:BR-MSA"]}"]')).to_have_count(1)
     await expect(page.locator(f'tr[data-target="{ids["branch:BR-NAI"]}"]')).to_have_count(0)
     assert await page.locator("tr[data-target]").count() == 10  # 9 institution-level + MSA

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import services
 from services.common.settings import CommonSettings
+from spm.accounts.config import DashboardSettings
 from spm.cli import Service, app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,7 @@ def known_settings() -> set[str]:
             for obj in vars(config).values()
             if isinstance(obj, type) and issubclass(obj, BaseSettings)
         }
+    classes.add(DashboardSettings)  # spm serve dashboard
     return {name.upper() for cls in classes for name in cls.model_fields} | SETTINGS_PLUMBING
 
 

@@ -7,6 +7,7 @@ partitions, the migration Job running a command that exists."""
 from __future__ import annotations
 
 import importlib
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typer.testing import CliRunner
 
 from contracts.topics import CLIENTS, COMPLAINTS, LOANS
 from services.common.settings import CommonSettings
+from spm.accounts.config import DashboardSettings
+from spm.accounts.server import create_dashboard_app
 from spm.cli import Service, app
 from tests.deploy.kustomize import Obj, containers, pod_spec, render
 from tests.deploy.test_compose import known_settings
@@ -92,7 +95,10 @@ def test_pods_run_locked_down_with_requests_and_limits(rendered: list[Obj]) -> N
             assert set(container["resources"][kind]) == {"cpu", "memory"}, container["name"]
 
 
-def _app(service: str) -> Any:
+def _app(service: str, tmp: Path) -> Any:
+    if service == "dashboard":
+        key = str(tmp / "key.pem")
+        return create_dashboard_app(DashboardSettings(dashboard_signing_key_file=key))
     module = importlib.import_module(f"services.{service}.app")
     settings = CommonSettings(pseudonym_pepper="p" * 32)  # type: ignore[arg-type]
     return module.create_app(settings)
@@ -100,15 +106,15 @@ def _app(service: str) -> Any:
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_probes_use_the_services_port_and_health_routes(
-    example: list[Obj], service: str
+    example: list[Obj], service: str, tmp_path: Path
 ) -> None:
     """The container port is the port setting's default and the ConfigMap's value; the probes
     call routes the service answers (its app, built without starting it: not a 404)."""
     (container,) = find(example, "Deployment", service)["spec"]["template"]["spec"]["containers"]
     (port,) = container["ports"]
     setting = f"{service}_port"
-    assert port == {"name": "http", "containerPort": CommonSettings.model_fields[setting].default,
-                    "protocol": "TCP"}  # fmt: skip
+    default = DashboardSettings.model_fields[setting].default
+    assert port == {"name": "http", "containerPort": default, "protocol": "TCP"}
     assert config(example)[setting.upper()] == str(port["containerPort"])
     assert find(example, "Service", service)["spec"]["ports"][0]["port"] == port["containerPort"]
     probes = {
@@ -120,19 +126,26 @@ async def test_probes_use_the_services_port_and_health_routes(
         "readinessProbe": {"path": "/readyz", "port": "http"},
     }
     # ASGITransport never runs the lifespan: the app is built, not started (no Kafka, database)
-    transport = httpx.ASGITransport(app=_app(service))
+    transport = httpx.ASGITransport(app=_app(service, tmp_path))
     async with httpx.AsyncClient(transport=transport, base_url="http://k8s") as client:
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code in (200, 503)  # 503: dependencies down
         assert (await client.get("/no-such-route")).status_code == 404
 
 
-def test_the_dashboard_stays_off_until_its_command_exists(example: list[Obj]) -> None:
-    """`spm serve dashboard` is planned; the overlay keeps the Deployment at 0 until then."""
-    if "dashboard" in SERVICES:  # the command landed: check it like the others
-        pytest.fail("spm serve dashboard exists now: add it to the probe test, scale it up")
-    assert find(example, "Deployment", "dashboard")["spec"]["replicas"] == 0
-    assert "planned" in (K8S / "base" / "dashboard.yaml").read_text()
+def test_the_services_trust_the_dashboard_it_proxies_to(example: list[Obj]) -> None:
+    """The issuer the services trust is the dashboard's Service; its proxy targets are theirs."""
+    data = config(example)
+    port = find(example, "Service", "dashboard")["spec"]["ports"][0]["port"]
+    url = f"http://dashboard:{port}"
+    assert data["DASHBOARD_PUBLIC_URL"] == url
+    trusted = {issuer["issuer"]: issuer for issuer in json.loads(data["OIDC_ISSUERS"])}
+    assert trusted[url]["jwks_url"] == f"{url}/.well-known/jwks.json"
+    assert (trusted[url]["roles_claim"], trusted[url]["branches_claim"]) == ("roles", "branches")
+    for name in SERVICES:
+        if name != "dashboard":
+            service_port = find(example, "Service", name)["spec"]["ports"][0]["port"]
+            assert data[f"DASHBOARD_{name.upper()}_URL"] == f"http://{name}:{service_port}"
 
 
 def test_settings_are_known_and_secrets_are_files(rendered: list[Obj]) -> None:
@@ -153,8 +166,7 @@ def test_settings_are_known_and_secrets_are_files(rendered: list[Obj]) -> None:
         (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
         files = [i["path"] for s in volume["projected"]["sources"] for i in s["secret"]["items"]]
         assert files and {f.upper() for f in files} <= SECRET_SETTINGS & known, files
-        if obj["metadata"]["name"] != "dashboard":  # planned; see its test
-            assert "database_url" in files
+        assert "database_url" in files
     ingest = pod_spec(find(rendered, "Deployment", "ingest"))
     assert ingest is not None
     assert "pseudonym_pepper" in str(ingest["volumes"])

@@ -1,4 +1,5 @@
-"""`spm demo`, the command `make run` runs: it prints the dashboard URL and an API key, serves
+"""`spm demo`, the command `make run` runs: it prints the dashboard URL, the people to sign in as
+(an administrator, the managers of the drifting and the control branch) and an API key, serves
 the dashboard and the APIs on that one port, fills them with the simulated MFI, and ends cleanly
 on Ctrl-C."""
 
@@ -40,7 +41,7 @@ def test_the_demo_prints_its_url_serves_data_and_stops_on_ctrl_c(tmp_path: Path)
         )  # fmt: skip
     try:
         url = _wait_for(r"SPM Monitor dashboard: (\S+)", out, proc, 60)
-        key = _wait_for(r"API key \(sign in with it\): (\S+)", out, proc, 5)
+        key = _wait_for(r"API key \(for scripts\): (\S+)", out, proc, 5)
         assert url == f"http://127.0.0.1:{port}/dashboard/"
         deadline = time.monotonic() + 120
         items: list[dict[str, object]] = []
@@ -63,6 +64,18 @@ def test_the_demo_prints_its_url_serves_data_and_stops_on_ctrl_c(tmp_path: Path)
             page = client.get(url)
             assert page.status_code == 200 and "SPM Monitor" in page.text
             assert client.get("/v1/indicators").status_code == 401  # no key, no data
+            assert client.get("/readyz").status_code == 200
+            # the branch manager printed signs in and sees her branch's limit
+            printed = out.read_text()
+            for user in ("admin", "manager-msa", "manager-nai"):
+                assert re.search(rf"^\s+{user}\s+\S+\s+", printed, re.MULTILINE), printed
+            password = _wait_for(r"manager-msa\s+(\S+)\s+branch_manager, BR-MSA", out, proc, 5)
+            login = client.post(
+                "/auth/login", json={"username": "manager-msa", "password": password}
+            )
+            assert login.status_code == 200, login.text
+            assert login.json()["user"]["branches"] == ["BR-MSA"]
+            assert client.get("/v1/alerts").status_code == 200  # with the session cookie
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)

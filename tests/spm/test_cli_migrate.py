@@ -13,7 +13,7 @@ from tests.indicators.oracle.harness import SPM
 
 pytestmark = [pytest.mark.postgres]
 
-SERVICES = ("ingest", "indicators", "objectives", "alerts")
+SERVICES = ("ingest", "indicators", "objectives", "alerts", "accounts")
 
 
 async def _revision(postgres_url: str, schema: str) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.common.auth import hash_key
+from spm.accounts.routes import PUBLIC_PATHS, SESSION_PATHS
 from spm.devmode import build_dev_stack, free_port
 from tests.common.route_auth import PUBLIC, assert_every_route_keyed
 
@@ -25,7 +26,9 @@ async def test_every_route_needs_its_key(tmp_path: Path) -> None:
     stack = build_dev_stack(data_dir=tmp_path, port=free_port(), extra_api_keys=keys)
     async with stack.host_app.router.lifespan_context(stack.host_app):
         walked = await assert_every_route_keyed(
-            stack.host_app, wrong_scope_key=INGEST_ONLY, public=PUBLIC | DASHBOARD_PAGE
+            stack.host_app,
+            wrong_scope_key=INGEST_ONLY,
+            public=PUBLIC | DASHBOARD_PAGE | PUBLIC_PATHS | SESSION_PATHS,
         )
         assert ("GET", "/v1/demo/mail") in walked
         assert ("GET", "/v1/report") in walked

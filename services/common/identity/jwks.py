@@ -6,6 +6,10 @@ refetch is rate-limited (at most one per ``min_refresh_s``, failed ones included
 with made-up ``kid`` values cannot turn the services into a flood of requests to the provider.
 Fetching is async (httpx) and serialised by a lock: requests waiting for the same refetch share
 it, and the event loop never blocks (the request guard authenticates on the hot path).
+
+An issuer living in the same process (the embedded mode's dashboard, which tests run over ASGI
+without a port) publishes its JWKS with :func:`publish_in_process` under its ``jwks_url``; a
+refetch of that URL reads the published document instead of making an HTTP request.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ log = logging.getLogger(__name__)
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
+_in_process: dict[str, dict[str, Any]] = {}
+
+
+def publish_in_process(jwks_url: str, jwks: dict[str, Any]) -> None:
+    """Serve ``jwks`` for ``jwks_url`` without HTTP (an issuer in this very process)."""
+    _in_process[jwks_url] = jwks
+
 
 class IssuerKeys:
     """``key(kid)``: the issuer's public key with that id, or None once a refetch did not find
@@ -41,8 +52,9 @@ class IssuerKeys:
 
     async def key(self, kid: str | None) -> jwt.PyJWK | None:
         found = self._find(kid)
-        if found is not None or not self._may_refresh():
+        if found is not None or (not self._may_refresh() and not self._lock.locked()):
             return found
+        # a fetch under way (the page's first requests come together): wait for its keys
         async with self._lock:
             found = self._find(kid)  # a request we waited for may have fetched it
             if found is None and self._may_refresh():
@@ -63,6 +75,10 @@ class IssuerKeys:
     async def _refresh(self) -> None:
         self._fetched_at = time.monotonic()  # before: a failing provider is asked no more often
         self.fetches += 1
+        published = _in_process.get(self._jwks_url) if self._jwks_url else None
+        if published is not None:
+            self._keys = _signing_keys(published)
+            return
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s) as client:
                 if self._jwks_url is None:

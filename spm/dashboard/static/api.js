@@ -1,7 +1,8 @@
-// Calls to the service APIs with the signed-in key. The key lives in sessionStorage only: it is
-// gone when the tab closes, and it is never put in a URL.
-const KEY = "spm.apiKey";
+// Calls to the service APIs as the signed-in person. The session is an HttpOnly cookie the page
+// cannot read; the server turns it into the person's identity for the services. What the page
+// keeps is the session's CSRF token (in memory only), sent with every state-changing request.
 let config = { title: "SPM Monitor", apis: {} };
+let session = null;
 
 export class ApiError extends Error {
   constructor(status, message, body) {
@@ -21,9 +22,69 @@ export async function loadConfig() {
   return config;
 }
 
-export const getKey = () => sessionStorage.getItem(KEY);
-export const setKey = (key) => sessionStorage.setItem(KEY, key);
-export const clearKey = () => sessionStorage.removeItem(KEY);
+export const getSession = () => session;
+
+async function authCall(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && session) headers["X-CSRF-Token"] = session.csrf_token;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method, headers, credentials: "same-origin", cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "The dashboard server cannot be reached.");
+  }
+  const text = await resp.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!resp.ok) throw new ApiError(resp.status, message(resp.status, data), data);
+  return data;
+}
+
+/** Ways of signing in this server offers: `{ local, oidc: { name } | null }`. */
+export async function signInOptions() {
+  try {
+    return await authCall("/auth/config");
+  } catch {
+    return { local: true, oidc: null };
+  }
+}
+
+/** The current session (`{ user, scopes, csrf_token }`), or null when not signed in. */
+export async function loadSession() {
+  try {
+    session = await authCall("/auth/session");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) session = null;
+    else throw err;
+  }
+  return session;
+}
+
+export async function signIn(username, password) {
+  session = await authCall("/auth/login", { method: "POST", body: { username, password } });
+  return session;
+}
+
+/** Ends the session on the server (every tab of it), then forgets it here. */
+export async function signOut() {
+  try {
+    if (session) await authCall("/auth/logout", { method: "POST" });
+  } finally {
+    session = null;
+  }
+}
+
+export const forgetSession = () => {
+  session = null;
+};
 
 function urlOf(name, path, params) {
   const base = (config.apis && config.apis[name]) || "";
@@ -39,7 +100,7 @@ function message(status, data) {
     const fields = (data.errors || []).map((e) => `${e.field}: ${e.reason}`).join("; ");
     return fields && !data.detail.includes(fields) ? `${data.detail} (${fields})` : data.detail;
   }
-  if (status === 403) return "Your key does not have the scope this page needs.";
+  if (status === 403) return "Your role does not allow what this page needs.";
   return `The server answered ${status}.`;
 }
 
@@ -58,15 +119,16 @@ export async function page(name, path, opts) {
 }
 
 async function request(name, path, { method = "GET", params, body } = {}) {
-  const key = getKey();
-  if (!key) throw new ApiError(401, "Sign in first.");
-  const headers = { Authorization: `Bearer ${key}`, Accept: "application/json" };
+  if (!session) throw new ApiError(401, "Sign in first.");
+  const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = session.csrf_token;
   let resp;
   try {
     resp = await fetch(urlOf(name, path, params), {
       method,
       headers,
+      credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
     });

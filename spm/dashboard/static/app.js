@@ -1,7 +1,10 @@
 // Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts,
 // #/actions?owner=&status=, #/action/<id>, #/report).
 import * as actions from "./actions.js";
-import { api, ApiError, clearKey, forgetMe, getKey, loadConfig, setKey } from "./api.js";
+import {
+  ApiError, forgetMe, forgetSession, getSession, loadConfig, loadSession, signIn, signInOptions,
+  signOut,
+} from "./api.js";
 import { h } from "./format.js";
 import { report } from "./report.js";
 import * as views from "./views.js";
@@ -13,38 +16,79 @@ function notify(text, kind = "error") {
   box.replaceChildren(text ? h("div", { class: `msg ${kind}` }, text) : "");
 }
 
-function signin(reason) {
+const ROLE_NAMES = {
+  viewer: "Viewer",
+  branch_manager: "Branch manager",
+  spm_officer: "SPM officer",
+  risk_compliance: "Risk and compliance",
+  administrator: "Administrator",
+};
+
+/** Who is signed in and what they may see, in the header. */
+function showWho() {
+  const who = document.getElementById("who");
+  const s = getSession();
+  if (!s) {
+    who.hidden = true;
+    who.replaceChildren();
+    return;
+  }
+  const branches = s.user.branches ? s.user.branches.join(", ") : "all branches";
+  who.replaceChildren(
+    h("span", { class: "who-name", "data-testid": "who-name" }, s.user.name),
+    " · ",
+    h("span", { "data-testid": "who-scope" },
+      `${ROLE_NAMES[s.user.role] || s.user.role} · ${branches}`));
+  who.hidden = false;
+}
+
+async function signin(reason) {
   document.getElementById("nav").hidden = true;
-  const form = h("form", { class: "card signin", "aria-labelledby": "signin-title" },
-    h("h1", { id: "signin-title" }, "Sign in"),
-    h("p", { class: "hint" }, "Use the API key you were given. It stays in this browser tab only."),
-    h("label", { for: "apikey" }, "API key"),
-    h("input", { id: "apikey", name: "apikey", type: "password", autocomplete: "current-password",
-      required: true }),
+  showWho();
+  const options = await signInOptions();
+  const card = h("div", { class: "card signin" }, h("h1", { id: "signin-title" }, "Sign in"));
+  if (options.oidc) {
+    card.append(h("p", {}, h("a", { class: "button", href: "/auth/oidc/login" },
+      `Sign in with ${options.oidc.name}`)));
+  }
+  const form = h("form", { "aria-labelledby": "signin-title" },
+    h("label", { for: "username" }, "Username"),
+    h("input", { id: "username", name: "username", autocomplete: "username", required: true }),
+    h("label", { for: "password" }, "Password"),
+    h("input", { id: "password", name: "password", type: "password",
+      autocomplete: "current-password", required: true }),
     h("p", {}, h("button", { type: "submit" }, "Sign in")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    setKey(form.querySelector("#apikey").value.trim());
+    const password = form.querySelector("#password");
     try {
-      await api("indicators", "/v1/catalog");
+      await signIn(form.querySelector("#username").value.trim(), password.value);
     } catch (err) {
-      clearKey();
-      notify(err instanceof ApiError && err.status === 401 ? "That key was not accepted." : err.message);
+      password.value = "";
+      if (err instanceof ApiError && err.status === 401) notify("Wrong username or password.");
+      else if (err instanceof ApiError && err.status === 423) {
+        notify("This account is locked after too many wrong passwords. Try again later.");
+      } else notify(err.message);
       return;
     }
+    forgetMe(); // a new person: their own name, scopes and branches
     notify("");
-    window.location.hash = "#/overview";
+    if (!window.location.hash || window.location.hash === "#/signin") {
+      window.location.hash = "#/overview";
+    }
     await route();
     await refreshNav();
   });
-  main().replaceChildren(form);
+  card.append(form);
+  main().replaceChildren(card);
   if (reason) notify(reason);
-  form.querySelector("#apikey").focus();
+  form.querySelector("#username").focus();
 }
 
 async function route() {
-  if (!getKey()) return signin();
+  if (!getSession()) return signin();
   document.getElementById("nav").hidden = false;
+  showWho();
   const [path, qs] = (window.location.hash.slice(1) || "/overview").split("?");
   const query = new URLSearchParams(qs || "");
   const parts = path.split("/").filter(Boolean);
@@ -69,8 +113,9 @@ async function route() {
     document.title = `${main().querySelector("h1")?.textContent || "Dashboard"} · SPM Monitor`;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
-      clearKey();
-      return signin("Your key was not accepted. Sign in again.");
+      forgetSession();
+      forgetMe();
+      return signin("Your session has ended. Sign in again.");
     }
     main().replaceChildren(h("p", {}, "This page could not be loaded."));
     notify(err.message || String(err));
@@ -80,19 +125,28 @@ async function route() {
 }
 
 async function refreshNav() {
-  document.getElementById("nav-mail").hidden = !(getKey() && (await views.hasMail()));
+  document.getElementById("nav-mail").hidden = !(getSession() && (await views.hasMail()));
 }
 
 async function start() {
   const config = await loadConfig();
   document.getElementById("title").textContent = config.title || "SPM Monitor";
-  document.getElementById("signout").addEventListener("click", () => {
-    clearKey();
+  document.getElementById("signout").addEventListener("click", async () => {
+    try {
+      await signOut();
+    } catch {
+      /* the session is forgotten here either way */
+    }
     forgetMe();
     views.resetCache();
     window.location.hash = "#/signin";
-    signin();
+    await signin("You are signed out.");
   });
+  try {
+    await loadSession();
+  } catch (err) {
+    notify(err.message || String(err));
+  }
   window.addEventListener("hashchange", route);
   await route();
   await refreshNav();

@@ -1,7 +1,7 @@
 // The board report page: pick a month, download its PDF or XLSX (GET /v1/report, served in the
-// embedded mode beside the dashboard). The file is fetched with the signed-in key (a plain link
-// could not send it) and handed to the browser as a download.
-import { ApiError, getKey, loadConfig } from "./api.js";
+// embedded mode beside the dashboard). The file is fetched with the session's cookie (the server
+// turns it into the person's token) and handed to the browser as a download.
+import { ApiError, loadConfig } from "./api.js";
 import { fill, h } from "./format.js";
 
 function previousMonth() {
@@ -19,7 +19,7 @@ async function download(month, format) {
   url.searchParams.set("format", format);
   let resp;
   try {
-    resp = await fetch(url, { headers: { Authorization: `Bearer ${getKey()}` }, cache: "no-store" });
+    resp = await fetch(url, { credentials: "same-origin", cache: "no-store" });
   } catch {
     throw new ApiError(0, "The report service cannot be reached.");
   }

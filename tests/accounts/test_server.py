@@ -1,0 +1,120 @@
+"""The dashboard server's own routes, built as ``spm serve dashboard`` builds it (SQLite here,
+services that are not running): which routes answer whom, the error shape, the proxy's
+answers when a service is down, and that the cookie never reaches a service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from spm.accounts.bridge import COOKIE
+from spm.accounts.config import DashboardSettings
+from spm.accounts.routes import PUBLIC_PATHS, SESSION_PATHS
+from spm.accounts.server import build_dashboard
+from tests.alerts.servers import free_port
+from tests.common.route_auth import PUBLIC, keyed_requests
+
+PAGE = frozenset(
+    {"/", "/dashboard", "/dashboard/", "/dashboard/config.json", "/dashboard/assets/1"}
+)
+PASSWORD = "a long enough password"
+
+
+def _settings(tmp: Path, **urls: str) -> DashboardSettings:
+    closed = f"http://127.0.0.1:{free_port()}"
+    return DashboardSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp / 'spm.db'}",
+        dashboard_signing_key_file=str(tmp / "key.pem"),
+        dashboard_proxy_timeout_s=5,
+        **{
+            f"dashboard_{n}_url": urls.get(n, closed)
+            for n in ("ingest", "indicators", "objectives", "alerts")
+        },  # noqa: E501
+    )
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A real HTTP server standing in for the alerts service: it records what reaches it."""
+    seen: list[dict[str, str]] = []
+    app = FastAPI()
+
+    @app.api_route("/v1/alerts", methods=["GET", "POST"])
+    async def alerts(request: Request) -> dict[str, object]:
+        seen.append(dict(request.headers))
+        return {"body": (await request.body()).decode(), "query": str(request.url.query)}
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only this flag
+        assert not task.done()
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", seen
+    server.should_exit = True
+    await task
+
+
+async def test_only_the_page_sign_in_and_health_answer_without_a_session(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    server = build_dashboard(settings)
+    app, host = server.app, server.host
+    walked = {path for _, path in keyed_requests(host, frozenset())}
+    assert walked <= PUBLIC | PAGE | PUBLIC_PATHS | SESSION_PATHS, walked
+    async with (
+        host.router.lifespan_context(host),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as client,
+    ):
+        for path in SESSION_PATHS:
+            method = "POST" if path.endswith("logout") else "GET"
+            assert (await client.request(method, path)).status_code == 401, path
+        bad = await client.post("/auth/login", json={"username": ""})
+        assert bad.status_code == 422
+        assert {e["field"] for e in bad.json()["errors"]} == {"username", "password"}
+        assert (await client.get("/auth/config")).json() == {"local": True, "oidc": None}
+        assert (await client.get("/.well-known/jwks.json")).json()["keys"][0]["alg"] == "ES256"
+        assert (await client.get("/readyz")).status_code == 503  # the services are not running
+        # a service that cannot be reached: 502 in the one error shape
+        down = await client.get("/v1/catalog")
+        assert down.status_code == 502 and down.json()["errors"][0]["field"] == "upstream"
+        too_big = await client.post(
+            "/v1/events", content=b"x" * (settings.http_max_body_bytes + 1),
+            headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert too_big.status_code == 413
+
+
+async def test_the_proxy_forwards_the_person_never_the_cookie(
+    tmp_path: Path, echo: tuple[str, list[dict[str, str]]]
+) -> None:
+    url, seen = echo
+    server = build_dashboard(_settings(tmp_path, alerts=url))
+    app, host, accounts = server.app, server.host, server.accounts
+    async with (
+        host.router.lifespan_context(host),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as client,
+    ):
+        await accounts.opened().add("amina", "Amina", "viewer", PASSWORD)
+        login = await client.post("/auth/login", json={"username": "amina", "password": PASSWORD})
+        csrf = login.json()["csrf_token"]
+        got = await client.get("/v1/alerts", params={"state": "firing"})
+        assert got.status_code == 200 and got.json()["query"] == "state=firing"
+        posted = await client.post(
+            "/v1/alerts", json={"a": 1}, headers={"X-CSRF-Token": csrf, "X-Other": "dropped"}
+        )
+        assert json.loads(posted.json()["body"]) == {"a": 1}
+        # a machine's own key passes unchanged, and still without the cookie
+        await client.get("/v1/alerts", headers={"Authorization": "Bearer machine-key"})
+    assert len(seen) == 3
+    for headers in seen:
+        assert "cookie" not in headers and COOKIE not in str(headers)
+        assert "x-other" not in headers and "x-csrf-token" not in headers
+    assert seen[0]["authorization"].startswith("Bearer eyJ")
+    assert seen[2]["authorization"] == "Bearer machine-key"
