@@ -25,6 +25,7 @@ ASSETS: dict[str, str] = {
     "charts.js": "text/javascript",
     "views.js": "text/javascript",
     "actions.js": "text/javascript",
+    "alert.js": "text/javascript",
     "report.js": "text/javascript",
     "format.js": "text/javascript",
     "app.css": "text/css",

@@ -86,12 +86,13 @@ async def test_sms_retried_through_an_outage_and_sent_once(
     assert all(r["status"] == "sent" and r["attempts"] == 3 for r in rows), rows
     assert gateway.violations == []
     assert sorted(f["to"] for f in gateway.accepted) == PHONES
+    [alert] = await h.alerts()
     for form in gateway.accepted:
         assert form["username"] == "spm-mfi" and form["from"] == "SPM"
         message = form["message"]
         assert message == (
             "SPM: Women borrower share off target, whole institution: 55.0 % "
-            f"(target at least 60.0 %) {DASHBOARD}/#/indicator/women_borrower_share?segment=all"
+            f"(target at least 60.0 %) {DASHBOARD}/#/alert/{alert['id']}"
         )
         assert len(message) <= 160
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from email.message import Message
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import jinja2
 import pytest
@@ -83,6 +83,8 @@ async def test_the_email_reads_as_a_person_would_write_it(
         "Gross loan portfolio off target for the whole institution: KES 40,134,583 (and 1 more)",
     ), subject
     text = _body(mail)
+    ids = {a["indicator"]: a["id"] for a in await h.alerts()}
+    dsti_link = f"{DASHBOARD}/#/alert/{ids['dsti_breach_share']}"
     for expected in (
         "DSTI breach share is off target for Branch BR-MSA.",
         "Objective:   Reach women entrepreneurs",
@@ -95,30 +97,29 @@ async def test_the_email_reads_as_a_person_would_write_it(
         "Target:      at least KES 50,000,000",
         "Figures:     the indicator service sent no numerator and denominator",
         "Owner:       no owner recorded on the target",
-        f"{DASHBOARD}/#/indicator/dsti_breach_share?segment=branch%3ABR-MSA",
-        f"{DASHBOARD}/#/indicator/gross_loan_portfolio?segment=all",
+        dsti_link,
+        f"{DASHBOARD}/#/alert/{ids['gross_loan_portfolio']}",
     ):
         assert expected in text, (expected, text)
     assert "0.1056338" not in text and "SPM FIRING" not in text
     html = mail.get_payload()[1].get_payload(decode=True).decode()  # type: ignore[index]
-    assert f'href="{DASHBOARD}/#/indicator/dsti_breach_share?segment=branch%3ABR-MSA"' in html
+    assert f'href="{dsti_link}"' in html
     [hook] = webhook.requests
     assert hook.body["text"] == subject
     assert "10.6 %, target at most 5.0 %" in hook.body["blocks"][1]["text"]["text"]
 
 
 def test_the_link_is_a_route_of_the_dashboard_router() -> None:
-    """The link's hash route is one ``route()`` in the dashboard's app.js dispatches on, and its
-    segment is read from the query the way the indicator page reads it."""
-    link = f"{DASHBOARD}/#/indicator/dsti_breach_share?segment=branch%3ABR-MSA"
-    fragment = urlsplit(link).fragment
-    path, _, query = fragment.partition("?")
-    page, code = path.strip("/").split("/")
+    """The link's hash route is one ``route()`` in the dashboard's app.js dispatches on, and the
+    page it opens reads the alert by that id."""
+    link = f"{DASHBOARD}/#/alert/4b0c6a52-1f3e-4d55-9a51-8a3f0e6d2c11"
+    path, _, query = urlsplit(link).fragment.partition("?")
+    page, alert_id = path.strip("/").split("/")
     app = (REPO / "spm" / "dashboard" / "static" / "app.js").read_text(encoding="utf-8")
     assert re.search(rf'page === "{page}" && parts\[1\]', app), "no such route"
-    assert parse_qs(query) == {"segment": ["branch:BR-MSA"]} and code == "dsti_breach_share"
-    views = (REPO / "spm" / "dashboard" / "static" / "views.js").read_text(encoding="utf-8")
-    assert 'query.get("segment")' in views
+    assert query == "" and alert_id == "4b0c6a52-1f3e-4d55-9a51-8a3f0e6d2c11"
+    page_js = (REPO / "spm" / "dashboard" / "static" / "alert.js").read_text(encoding="utf-8")
+    assert "`/v1/alerts/${encodeURIComponent(id)}`" in page_js
 
 
 async def test_an_operator_overrides_a_template_without_code(

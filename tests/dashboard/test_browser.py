@@ -159,22 +159,38 @@ async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browse
 
 
 async def test_the_link_in_an_alert_email_opens_its_page(stack: Stack, browser: Browser) -> None:
-    """The e-mail the embedded SMTP sink received links to a dashboard route that loads."""
+    """The e-mail the embedded SMTP sink received links to the alert's own page, which shows
+    that alert (its segment, its value) and the notification that carried the link."""
     mailbox = stack.dev.mailbox
     assert mailbox is not None
     for _ in range(600):
         if any("Open it in the dashboard: " in m["text"] for m in mailbox.messages):
             break
         await asyncio.sleep(0.1)
-    text = next(m["text"] for m in mailbox.messages if "Open it in the dashboard: " in m["text"])
-    found = re.search(r"Open it in the dashboard: (\S+)", text)
-    assert found is not None and found[1].startswith(stack.url + "/#/indicator/"), text
+    mail = next(m for m in mailbox.messages if "Open it in the dashboard: " in m["text"])
+    found = re.search(r"Open it in the dashboard: (\S+)", mail["text"])
+    assert found is not None and found[1].startswith(stack.url + "/#/alert/"), mail["text"]
+    alert_id = found[1].removeprefix(stack.url + "/#/alert/")
+    shown = (await stack.get("alerts", f"/v1/alerts/{alert_id}")).json()
     page = await _page(browser, viewport={"width": 1280, "height": 900})
     await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
     await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
     await page.goto(found[1])
-    await expect(page.get_by_test_id("current-value")).to_be_visible()
+    card = page.get_by_test_id("alert")
+    await expect(card).to_have_attribute("data-alert", alert_id)
+    words = "the whole institution" if shown["segment"] == "all" else shown["segment"].split(":")[1]
+    await expect(page.get_by_test_id("alert-segment")).to_contain_text(words)
+    await expect(page.get_by_test_id("alert-value")).to_contain_text(f"(on {shown['as_of']})")
+    await expect(page.get_by_test_id("alert-notifications")).to_contain_text(mail["subject"])
     await expect(page.get_by_text("This page could not be loaded.")).to_have_count(0)
+    assert page.url == found[1]
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-alert.png"), full_page=True)
+
+    # the alerts list links to the same page
+    await page.goto(stack.url + "/#/alerts")
+    await page.locator(f'tr[data-alert="{alert_id}"] td[data-label="State"] a').click()
+    await expect(card).to_have_attribute("data-alert", alert_id)
     assert page.url == found[1]
     assert page.errors == []  # type: ignore[attr-defined]
     await page.context.close()

@@ -5,7 +5,8 @@ stored with it, so a retry or a resend after a crash carries exactly the same co
 The words come from Jinja2 templates (``notify/templates/``, one per channel and part); an
 operator overrides any of them by putting a file of the same name in ``ALERTS_TEMPLATES_DIR``.
 This module only prepares the values the templates show: names, the segment in words, values in
-the indicator's unit as the dashboard formats them, and a link to the dashboard's hash route.
+the indicator's unit as the dashboard formats them, and a link to the alert's page in the
+dashboard (a hash route).
 """
 
 from __future__ import annotations
@@ -198,12 +199,9 @@ def _day(d: date) -> str:
 
 
 def link(dashboard: str, alert: Mapping[str, Any]) -> str:
-    """The dashboard's page of the alert's indicator and segment (a hash route: the server never
-    sees the part after ``#``, so it cannot answer 404)."""
-    return (
-        f"{dashboard.rstrip('/')}/#/indicator/{quote(alert['indicator'], safe='')}"
-        f"?segment={quote(alert['segment'], safe='')}"
-    )
+    """The dashboard's page of the alert (``#/alert/<id>``: its value, notifications, actions and
+    buttons). A hash route: the server never sees the part after ``#``, so it cannot answer 404."""
+    return f"{dashboard.rstrip('/')}/#/alert/{quote(alert['id'], safe='')}"
 
 
 def _line(

@@ -60,17 +60,20 @@ function table(items, testid) {
 
 /**
  * The actions card of a target (and of the alerts on it): its actions, and a form that records
- * one on the open alert if there is one, else on the target.
+ * one on the open alert if there is one, else on the target. With `onlyAlert`, the alert's own
+ * actions only (the alert's page).
  */
-export async function actionsCard({ targetId, alert }, notify) {
+export async function actionsCard({ targetId, alert, onlyAlert = false }, notify) {
   const section = h("section", { class: "card", "data-testid": "actions-card" });
+  const filter = onlyAlert ? { alert_id: alert.id } : { target_id: targetId };
   const draw = async (message) => {
-    const items = await optional("alerts", "/v1/actions", null, { params: { target_id: targetId, limit: PAGE } });
+    const items = await optional("alerts", "/v1/actions", null, { params: { ...filter, limit: PAGE } });
     if (items === null) { section.replaceChildren(); return; } // no alerts:read scope, or no alert service
     const on = alert ? { alert_id: alert.id } : { target_id: targetId };
     section.replaceChildren(
       h("h2", {}, "Corrective actions"),
-      items.length ? table(items, "actions").el : h("p", {}, "No actions recorded for this target."),
+      items.length ? table(items, "actions").el
+        : h("p", {}, `No actions recorded for this ${onlyAlert ? "alert" : "target"}.`),
       h("details", {}, h("summary", {}, "Record an action"),
         actionForm(on, async (a) => { await draw(`Action recorded: ${a.title}.`); }, notify)));
     if (message) notify(message, "info");

@@ -1,6 +1,7 @@
 // Sign-in, navigation and routing (hash URLs: #/overview, #/indicator/<code>?segment=, #/alerts,
-// #/actions?owner=&status=, #/action/<id>, #/report).
+// #/alert/<id>, #/actions?owner=&status=, #/action/<id>, #/report).
 import * as actions from "./actions.js";
+import { alert as alertPage } from "./alert.js";
 import {
   ApiError, forgetMe, forgetSession, getSession, loadConfig, loadSession, signIn, signInOptions,
   signOut,
@@ -94,7 +95,7 @@ async function route() {
   const parts = path.split("/").filter(Boolean);
   const page = parts[0] || "overview";
   for (const a of document.querySelectorAll("[data-nav]")) {
-    if (a.dataset.nav === page) a.setAttribute("aria-current", "page");
+    if (a.dataset.nav === (page === "alert" ? "alerts" : page)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   notify("");
@@ -103,6 +104,7 @@ async function route() {
   try {
     if (page === "indicator" && parts[1]) await views.indicator(main(), decodeURIComponent(parts[1]), query, notify);
     else if (page === "alerts") await views.alerts(main(), query, notify);
+    else if (page === "alert" && parts[1]) await alertPage(main(), decodeURIComponent(parts[1]), notify);
     else if (page === "actions") await actions.actions(main(), query, notify);
     else if (page === "action" && parts[1]) {
       await actions.action(main(), decodeURIComponent(parts[1]), notify, views.catalog);

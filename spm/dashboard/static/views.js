@@ -227,7 +227,7 @@ export async function indicator(main, code, query, notify = () => {}) {
 
 // --- alerts ---------------------------------------------------------------------------------
 
-function silenceForm(who, alert, done) {
+export function silenceForm(who, alert, done) {
   const ends = new Date(Date.now() + 24 * 3600e3);
   const local = new Date(ends.getTime() - ends.getTimezoneOffset() * 6e4).toISOString().slice(0, 16);
   const id = `sil-${alert.id}`;
@@ -257,7 +257,7 @@ function silenceForm(who, alert, done) {
  * A "More" button that walks a cursor-paged list: each click fetches the page after `next`
  * and hands its rows to `append`; the button goes away on the last page.
  */
-function moreButton(label, testid, next, fetchPage, append, notify) {
+export function moreButton(label, testid, next, fetchPage, append, notify) {
   if (!next) return null;
   const button = h("button", { type: "button", class: "secondary", "data-testid": testid,
     onclick: async () => {
@@ -298,7 +298,8 @@ export async function alerts(main, query, notify) {
     const name = (cat.byCode[a.indicator] || {}).name || a.indicator;
     const actions = h("div", { class: "actions" });
     const row = h("tr", { "data-alert": a.id, "data-state": a.state },
-      cell("State", alertBadge(a.state), a.kind !== "breach" ? ` ${a.kind}` : "",
+      cell("State", h("a", { href: `#/alert/${encodeURIComponent(a.id)}`, "aria-label": `Open the alert: ${name}, ${segmentLabel(a.segment)}` },
+        alertBadge(a.state)), a.kind !== "breach" ? ` ${a.kind}` : "",
         silenced.has(a.fingerprint) ? [" ", badge("info", "Silenced", "⊘")] : null),
       cell("Severity", badge(a.severity, a.severity, a.severity === "critical" ? "‼" : "!")),
       cell("Indicator", h("a", { href: link(a.indicator, a.segment) }, name)),
