@@ -313,6 +313,8 @@ class TargetChanged(CanonicalData):
     version: Annotated[int, Field(ge=1)]
     """The objective version that produced this state."""
     changed_at: AwareDatetime
+    owner: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    """v1.2: the objective's owner, the person who answers for it (notifications name them)."""
 
 
 class AlertChanged(CanonicalData):

@@ -362,6 +362,7 @@ _EXAMPLES = (
             "effective_to": "2025-12-31",
             "version": 3,
             "changed_at": "2025-01-15T09:30:00Z",
+            "owner": "Head of Social Performance",
         },
     ),
     Example(

@@ -20,9 +20,10 @@ from contracts.asyncapi import asyncapi_yaml
 from contracts.examples import EXAMPLES
 from contracts.registry import EVENT_TYPES, EventType
 
-CONTRACT_VERSION = "1.1.0"
+CONTRACT_VERSION = "1.2.0"
 """Version of the contract; ``contracts/history/<version>/`` keeps the schemas of each release
-(1.1 added the optional ``transaction_id`` of ``loan.disbursed`` and ``loan.written_off``)."""
+(1.1 added the optional ``transaction_id`` of ``loan.disbursed`` and ``loan.written_off``; 1.2
+the optional ``owner`` of ``target.changed``)."""
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_PREFIX = "urn:spm-monitor:contracts:schema:"

@@ -50,6 +50,7 @@ def payload(
         effective_to=target.effective_to,
         version=objective.version,
         changed_at=objective.updated_at,
+        owner=objective.owner,
     )
 
 

@@ -87,6 +87,7 @@ def target(
     severity: str = "warning",
     notify: Sequence[str] = ("ops",),
     status: str = "active",
+    owner: str | None = None,
 ) -> TargetChanged:
     return TargetChanged(
         target_id=target_id,
@@ -107,6 +108,7 @@ def target(
         effective_from=date(2025, 1, 1),
         version=1,
         changed_at=datetime(2025, 1, 1, tzinfo=UTC),
+        owner=owner,
     )
 
 

@@ -67,7 +67,7 @@ async def test_the_email_reads_as_a_person_would_write_it(
     d = business_days(3)
     await h.targets(
         target("t-dsti", indicator="dsti_breach_share", segment="branch:BR-MSA", lower=None,
-               upper="0.05", for_days=0),
+               upper="0.05", for_days=0, owner="Wanjiru Kamau, Head of Social Performance"),
         target("t-glp", indicator="gross_loan_portfolio", lower="50000000", for_days=0),
     )  # fmt: skip
     await h.values(d[0], ("dsti_breach_share", "branch:BR-MSA", "0.1056338028169014084507042254"),
@@ -92,6 +92,7 @@ async def test_the_email_reads_as_a_person_would_write_it(
         "Target:      at most 5.0 %",
         "Since:       2 June 2025",
         "Figures:     15 out of 142",
+        "Owner:       Wanjiru Kamau, Head of Social Performance",
         "Gross loan portfolio is off target for the whole institution.",
         "Value:       KES 40,134,583 (on 2 June 2025)",
         "Target:      at least KES 50,000,000",
@@ -104,6 +105,7 @@ async def test_the_email_reads_as_a_person_would_write_it(
     assert "0.1056338" not in text and "SPM FIRING" not in text
     html = mail.get_payload()[1].get_payload(decode=True).decode()  # type: ignore[index]
     assert f'href="{dsti_link}"' in html
+    assert "<td>Wanjiru Kamau, Head of Social Performance</td>" in html
     [hook] = webhook.requests
     assert hook.body["text"] == subject
     assert "10.6 %, target at most 5.0 %" in hook.body["blocks"][1]["text"]["text"]

@@ -350,6 +350,7 @@ async def test_changes_are_published_as_target_states(
     assert {key.decode() for key, _ in events} == {women, dropout}
     states = {e.target_id: e for _, e in events}
     assert states[women].status == "active"
+    assert states[women].owner == states[dropout].owner == "SPM officer"  # for the notifications
     assert (states[women].lower, states[women].upper) == (Decimal("0.60"), None)
     assert states[women].warning_lower == Decimal("0.63")
     assert (states[dropout].lower, states[dropout].upper) == (Decimal("0.05"), Decimal("0.20"))
