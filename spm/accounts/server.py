@@ -22,12 +22,14 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.common.auth import KeyRing
+from services.common.auth import KeyRing, Unauthenticated, unauthenticated
 from services.common.guard import RequestGuard, RequestLimits
 from services.common.http import use_error_shape
 from services.common.identity.jwks import publish_in_process
+from services.common.identity.jwt import TokenVerifier
+from services.common.identity.settings import TrustedIssuer
 from spm.accounts.bridge import SessionBridge
 from spm.accounts.config import JWKS_PATH, DashboardSettings
 from spm.accounts.issuer import TokenIssuer, load_or_create_key
@@ -36,11 +38,12 @@ from spm.accounts.routes import OPEN_PATHS, accounts_router
 from spm.accounts.store import AccountStore
 from spm.dashboard import dashboard_router
 from spm.embedded import ROUTES, PathDispatcher
+from spm.report.router import report_router
 
 API_PREFIXES: tuple[str, ...] = (
     *(p for ps in ROUTES.values() for p in ps),
     "/v1/demo",
-    "/v1/report",  # the embedded mode's board report, read with the person's token
+    "/v1/report",  # the board report, built here from the services read with the person's token
 )
 
 
@@ -124,8 +127,20 @@ def create_dashboard_app(settings: DashboardSettings) -> SessionBridge:
     return build_dashboard(settings).app
 
 
+def own_tokens(settings: DashboardSettings) -> KeyRing:
+    """The host's key ring: only this server's own tokens (the session's), checked with its
+    key published in-process, so the routes it serves itself (the board report) know the person
+    without a request to its own JWKS endpoint."""
+    verifier = TokenVerifier(
+        [TrustedIssuer.model_validate(settings.trusted_issuer())],
+        algorithms=("ES256",),
+        leeway_s=settings.oidc_leeway_s,
+    )
+    return KeyRing([], verifier)
+
+
 def build_dashboard(settings: DashboardSettings) -> DashboardServer:
-    accounts = Accounts.of(settings)
+    accounts = Accounts.of(settings, in_process=True)
     urls: Mapping[str, str] = settings.service_urls()
     timeout = httpx.Timeout(settings.dashboard_proxy_timeout_s, connect=5.0)
     client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
@@ -142,6 +157,7 @@ def build_dashboard(settings: DashboardSettings) -> DashboardServer:
     host = FastAPI(title="SPM Monitor dashboard", lifespan=lifespan, docs_url=None, redoc_url=None)
     host.include_router(dashboard_router(prefix="/dashboard", title=settings.dashboard_title))
     use_error_shape(host)
+    host.add_exception_handler(Unauthenticated, unauthenticated)  # the report's 401
     host.include_router(
         accounts_router(
             accounts.opened,
@@ -163,8 +179,16 @@ def build_dashboard(settings: DashboardSettings) -> DashboardServer:
     async def readyz() -> Response:
         return readiness_response(await accounts.ready())
 
-    limits = RequestLimits.of(settings, open_paths=OPEN_PATHS)
-    host.add_middleware(RequestGuard, keyring=KeyRing.from_json(None), limits=limits)
     upstream = proxies(client, urls, settings.http_max_body_bytes)
     routes = [(prefix, upstream[name]) for name, prefixes in ROUTES.items() for prefix in prefixes]
+    # the board report reads the services through the same proxies, with the caller's token
+    host.include_router(report_router(lambda: PathDispatcher(routes, _not_found)))
+    limits = RequestLimits.of(settings, open_paths=OPEN_PATHS)
+    host.state.keyring = own_tokens(settings)
+    host.add_middleware(RequestGuard, keyring=host.state.keyring, limits=limits)
     return DashboardServer(accounts.bridge(PathDispatcher(routes, host)), host, accounts)
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """What the report's reader gets for a path no service serves (none it asks for)."""
+    await JSONResponse({"detail": "not found"}, status_code=404)(scope, receive, send)

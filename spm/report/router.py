@@ -1,7 +1,8 @@
 """``GET /v1/report?month=YYYY-MM&format=pdf|xlsx``: the board report on demand, for the
-dashboard's download button. Mounted in the embedded mode (``spm dev``/``spm demo``) beside
-the dashboard; it reads the APIs in-process with the caller's own key, so a caller sees in the
-report only what the APIs would show it."""
+dashboard's download button. Mounted beside the dashboard, in the embedded mode (``spm dev``/
+``spm demo``; the APIs in-process) and by ``spm serve dashboard`` (the APIs through its proxy);
+either way it reads them with the caller's own credential, so a caller sees in the report only
+what the APIs would show it."""
 
 from __future__ import annotations
 

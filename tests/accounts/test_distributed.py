@@ -17,6 +17,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from spm.accounts.bridge import COOKIE
 from spm.accounts.config import trusted_issuer
+from spm.report.build import MEDIA
 from tests.alerts.servers import REPO, Proc, SmtpServer, free_port
 from tests.dashboard.test_browser import ARGS, CHROMIUM
 from tests.e2e.four_services import ADMIN, SERVICES, assert_drift_reaches_the_inbox, service_env
@@ -140,6 +141,18 @@ async def test_sign_in_through_the_dashboard_server(
         forged = await client.post(f"/v1/alerts/{alert_id}/ack", json={"comment": "x"})
         assert forged.status_code == 403 and "CSRF" in forged.text
         assert (await client.get("/v1/alerts")).status_code == 200
+        # the board report, built by the dashboard server from the services read as her
+        month = acked["as_of"][:7]
+        report = await client.get("/v1/report", params={"month": month, "format": "xlsx"})
+        assert report.status_code == 200, report.text
+        assert report.headers["content-type"] == MEDIA["xlsx"] and report.content[:2] == b"PK"
+        assert f"{month}" in report.headers["content-disposition"]
+        later = await client.get("/v1/report", params={"month": "2099-12", "format": "xlsx"})
+        assert later.status_code == 422 and later.json()["errors"][0]["field"] == "query.month"
+        assert "the indicators' business date is 20" in later.text, later.text
+        async with httpx.AsyncClient(base_url=base, timeout=30) as nobody:
+            anonymous = await nobody.get("/v1/report", params={"month": month, "format": "xlsx"})
+        assert anonymous.status_code == 401, anonymous.text
         # disabling the account ends the session at once
         outputs.append(users(env, "disable", "amina"))
         gone = await client.get("/v1/alerts")

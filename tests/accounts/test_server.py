@@ -67,7 +67,7 @@ async def test_only_the_page_sign_in_and_health_answer_without_a_session(tmp_pat
     server = build_dashboard(settings)
     app, host = server.app, server.host
     walked = {path for _, path in keyed_requests(host, frozenset())}
-    assert walked <= PUBLIC | PAGE | PUBLIC_PATHS | SESSION_PATHS, walked
+    assert walked <= PUBLIC | PAGE | PUBLIC_PATHS | SESSION_PATHS | {"/v1/report"}, walked
     async with (
         host.router.lifespan_context(host),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as client,
@@ -75,6 +75,8 @@ async def test_only_the_page_sign_in_and_health_answer_without_a_session(tmp_pat
         for path in SESSION_PATHS:
             method = "POST" if path.endswith("logout") else "GET"
             assert (await client.request(method, path)).status_code == 401, path
+        report = await client.get("/v1/report", params={"month": "2025-06"})
+        assert report.status_code == 401 and report.json()["errors"][0]["field"] == "Authorization"
         bad = await client.post("/auth/login", json={"username": ""})
         assert bad.status_code == 422
         assert {e["field"] for e in bad.json()["errors"]} == {"username", "password"}
@@ -89,6 +91,30 @@ async def test_only_the_page_sign_in_and_health_answer_without_a_session(tmp_pat
             headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
         )  # fmt: skip
         assert too_big.status_code == 413
+
+
+async def test_the_board_report_is_built_as_the_signed_in_person(tmp_path: Path) -> None:
+    """``/v1/report`` accepts the session's token (the server checks its own signature) and
+    reads the services through its proxy; here they are down, which the report names."""
+    server = build_dashboard(_settings(tmp_path))
+    app, host, accounts = server.app, server.host, server.accounts
+    async with (
+        host.router.lifespan_context(host),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as client,
+    ):
+        await accounts.opened().add("amina", "Amina", "viewer", PASSWORD)
+        login = await client.post("/auth/login", json={"username": "amina", "password": PASSWORD})
+        assert login.status_code == 200
+        bad = await client.get("/v1/report", params={"month": "June", "format": "xlsx"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.month"
+        down = await client.get("/v1/report", params={"month": "2025-06", "format": "xlsx"})
+        assert down.status_code == 422, down.text
+        assert "indicators /v1/catalog answered 502" in down.json()["detail"]
+        client.cookies.clear()
+        forged = await client.get(
+            "/v1/report", params={"month": "2025-06"}, headers={"Authorization": "Bearer a.b.c"}
+        )
+        assert forged.status_code == 401
 
 
 async def test_the_proxy_forwards_the_person_never_the_cookie(

@@ -1,5 +1,5 @@
-// The board report page: pick a month, download its PDF or XLSX (GET /v1/report, served in the
-// embedded mode beside the dashboard). The file is fetched with the session's cookie (the server
+// The board report page: pick a month, download its PDF or XLSX (GET /v1/report, served beside
+// the dashboard: by the embedded mode and by `spm serve dashboard`). The file is fetched with the session's cookie (the server
 // turns it into the person's token) and handed to the browser as a download.
 import { ApiError, loadConfig } from "./api.js";
 import { fill, h } from "./format.js";
