@@ -187,6 +187,17 @@ async def test_the_link_in_an_alert_email_opens_its_page(stack: Stack, browser: 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard-alert.png"), full_page=True)
 
+    # acknowledged from its page, under the person's name (the alerts list's rules)
+    acknowledge = page.get_by_role("button", name="Acknowledge")
+    if shown["state"] == "resolved":
+        await expect(acknowledge).to_have_count(0)
+    else:
+        await acknowledge.click()
+        await expect(page.get_by_test_id("alert-acked")).to_contain_text(f"✓ by {STAFF_NAME}")
+        await expect(acknowledge).to_have_count(0)
+        acked = (await stack.get("alerts", f"/v1/alerts/{alert_id}")).json()
+        assert acked["acked_by"] == STAFF_NAME
+
     # the alerts list links to the same page
     await page.goto(stack.url + "/#/alerts")
     await page.locator(f'tr[data-alert="{alert_id}"] td[data-label="State"] a').click()
