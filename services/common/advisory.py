@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db import database_errors
@@ -37,12 +38,15 @@ async def discard(conn: AsyncConnection, lock_key: str | None) -> None:
     the reason the caller gives up, and a task stopped while unlocking must not pool the lock."""
     try:
         if lock_key is not None:
-            with contextlib.suppress(SpmError, OSError), database_errors():
+            with contextlib.suppress(SpmError, OSError, SQLAlchemyError), database_errors():
+                # a statement cancelled at shutdown leaves the transaction invalid: roll it
+                # back, or the unlock raises PendingRollbackError
+                await conn.rollback()
                 unlock = text("SELECT pg_advisory_unlock(hashtext(:k))")
                 await conn.execute(unlock, {"k": lock_key})
                 await conn.commit()
     finally:
-        with contextlib.suppress(SpmError, OSError), database_errors():
+        with contextlib.suppress(SpmError, OSError, SQLAlchemyError), database_errors():
             await conn.invalidate()
 
 

@@ -11,8 +11,6 @@ from typing import Literal
 
 from spm.report.data import ActionsSource, ReportData, gather
 from spm.report.fetch import ApiReader, fetch_actions
-from spm.report.pdf import build_pdf
-from spm.report.xlsx import build_xlsx
 
 Format = Literal["pdf", "xlsx"]
 MEDIA: dict[str, str] = {
@@ -41,6 +39,11 @@ async def build(
     started = time.monotonic()
     data = await gather(reader, month, actions_source)
     now = datetime.now(UTC)
+    # imported here, not at the top: matplotlib writes its caches under $HOME when imported,
+    # and every `spm` command (and the embedded host) imports this module
+    from spm.report.pdf import build_pdf
+    from spm.report.xlsx import build_xlsx
+
     renderers = {"pdf": build_pdf, "xlsx": build_xlsx}
     files: dict[str, bytes] = {}
     for fmt in dict.fromkeys(formats):  # CPU work in a thread: a server's loop keeps answering

@@ -38,7 +38,7 @@ def test_the_report_of_a_running_demo(tmp_path: Path) -> None:
             stdout=stdout, stderr=stderr,
         )  # fmt: skip
     try:
-        key = _wait_for(r"API key \(sign in with it\): (\S+)", out, proc, 60)
+        key = _wait_for(r"API key \(for scripts\): (\S+)", out, proc, 60)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
         with httpx.Client(base_url=base, timeout=10) as client:
