@@ -244,6 +244,15 @@ class Evaluator:
             await store.announce(session, self.publisher, row, state, now)
             return
         if move == "stay":
+            # the notifications continue the trace of the evaluation that moved the alert, not
+            # of a later one that only saw it stay
+            kept = (
+                (row["detail"] or {}).get("traceparent")
+                if isinstance(row["detail"], dict)
+                else None
+            )
+            if kept is not None:
+                seen["detail"] = {**detail, "traceparent": kept}
             await store.change_alert(session, row, **seen)
             return
         if move == "inactive":

@@ -182,6 +182,16 @@ async def test_one_trace_from_the_ingest_request_to_the_alert_email(
             await asyncio.sleep(0.1)
         assert smtp.messages, "no alert e-mail"
         assert branch in smtp.messages[0]["Subject"]
+        # the sink has the message before the sender's span ends (it ends when the SMTP
+        # exchange returns): wait for the span, not only for the e-mail
+        for _ in range(600):  # up to 30 s
+            if any(
+                s.name == "alerts.notify.send"
+                and (s.attributes or {}).get("spm.channel") == "email"
+                for s in spans.get_finished_spans()
+            ):
+                break
+            await asyncio.sleep(0.05)
 
     finished = spans.get_finished_spans()
     [ingest] = _one(finished, "ingest.batch")
@@ -194,7 +204,11 @@ async def test_one_trace_from_the_ingest_request_to_the_alert_email(
     emits = _one(ours, "indicators.emit")
     evaluations = _one(ours, "alerts.evaluate", **{"spm.segment": segment})
     sends = _one(ours, "alerts.notify.send", **{"spm.channel": "email"})
-    assert batches and emits and evaluations and sends, sorted({s.name for s in ours})
+    every_send = _one(finished, "alerts.notify.send")
+    assert batches and emits and evaluations and sends, (
+        sorted({s.name for s in ours}),
+        [(s.attributes, s.parent, s.links) for s in every_send],
+    )
     # parent -> child, hop by hop: request -> ingest batch -> engine batch(es) -> emission ->
     # evaluation -> e-mail
     assert post.context.span_id in _ancestors(ingest, ours)
