@@ -13,14 +13,13 @@ reaches a service: the layer removes it.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.common.errors import error_body
 from spm.accounts.issuer import TokenIssuer
+from spm.accounts.proxy import send_error
 from spm.accounts.store import AccountStore, Session
 
 COOKIE = "spm_session"
@@ -75,27 +74,13 @@ class SessionBridge:
         if session_id and store is not None and issuer is not None:
             session = await store.session(session_id)
             if session is None:
-                await _refuse(send, 401, "your session has ended; sign in again", "session")
+                await send_error(
+                    send, 401, "your session has ended; sign in again", "session", close=True
+                )
                 return
             if scope["method"] not in SAFE_METHODS and not csrf_ok(session, headers):
-                await _refuse(send, 403, "missing or wrong CSRF token", CSRF_HEADER)
+                await send_error(send, 403, "missing or wrong CSRF token", CSRF_HEADER, close=True)
                 return
             token = issuer.token_for(session.user)
             without_cookie.append((b"authorization", f"Bearer {token}".encode()))
         await self.app({**scope, "headers": without_cookie}, receive, send)
-
-
-async def _refuse(send: Send, status: int, detail: str, field: str) -> None:
-    body = json.dumps(error_body([(field, detail)], detail)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

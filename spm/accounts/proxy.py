@@ -59,7 +59,7 @@ class ReverseProxy:
             (v.decode("latin-1") for k, v in scope["headers"] if k == b"content-length"), None
         )
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _answer(send, 413, "request body too large", "(body)")
+            await send_error(send, 413, "request body too large", "(body)")
             return
         url = self.upstream + scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
@@ -73,13 +73,13 @@ class ReverseProxy:
         try:
             response = await self.client.send(request, stream=True)
         except _TooLarge:
-            await _answer(send, 413, "request body too large", "(body)")
+            await send_error(send, 413, "request body too large", "(body)")
             return
         except httpx.TimeoutException:
-            await _answer(send, 504, "the service did not answer in time", "upstream")
+            await send_error(send, 504, "the service did not answer in time", "upstream")
             return
         except httpx.HTTPError:
-            await _answer(send, 502, "the service cannot be reached", "upstream")
+            await send_error(send, 502, "the service cannot be reached", "upstream")
             return
         try:
             await send(
@@ -123,16 +123,13 @@ def proxies(
     return {name: ReverseProxy(client, url, max_body_bytes) for name, url in urls.items()}
 
 
-async def _answer(send: Send, status: int, detail: str, field: str) -> None:
+async def send_error(
+    send: Send, status: int, detail: str, field: str, *, close: bool = False
+) -> None:
+    """An answer in the one error shape, straight on ASGI (``close``: the body went unread)."""
     body = json.dumps(error_body([(field, detail)], detail)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
