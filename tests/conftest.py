@@ -16,7 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.infra import Infra
-    from tests.keycloak import Keycloak
+    from tests.keycloak import BackgroundStart, Keycloak
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +38,36 @@ def postgres_url(infra: Infra) -> str:
     return infra.database_url
 
 
+_KEYCLOAK_START: pytest.StashKey[BackgroundStart] = pytest.StashKey()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Starts Keycloak beside the first tests when any collected test will need it."""
+    if session.config.option.collectonly:
+        return
+    if not any("keycloak" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from tests.keycloak import external_keycloak, start_in_background
+
+    if not external_keycloak():
+        session.stash[_KEYCLOAK_START] = start_in_background()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stops a background Keycloak no test got to use (an interrupted or failed-early run)."""
+    background = session.stash.get(_KEYCLOAK_START, None)
+    if background is not None and not background.collected:
+        from tests.keycloak import ensure_keycloak, stop_keycloak
+
+        stop_keycloak(ensure_keycloak(background))
+
+
 @pytest.fixture(scope="session")
-def keycloak() -> Iterator[Keycloak]:
-    """A real Keycloak, started once for the session by the first test that asks for it."""
+def keycloak(request: pytest.FixtureRequest) -> Iterator[Keycloak]:
+    """A real Keycloak for the session, started in the background when collection ended."""
     from tests.keycloak import ensure_keycloak, stop_keycloak
 
-    running = ensure_keycloak()
+    running = ensure_keycloak(request.session.stash.get(_KEYCLOAK_START, None))
     yield running
     stop_keycloak(running)
 

@@ -3,8 +3,9 @@
 `ensure_keycloak()` uses KEYCLOAK_URL (+ KEYCLOAK_ADMIN, KEYCLOAK_ADMIN_PASSWORD) when set (an
 external one, never stopped by us); otherwise it runs `keycloak.sh up` (in the run directory
 and cache of deploy/local/infra.sh) and `stop_keycloak()` stops it again if this session started
-it. Only the tests that ask for the `keycloak` fixture pay for its start (about a minute on 2
-busy cores; the first ever start also builds the distribution).
+it. Only a session that collected a test asking for the `keycloak` fixture starts one, and it
+starts it in the background as soon as collection ends (`start_in_background()`), so the minutes
+of a cold start (download, build, boot) overlap the tests that run before the first identity test.
 
 `Realm` creates what the identity tests need through the admin REST API: realm roles (ours),
 a public dashboard client (authorization code + PKCE, direct grants for the tests), a
@@ -66,7 +67,32 @@ def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def ensure_keycloak() -> Keycloak:
+@dataclass
+class BackgroundStart:
+    """`keycloak.sh up` running beside the first tests; `ensure_keycloak()` collects it."""
+
+    proc: subprocess.Popen[str]
+    began: float
+    collected: bool = False
+
+
+def external_keycloak() -> bool:
+    return bool(os.environ.get("KEYCLOAK_URL", "").strip())
+
+
+def start_in_background() -> BackgroundStart:
+    proc = subprocess.Popen(
+        ["bash", str(KEYCLOAK_SCRIPT), "up"],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return BackgroundStart(proc, time.monotonic())
+
+
+def ensure_keycloak(background: BackgroundStart | None = None) -> Keycloak:
     url = os.environ.get("KEYCLOAK_URL", "").strip()
     if url:
         return Keycloak(
@@ -76,10 +102,20 @@ def ensure_keycloak() -> Keycloak:
             started=False,
             startup_s=0.0,
         )
-    began = time.monotonic()
-    proc = _run("up", timeout=_UP_TIMEOUT_S)
+    if background is None:
+        background = start_in_background()
+    background.collected = True
+    try:
+        stdout, stderr = background.proc.communicate(timeout=_UP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        background.proc.kill()
+        stdout, stderr = background.proc.communicate()
+    if stderr:
+        sys.stderr.write(stderr)
+    if background.proc.returncode != 0:
+        raise RuntimeError(f"`keycloak.sh up` failed:\n{stderr}{stdout}")
     exports = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("export ") and "=" in line:
             name, _, value = line.removeprefix("export ").partition("=")
             exports[name] = value
@@ -87,8 +123,8 @@ def ensure_keycloak() -> Keycloak:
         exports["KEYCLOAK_URL"],
         exports["KEYCLOAK_ADMIN"],
         exports["KEYCLOAK_ADMIN_PASSWORD"],
-        started="keycloak: started: keycloak" in proc.stderr,
-        startup_s=time.monotonic() - began,
+        started="keycloak: started: keycloak" in stderr,
+        startup_s=time.monotonic() - background.began,
     )
 
 
