@@ -39,7 +39,7 @@ from sqlalchemy.schema import CreateSchema
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 
-from services.common.errors import SpmError
+from services.common.errors import Unavailable
 from services.common.transport import database_connect_args
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -57,8 +57,9 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _LOCAL_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
-class DatabaseError(SpmError):
-    """A database operation failed; ``code`` is the SQLSTATE or SQLite error name when known."""
+class DatabaseError(Unavailable):
+    """A database operation failed; ``code`` is the SQLSTATE or SQLite error name when known.
+    A route that meets one answers 503 naming the database (its message is never shown)."""
 
     dependency = "database"
 

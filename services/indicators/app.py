@@ -34,7 +34,7 @@ from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
 from services.indicators import models as m
 from services.indicators import store
-from services.indicators.api.routes import ApiError, Runtime, api_error_handler, router
+from services.indicators.api.routes import Runtime, router
 from services.indicators.config import IndicatorSettings
 from services.indicators.consumers.engine import Engine, run_forever
 from services.indicators.emitter import Emitter, run_ticks
@@ -179,7 +179,6 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         lifespan=lifespan,
         readiness=[service.ready],
     )
-    app.add_exception_handler(ApiError, api_error_handler)
     app.state.indicators = Runtime(cfg, service.sessions)
     app.state.service = service
     return app

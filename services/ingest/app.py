@@ -10,8 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,7 +31,6 @@ from services.common.http import create_service_app
 from services.common.ratelimit import KeyRateLimit
 from services.common.settings import CommonSettings
 from services.ingest.api import crm, events
-from services.ingest.api.body import BodyError
 from services.ingest.api.state import IngestState
 from services.ingest.config import SCHEMA, IngestSettings
 from services.ingest.crm import CrmMapper
@@ -160,8 +158,6 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=[lambda: _kafka_ready(own_bus), lambda: _db_ready(app)],
     )
-    app.add_exception_handler(BodyError, _body_error)
-    app.add_exception_handler(IngestError, _ingest_error)
     return app
 
 
@@ -201,15 +197,3 @@ async def _db_ready(app: FastAPI) -> bool:
     except DatabaseError:
         return False
     return True
-
-
-async def _body_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BodyError)  # noqa: S101 - registered for BodyError only
-    return JSONResponse(exc.body, exc.status_code)
-
-
-async def _ingest_error(request: Request, exc: Exception) -> Response:
-    body = {"detail": str(exc), "errors": []}
-    retriable = isinstance(exc, IngestError) and exc.retriable
-    code = status.HTTP_503_SERVICE_UNAVAILABLE if retriable else status.HTTP_400_BAD_REQUEST
-    return JSONResponse(body, code, {"Retry-After": "5"} if retriable else None)

@@ -7,15 +7,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
 from services.common.db import DatabaseError, session_factory
 from services.common.guard import RequestLimits
-from services.common.http import create_service_app, error_body
+from services.common.http import create_service_app
 from services.common.outbox import OutboxRelay
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
@@ -25,13 +24,7 @@ from services.objectives.api.objectives import router
 from services.objectives.config import ObjectivesSettings
 from services.objectives.db import migrate_schema, open_engine
 from services.objectives.models import outbox
-from services.objectives.service import (
-    Invalid,
-    NotFound,
-    ObjectivesService,
-    PreconditionRequired,
-    StaleVersion,
-)
+from services.objectives.service import ObjectivesService
 
 log = logging.getLogger(__name__)
 RELAY_STOP_TIMEOUT_S = 10.0
@@ -103,36 +96,4 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         lifespan=lifespan,
         readiness=[database_ready],
     )
-    _add_error_handlers(app)
     return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def invalid(request: Request, exc: Exception) -> Response:
-        errors = exc.errors if isinstance(exc, Invalid) else []
-        return JSONResponse(
-            error_body([(e.field, e.reason) for e in errors], "validation failed"),
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return JSONResponse(error_body([], str(exc)), status_code=status.HTTP_404_NOT_FOUND)
-
-    async def stale(request: Request, exc: Exception) -> Response:
-        current = exc.current if isinstance(exc, StaleVersion) else None
-        return JSONResponse(
-            error_body([("version", str(exc))], "stale version"),
-            status_code=status.HTTP_409_CONFLICT,
-            headers={"ETag": f'"{current}"'} if current is not None else None,
-        )
-
-    async def precondition(request: Request, exc: Exception) -> Response:
-        return JSONResponse(
-            error_body([("If-Match", str(exc))], "version required"),
-            status_code=status.HTTP_428_PRECONDITION_REQUIRED,
-        )
-
-    app.add_exception_handler(Invalid, invalid)
-    app.add_exception_handler(NotFound, not_found)
-    app.add_exception_handler(StaleVersion, stale)
-    app.add_exception_handler(PreconditionRequired, precondition)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.auth import Principal, require
 from services.common.db import database_errors
+from services.common.errors import NotReady
 from services.common.outbox import OutboxRelay
 from services.objectives.service import ObjectivesService
 
@@ -47,7 +48,7 @@ class Runtime:
 def runtime(request: Request) -> Runtime:
     value = getattr(request.app.state, "runtime", None)
     if not isinstance(value, Runtime):
-        raise RuntimeError("the objectives runtime is not started")
+        raise NotReady("objectives")
     return value
 
 
