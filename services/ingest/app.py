@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
@@ -19,10 +18,10 @@ from services.common.auth import KeyRing
 from services.common.bus import Bus, BusError, create_bus
 from services.common.db import (
     DatabaseError,
-    create_engine,
     database_errors,
-    is_sqlite,
     migrate,
+    open_service_engine,
+    ping,
     service_database_url,
     session_factory,
 )
@@ -77,13 +76,10 @@ async def pipeline_resources(
     Shared by the HTTP app and ``spm import csv``; everything is closed on exit.
     """
     schema = settings.ingest_db_schema
-    url = service_database_url(settings.database_url, SCHEMA)
-    await migrate(url, schema, MIGRATIONS)
+    await migrate(service_database_url(settings.database_url, schema), schema, MIGRATIONS)
     bus = bus or create_bus(settings)
     await bus.ensure_topics(suffixed(PRODUCED_TOPICS, settings.ingest_topic_suffix))
-    engine = create_engine(url, SCHEMA)
-    if schema != SCHEMA and not is_sqlite(engine):
-        engine = engine.execution_options(schema_translate_map={SCHEMA: schema})
+    engine = open_service_engine(settings.database_url, schema, SCHEMA)
     producer = with_suffix(bus.producer(), settings.ingest_topic_suffix)
     try:
         await producer.start()
@@ -187,13 +183,4 @@ async def _kafka_ready(bus: Bus) -> bool:
 
 
 async def _db_ready(app: FastAPI) -> bool:
-    engine: AsyncEngine | None = getattr(app.state, "engine", None)
-    if engine is None:
-        return False
-    try:
-        with database_errors():
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-    except DatabaseError:
-        return False
-    return True
+    return await ping(getattr(app.state, "engine", None))

@@ -8,11 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
-from services.common.db import DatabaseError, session_factory
+from services.common.db import Sessions, ping
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.outbox import OutboxRelay
@@ -47,7 +46,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate_schema(cfg)
-        engine = open_engine(cfg)
+        engine = app.state.engine = open_engine(cfg)
         the_bus = bus if bus is not None else create_bus(cfg)
         try:
             await the_bus.ensure_topics([cfg.topic_spec])
@@ -60,7 +59,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
                 poll_interval_s=cfg.outbox_poll_interval_s,
             )
             task = asyncio.create_task(relay.run(), name="objectives-outbox-relay")
-            app.state.runtime = Runtime(session_factory(engine), build_service(cfg), relay)
+            app.state.runtime = Runtime(Sessions(engine, relay.notify), build_service(cfg))
             try:
                 yield
             finally:
@@ -75,15 +74,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
             await engine.dispose()
 
     async def database_ready() -> bool:
-        runtime = getattr(app.state, "runtime", None)
-        if not isinstance(runtime, Runtime):
-            return False
-        try:
-            async with runtime.read() as session:
-                await session.execute(text("SELECT 1"))
-        except DatabaseError:
-            return False
-        return True
+        return await ping(getattr(app.state, "engine", None))
 
     app = create_service_app(
         service="objectives",

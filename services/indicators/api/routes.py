@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Principal, require
-from services.common.db import database_errors
+from services.common.db import Sessions
 from services.common.errors import NotFound, NotReady, Unprocessable
 from services.common.scope import DataScope, ScopeDep
 from services.indicators import query
@@ -49,7 +49,7 @@ POINT_COLUMNS = ("code", "segment", "as_of", "value", "numerator", "denominator"
 @dataclass
 class Runtime:
     settings: IndicatorSettings
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions
 
     @property
     def parameters(self) -> query.Parameters:
@@ -119,9 +119,8 @@ def _unit(ind: Indicator, settings: IndicatorSettings) -> str:
 @router.get("/catalog", summary="Every indicator: definition, formula, window, unit, segments")
 async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
     settings = runtime.settings
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
     items = [
         {
             "code": ind.code,
@@ -169,16 +168,15 @@ async def current(
     segment: str | None = None,
     as_of: date | None = None,
 ) -> Response:
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
-            if segment is not None:
-                _check_segment(segment, ind, seen, scope)
-            day = await _as_of(session, as_of)
-            values = {} if day is None else await query.snapshot(
-                session, day, runtime.parameters, None if ind is None else [ind]
-            )  # fmt: skip
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
+        ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
+        if segment is not None:
+            _check_segment(segment, ind, seen, scope)
+        day = await _as_of(session, as_of)
+        values = {} if day is None else await query.snapshot(
+            session, day, runtime.parameters, None if ind is None else [ind]
+        )  # fmt: skip
     catalog = {i.code: i for i in indicators(runtime.seen(seen))}
     if ind is not None:
         catalog[ind.code] = ind
@@ -207,21 +205,20 @@ async def series(
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen))
-            _check_segment(segment, ind, seen, scope)
-            end = await _as_of(session, last, "query.to")
-            if end is None:
-                points = []
-            else:
-                start = first or end - timedelta(days=DEFAULT_SERIES_DAYS - 1)
-                if start > end:
-                    raise Unprocessable("query.from", "after to")
-                if (end - start).days >= MAX_SERIES_DAYS:
-                    raise Unprocessable("query.from", f"at most {MAX_SERIES_DAYS} days per series")
-                points = await query.series(session, ind, segment, start, end, runtime.parameters)
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
+        ind = _indicator(code, runtime.seen(seen))
+        _check_segment(segment, ind, seen, scope)
+        end = await _as_of(session, last, "query.to")
+        if end is None:
+            points = []
+        else:
+            start = first or end - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+            if start > end:
+                raise Unprocessable("query.from", "after to")
+            if (end - start).days >= MAX_SERIES_DAYS:
+                raise Unprocessable("query.from", f"at most {MAX_SERIES_DAYS} days per series")
+            points = await query.series(session, ind, segment, start, end, runtime.parameters)
     rows = [{"as_of": d, **value_fields(v)} for d, v in points]
     if wants_csv(request):
         return csv_response(
@@ -240,16 +237,15 @@ async def breakdown(
     by: Literal["branch", "product", "gender", "rural"],
     as_of: date | None = None,
 ) -> Response:
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen))
-            if by not in ind.segments:
-                raise Unprocessable("query.by", f"{code} has no {by} segments")
-            day = await _as_of(session, as_of)
-            values = {} if day is None else await query.snapshot(
-                session, day, runtime.parameters, [ind]
-            )  # fmt: skip
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
+        ind = _indicator(code, runtime.seen(seen))
+        if by not in ind.segments:
+            raise Unprocessable("query.by", f"{code} has no {by} segments")
+        day = await _as_of(session, as_of)
+        values = {} if day is None else await query.snapshot(
+            session, day, runtime.parameters, [ind]
+        )  # fmt: skip
     items = [
         {"code": code, "segment": s, "as_of": day, **value_fields(v),
          "unit": _unit(ind, runtime.settings)}
