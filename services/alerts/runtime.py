@@ -30,7 +30,6 @@ from services.common.aio import wait_event
 from services.common.bus import Bus
 from services.common.db import (
     Sessions,
-    database_errors,
     is_sqlite,
     migrate,
     open_service_engine,
@@ -143,12 +142,11 @@ class AlertService:
     async def flush_once(self) -> int:
         """Run the pipeline and the actions' tick once (the loop does this every
         ``ALERTS_FLUSH_INTERVAL_S``); one instance at a time (the pipeline's lock)."""
-        with database_errors():
-            async with self.flush_lock, self.sessions() as session, session.begin():
-                if not await self.pipeline.lock(session):
-                    return 0
-                written = await self.pipeline.flush(session)
-                written += await self.action_tick.run(session)
+        async with self.flush_lock, self.db.write() as session:
+            if not await self.pipeline.lock(session):
+                return 0
+            written = await self.pipeline.flush(session)
+            written += await self.action_tick.run(session)
         if written:
             self.sender.wakeup.set()
         self.relay.notify()  # the tick's events
@@ -189,9 +187,8 @@ class AlertService:
             states = await targets.fetch_from_api(
                 url, key.get_secret_value() if key else None, self.clock.now()
             )
-            with database_errors():
-                async with self.sessions() as session, session.begin():
-                    await apply_targets(session, self.evaluator, states)
+            async with self.db.write() as session:
+                await apply_targets(session, self.evaluator, states)
         except AlertsError as exc:
             log.warning("alerts: could not seed targets from %s (%s); the topic suffices", url, exc)
 
