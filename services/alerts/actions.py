@@ -35,6 +35,7 @@ from services.alerts import store
 from services.alerts.rules import Bounds, line
 from services.alerts.targets import latest_value
 from services.common.bus import Message
+from services.common.errors import Conflict, Unprocessable
 from services.common.outbox import enqueue
 
 EVENT_TYPE = "spm.action.changed.v1"
@@ -300,23 +301,12 @@ async def history(session: AsyncSession, action_id: str) -> list[dict[str, Any]]
     return [dict(r._mapping) for r in rows.all()]
 
 
-class Conflict(ValueError):
-    """A change the action does not allow; ``field`` names what was refused, ``code`` is the
-    HTTP status (409 for a status transition, 422 for inconsistent values)."""
-
-    def __init__(self, field: str, reason: str, code: int = 409) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-        self.code = code
-
-
 def _status_changes(row: Mapping[str, Any], status: Status, now: datetime) -> dict[str, Any]:
     current = row["status"]
     if status == current:
         return {}
     if status == "overdue":
-        raise Conflict("status", "overdue is set by the service when the due date passes", 422)
+        raise Unprocessable("status", "overdue is set by the service when the due date passes")
     if status in ("done", "cancelled") and current not in LIVE:
         raise Conflict("status", f"a {current} action cannot become {status}; reopen it first")
     if status == "done":
@@ -346,14 +336,15 @@ async def change(
     note: str | None = None,
 ) -> dict[str, Any]:
     """Apply a person's change (``fields`` holds only what they sent); ``origin`` when the
-    indicator or segment moved (new line to judge against). Raises :class:`Conflict`."""
+    indicator or segment moved (new line to judge against). Raises :class:`Conflict` (409) or
+    :class:`Unprocessable` (422)."""
     changes: dict[str, Any] = {k: v for k, v in fields.items() if k in EDITABLE and row[k] != v}
     if "status" in fields:
         changes |= _status_changes(row, fields["status"], now)
     due = changes.get("due_date", row["due_date"])
     review = changes.get("review_date", row["review_date"])
     if review < due:
-        raise Conflict("review_date", "the review date is before the due date", 422)
+        raise Unprocessable("review_date", "the review date is before the due date")
     moved = "due_date" in changes and due >= now.date()
     if row["status"] == "overdue" and changes.get("status") is None and moved:
         # a new due date ahead: no longer overdue

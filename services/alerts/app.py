@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.alerts.api import actions, alerts, notifications, silences
-from services.alerts.api.errors import ApiError, api_error
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.alerts.runtime import AlertService
@@ -54,6 +53,5 @@ def create_app(
         lifespan=lifespan,
         readiness=[service.ready],
     )
-    app.add_exception_handler(ApiError, api_error)
     app.state.alerts = service
     return app

@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.alerts import actions, store, targets
@@ -30,10 +29,11 @@ from services.alerts.notify.sender import Sender
 from services.common.aio import wait_event
 from services.common.bus import Bus
 from services.common.db import (
-    create_engine,
-    database_errors,
+    Sessions,
     is_sqlite,
     migrate,
+    open_service_engine,
+    ping,
     service_database_url,
     session_factory,
 )
@@ -50,11 +50,7 @@ def database_url(settings: AlertSettings) -> str:
 
 
 def open_database(settings: AlertSettings) -> AsyncEngine:
-    """The engine, with the tables' schema mapped onto the configured one."""
-    engine = create_engine(database_url(settings), m.SCHEMA)
-    if is_sqlite(engine) or settings.alerts_db_schema == m.SCHEMA:
-        return engine
-    return engine.execution_options(schema_translate_map={m.SCHEMA: settings.alerts_db_schema})
+    return open_service_engine(settings.database_url, settings.alerts_db_schema, m.SCHEMA)
 
 
 class AlertService:
@@ -64,6 +60,8 @@ class AlertService:
         self.clock = clock or SystemClock()
         self.engine = open_database(settings)
         self.sessions = session_factory(self.engine)
+        self.db = Sessions(self.engine)
+        self.read = self.db.read
         self.routing = settings.routing()
         self.publisher = store.Publisher(settings.alerts_topic, settings.alerts_source)
         self.evaluator = Evaluator(Rules.of(settings), self.publisher, self.clock)
@@ -139,22 +137,16 @@ class AlertService:
         await self.engine.dispose()
 
     async def ready(self) -> bool:
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return all(not t.done() for t in self.tasks)
+        return await ping(self.engine) and all(not t.done() for t in self.tasks)
 
     async def flush_once(self) -> int:
         """Run the pipeline and the actions' tick once (the loop does this every
         ``ALERTS_FLUSH_INTERVAL_S``); one instance at a time (the pipeline's lock)."""
-        with database_errors():
-            async with self.flush_lock, self.sessions() as session, session.begin():
-                if not await self.pipeline.lock(session):
-                    return 0
-                written = await self.pipeline.flush(session)
-                written += await self.action_tick.run(session)
+        async with self.flush_lock, self.db.write() as session:
+            if not await self.pipeline.lock(session):
+                return 0
+            written = await self.pipeline.flush(session)
+            written += await self.action_tick.run(session)
         if written:
             self.sender.wakeup.set()
         self.relay.notify()  # the tick's events
@@ -195,17 +187,10 @@ class AlertService:
             states = await targets.fetch_from_api(
                 url, key.get_secret_value() if key else None, self.clock.now()
             )
-            with database_errors():
-                async with self.sessions() as session, session.begin():
-                    await apply_targets(session, self.evaluator, states)
+            async with self.db.write() as session:
+                await apply_targets(session, self.evaluator, states)
         except AlertsError as exc:
             log.warning("alerts: could not seed targets from %s (%s); the topic suffices", url, exc)
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        with database_errors():
-            async with self.sessions() as session:
-                yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -213,7 +198,6 @@ class AlertService:
         async with contextlib.AsyncExitStack() as stack:
             if self.write_lock is not None:
                 await stack.enter_async_context(self.write_lock)
-            with database_errors():
-                async with self.sessions() as session, session.begin():
-                    yield session
+            async with self.db.write() as session:
+                yield session
         self._changed()

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from services.common.errors import error_body
+from services.common.errors import Forbidden, error_body
 
 if TYPE_CHECKING:
     from services.common.settings import CommonSettings
@@ -218,7 +218,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.has(scope):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks scope {scope}")
+            raise Forbidden("Authorization", f"this key lacks scope {scope}")
         return principal
 
     return dependency

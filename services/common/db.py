@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from sqlalchemy.schema import CreateSchema
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 
-from services.common.errors import SpmError
+from services.common.errors import Unavailable
 from services.common.transport import database_connect_args
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -57,8 +57,9 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _LOCAL_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
-class DatabaseError(SpmError):
-    """A database operation failed; ``code`` is the SQLSTATE or SQLite error name when known."""
+class DatabaseError(Unavailable):
+    """A database operation failed; ``code`` is the SQLSTATE or SQLite error name when known.
+    A route that meets one answers 503 naming the database (its message is never shown)."""
 
     dependency = "database"
 
@@ -150,6 +151,60 @@ def _translate_outage(context: ExceptionContext) -> None:
     outage = code is not None and (code.startswith("08") or code in _OUTAGE_SQLSTATES)
     if context.is_disconnect or outage or isinstance(orig, OSError):
         raise translate_error(context.sqlalchemy_exception or orig) from orig
+
+
+def open_service_engine(database_url: str, schema: str, tables: str) -> AsyncEngine:
+    """The engine of one service: its tables, declared in schema ``tables`` (``models.SCHEMA``),
+    live in the configured ``schema`` on PostgreSQL (tests and side-by-side installs use one
+    each) and in the service's own SQLite file (:func:`service_database_url`) without a schema.
+    Dispose it when done (the mapped engine shares the pool of the one it derives from)."""
+    engine = create_engine(service_database_url(database_url, schema), tables)
+    if is_sqlite(engine) or schema == tables:
+        return engine
+    return engine.execution_options(schema_translate_map={tables: schema})
+
+
+async def ping(engine: AsyncEngine | None) -> bool:
+    """Readiness: the database answers ``SELECT 1`` (False before the engine exists and while
+    the database is unreachable; a bug still raises)."""
+    if engine is None:
+        return False
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (DatabaseError, sa_exc.DBAPIError, sa_exc.TimeoutError, OSError):
+        return False
+    return True
+
+
+class Sessions:
+    """The sessions of one service, whose database errors are translated where they are
+    opened: a caller (a route, a consumer) never wraps its own calls in a translation.
+    ``on_commit`` runs after each committed :meth:`write` (an outbox relay's wake-up)."""
+
+    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None] | None = None) -> None:
+        self.factory = session_factory(engine)
+        self.on_commit = on_commit
+
+    def __call__(self) -> AsyncSession:
+        """A plain session (the caller translates): for code that takes a session factory."""
+        return self.factory()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (and writes the caller commits itself)."""
+        with database_errors():
+            async with self.factory() as session:
+                yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One transaction, committed on success."""
+        with database_errors():
+            async with self.factory() as session, session.begin():
+                yield session
+        if self.on_commit is not None:
+            self.on_commit()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

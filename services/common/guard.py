@@ -60,6 +60,8 @@ class RequestLimits:
     open_paths: frozenset[str] = frozenset()
     """Paths whose bodies may come without a key (the dashboard's sign-in form), still
     bounded in size and time."""
+    retry_after_s: int = 5
+    """``Retry-After`` of every 503 the app answers (HTTP_RETRY_AFTER_S)."""
 
     @classmethod
     def of(
@@ -78,6 +80,7 @@ class RequestLimits:
             query_key_paths,
             rate_limit,
             open_paths,
+            settings.http_retry_after_s,
         )
 
     def body_limit(self, path: str) -> int:

@@ -18,15 +18,15 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from services.common.auth import KeyRing, Principal, Unauthenticated, authenticate, unauthenticated
-from services.common.bus import BusError
-from services.common.db import DatabaseError
+from services.common.auth import KeyRing, Principal, Unauthenticated, authenticate
+from services.common.errors import SpmError, error_response
 from services.common.errors import error_body as error_body  # re-exported: the routers' import
 from services.common.guard import RequestGuard, RequestLimits
 from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
-from services.common.scope import OutOfScope, ScopePolicy, out_of_scope_handler
+from services.common.scope import ScopePolicy
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -50,24 +50,35 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def use_error_shape(app: FastAPI) -> None:
-    """Validation errors of an app that is not a service (the dashboard's hosts) in the one
-    error shape too."""
+async def _spm_error(request: Request, exc: Exception) -> Response:
+    """Every :class:`SpmError` a route lets through: its own status in the one shape; a 503
+    with ``Retry-After`` from HTTP_RETRY_AFTER_S."""
+    assert isinstance(exc, SpmError)  # noqa: S101 - registered for SpmError only
+    return error_response(exc, getattr(request.app.state, "retry_after_s", 5))
+
+
+# the field an HTTP refusal of the framework (no such route, method, a missing credential)
+# is about
+_HTTP_FIELDS = {401: "Authorization", 403: "Authorization", 404: "path", 405: "method"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's own refusals (404 no route, 405, a missing or wrong credential,
+    a missing scope) in the one shape instead of their bare ``{"detail"}``."""
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    reason = exc.reason if isinstance(exc, Unauthenticated) else str(exc.detail)
+    field = _HTTP_FIELDS.get(exc.status_code, "(request)")
+    return JSONResponse(error_body([(field, reason)], reason), exc.status_code, exc.headers)
+
+
+def use_error_shape(app: FastAPI, retry_after_s: int = 5) -> None:
+    """The one handler set: every refusal and outage in the one error shape. Every service
+    gets it from :func:`create_service_app`; the hosts that are not services (the embedded
+    mode's, the dashboard's) call it themselves."""
+    app.state.retry_after_s = retry_after_s
     app.add_exception_handler(RequestValidationError, _validation_error)
-
-
-RETRY_AFTER_S = 5
-
-
-async def _dependency_down(request: Request, exc: Exception) -> Response:
-    """503 + Retry-After naming what is down, for every route of every service: the database
-    adapter (services.common.db) and the bus turn their outages into these errors."""
-    dependency = getattr(exc, "dependency", None) or "a dependency"
-    return JSONResponse(
-        error_body([(dependency, "unavailable")], f"{dependency} is unavailable; retry later"),
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-    )
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(SpmError, _spm_error)
 
 
 class _TracingMiddleware(BaseHTTPMiddleware):
@@ -107,11 +118,7 @@ def create_service_app(
     # outermost of all: refused requests are counted too
     app.add_middleware(HttpMetricsMiddleware, service=service)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # Prometheus
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Unauthenticated, unauthenticated)
-    app.add_exception_handler(DatabaseError, _dependency_down)
-    app.add_exception_handler(BusError, _dependency_down)
-    app.add_exception_handler(OutOfScope, out_of_scope_handler)
+    use_error_shape(app, limits.retry_after_s)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

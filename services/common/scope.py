@@ -20,12 +20,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, Request
+from fastapi.responses import Response
 from sqlalchemy import ColumnElement, false, not_, or_, true
 
 from services.common.auth import Principal, authenticate
-from services.common.errors import SpmError, error_body
+from services.common.errors import Forbidden, error_response
 from services.common.settings import CommonSettings
 
 BRANCH_PREFIX = "branch:"
@@ -48,20 +48,18 @@ class ScopePolicy:
         return cls(settings.scope_institution_level_visible)
 
 
-class OutOfScope(SpmError):
+class OutOfScope(Forbidden):
     """A request for data or an action outside the caller's branches: 403, naming the field."""
 
     def __init__(self, field: str, reason: str = OUTSIDE) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
+        super().__init__(field, reason, "forbidden: " + reason)
 
 
 async def out_of_scope_handler(request: Request, exc: Exception) -> Response:
+    """For apps that are not services (the embedded host): the services answer it through the
+    shared handler set."""
     assert isinstance(exc, OutOfScope)  # noqa: S101 - registered for OutOfScope only
-    return JSONResponse(
-        error_body([(exc.field, exc.reason)], "forbidden: " + exc.reason),
-        status.HTTP_403_FORBIDDEN,
-    )
+    return error_response(exc)
 
 
 @dataclass(frozen=True, slots=True)

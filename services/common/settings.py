@@ -92,6 +92,12 @@ class CommonSettings(BaseSettings):
     http_keep_alive_s: int = Field(
         default=5, ge=1, description="How long an idle keep-alive connection stays open."
     )
+    http_retry_after_s: int = Field(
+        default=5,
+        ge=1,
+        description="Retry-After of every 503 (the database, Kafka or the service itself is not "
+        "ready): how long a client waits before trying again.",
+    )
     http_limit_concurrency: int = Field(
         default=1000,
         ge=1,

@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, INDICATORS, LOANS
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
 from services.common.db import (
-    create_engine,
+    Sessions,
     database_errors,
-    is_sqlite,
     migrate,
+    open_service_engine,
+    ping,
     service_database_url,
     session_factory,
 )
@@ -34,7 +34,7 @@ from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
 from services.indicators import models as m
 from services.indicators import store
-from services.indicators.api.routes import ApiError, Runtime, api_error_handler, router
+from services.indicators.api.routes import Runtime, router
 from services.indicators.config import IndicatorSettings
 from services.indicators.consumers.engine import Engine, run_forever
 from services.indicators.emitter import Emitter, run_ticks
@@ -47,13 +47,8 @@ def database_url(settings: IndicatorSettings) -> str:
     return service_database_url(settings.database_url, settings.indicators_db_schema)
 
 
-def open_database(settings: IndicatorSettings) -> tuple[AsyncEngine, AsyncEngine]:
-    """(engine to dispose, engine to use): the tables' schema mapped onto the configured one."""
-    base = create_engine(database_url(settings), m.SCHEMA)
-    schema = settings.indicators_db_schema
-    if is_sqlite(base) or schema == m.SCHEMA:
-        return base, base
-    return base, base.execution_options(schema_translate_map={m.SCHEMA: schema})
+def open_database(settings: IndicatorSettings) -> AsyncEngine:
+    return open_service_engine(settings.database_url, settings.indicators_db_schema, m.SCHEMA)
 
 
 async def prepare(settings: IndicatorSettings, bus: Bus) -> None:
@@ -80,7 +75,7 @@ class Service:
     def __init__(self, settings: IndicatorSettings, bus: Bus) -> None:
         self.settings = settings
         self.bus = bus
-        self.base_db, self.db = open_database(settings)
+        self.db = open_database(settings)
         self.sessions = session_factory(self.db)
         self.producer = bus.producer()
         self.engine = Engine(settings, bus, self.sessions, self.producer)
@@ -139,15 +134,10 @@ class Service:
         self.tasks.clear()
         await self.emitter.close()
         await self.producer.stop()
-        await self.base_db.dispose()
+        await self.db.dispose()
 
     async def ready(self) -> bool:
-        try:
-            async with self.db.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return all(not t.done() for t in self.tasks)
+        return await ping(self.db) and all(not t.done() for t in self.tasks)
 
 
 def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None) -> FastAPI:
@@ -179,7 +169,6 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         lifespan=lifespan,
         readiness=[service.ready],
     )
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.state.indicators = Runtime(cfg, service.sessions)
+    app.state.indicators = Runtime(cfg, Sessions(service.db))
     app.state.service = service
     return app

@@ -135,11 +135,11 @@ def require_kafka(settings: IndicatorSettings) -> None:
 async def _database(
     settings: IndicatorSettings,
 ) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
-    base, db = open_database(settings)
+    db = open_database(settings)
     try:
         yield db, session_factory(db)
     finally:
-        await base.dispose()
+        await db.dispose()
 
 
 async def _has_tables(db: AsyncEngine, settings: IndicatorSettings) -> bool:

@@ -10,9 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
@@ -20,10 +18,10 @@ from services.common.auth import KeyRing
 from services.common.bus import Bus, BusError, create_bus
 from services.common.db import (
     DatabaseError,
-    create_engine,
     database_errors,
-    is_sqlite,
     migrate,
+    open_service_engine,
+    ping,
     service_database_url,
     session_factory,
 )
@@ -32,7 +30,6 @@ from services.common.http import create_service_app
 from services.common.ratelimit import KeyRateLimit
 from services.common.settings import CommonSettings
 from services.ingest.api import crm, events
-from services.ingest.api.body import BodyError
 from services.ingest.api.state import IngestState
 from services.ingest.config import SCHEMA, IngestSettings
 from services.ingest.crm import CrmMapper
@@ -79,13 +76,10 @@ async def pipeline_resources(
     Shared by the HTTP app and ``spm import csv``; everything is closed on exit.
     """
     schema = settings.ingest_db_schema
-    url = service_database_url(settings.database_url, SCHEMA)
-    await migrate(url, schema, MIGRATIONS)
+    await migrate(service_database_url(settings.database_url, schema), schema, MIGRATIONS)
     bus = bus or create_bus(settings)
     await bus.ensure_topics(suffixed(PRODUCED_TOPICS, settings.ingest_topic_suffix))
-    engine = create_engine(url, SCHEMA)
-    if schema != SCHEMA and not is_sqlite(engine):
-        engine = engine.execution_options(schema_translate_map={SCHEMA: schema})
+    engine = open_service_engine(settings.database_url, schema, SCHEMA)
     producer = with_suffix(bus.producer(), settings.ingest_topic_suffix)
     try:
         await producer.start()
@@ -160,8 +154,6 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=[lambda: _kafka_ready(own_bus), lambda: _db_ready(app)],
     )
-    app.add_exception_handler(BodyError, _body_error)
-    app.add_exception_handler(IngestError, _ingest_error)
     return app
 
 
@@ -191,25 +183,4 @@ async def _kafka_ready(bus: Bus) -> bool:
 
 
 async def _db_ready(app: FastAPI) -> bool:
-    engine: AsyncEngine | None = getattr(app.state, "engine", None)
-    if engine is None:
-        return False
-    try:
-        with database_errors():
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-    except DatabaseError:
-        return False
-    return True
-
-
-async def _body_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BodyError)  # noqa: S101 - registered for BodyError only
-    return JSONResponse(exc.body, exc.status_code)
-
-
-async def _ingest_error(request: Request, exc: Exception) -> Response:
-    body = {"detail": str(exc), "errors": []}
-    retriable = isinstance(exc, IngestError) and exc.retriable
-    code = status.HTTP_503_SERVICE_UNAVAILABLE if retriable else status.HTTP_400_BAD_REQUEST
-    return JSONResponse(body, code, {"Retry-After": "5"} if retriable else None)
+    return await ping(getattr(app.state, "engine", None))

@@ -43,9 +43,6 @@ class IngestSettings(CommonSettings):
         gt=0,
         description="How long a request waits for Kafka's acks before answering 503.",
     )
-    ingest_retry_after_s: int = Field(
-        default=5, ge=1, description="Retry-After of a 503 when Kafka or the database is down."
-    )
     ingest_min_business_date: date = Field(
         default=date(1970, 1, 1), description="Dates and times before this are rejected."
     )

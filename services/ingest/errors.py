@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from services.common.errors import SpmError
+from services.common.errors import SpmError, Unavailable
 
 
 class IngestError(SpmError):
-    """Something ingest cannot do; ``retriable`` says whether a retry may succeed."""
+    """Something ingest cannot do (a request it cannot serve: 400); ``retriable`` says whether
+    a retry may succeed."""
+
+    status = 400
 
 
-class PublishFailed(IngestError):
-    """Kafka (or the dedup store) did not take the events; nothing was reported accepted.
-    ``dependency`` says which: ``kafka`` or ``database``."""
+class PublishFailed(IngestError, Unavailable):
+    """Kafka (or the dedup store) did not take the events; nothing was reported accepted:
+    503 + Retry-After. ``dependency`` says which: ``kafka`` or ``database``."""
 
+    status = 503
     retriable = True
-    dependency: str = "kafka"
-
-    def __init__(self, message: str, *, dependency: str = "kafka") -> None:
-        super().__init__(message)
-        self.dependency = dependency
+    dependency = "kafka"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -27,6 +27,7 @@ from pydantic_core import to_json
 from contracts.envelope import CanonicalEvent, EventId, FieldError, Source, field_errors
 from contracts.events import InputData
 from contracts.registry import EVENT_TYPES, EventType
+from services.common import errors
 from services.common.bus import Message
 from services.ingest.pseudonym import (
     MAX_SCOPED_LENGTH,
@@ -169,12 +170,13 @@ class Outgoing:
         return (self.source, self.id)
 
 
-class Invalid(Exception):
-    """An input event that cannot be accepted, with every field at fault and why."""
+class Invalid(errors.Invalid):
+    """An input event that cannot be accepted (the common 422), with its id when readable:
+    a batch reports it among the outcomes instead of refusing the request."""
 
     def __init__(self, errors: list[FieldError], event_id: str | None = None) -> None:
-        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
-        self.errors = errors
+        super().__init__(errors)
+        self.errors: Sequence[FieldError] = errors
         self.event_id = event_id
 
 

@@ -7,15 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
+from fastapi import FastAPI
 
 from services.common.auth import KeyRing
 from services.common.bus import Bus, create_bus
-from services.common.db import DatabaseError, session_factory
+from services.common.db import Sessions, ping
 from services.common.guard import RequestLimits
-from services.common.http import create_service_app, error_body
+from services.common.http import create_service_app
 from services.common.outbox import OutboxRelay
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
@@ -25,13 +23,7 @@ from services.objectives.api.objectives import router
 from services.objectives.config import ObjectivesSettings
 from services.objectives.db import migrate_schema, open_engine
 from services.objectives.models import outbox
-from services.objectives.service import (
-    Invalid,
-    NotFound,
-    ObjectivesService,
-    PreconditionRequired,
-    StaleVersion,
-)
+from services.objectives.service import ObjectivesService
 
 log = logging.getLogger(__name__)
 RELAY_STOP_TIMEOUT_S = 10.0
@@ -54,7 +46,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate_schema(cfg)
-        engine = open_engine(cfg)
+        engine = app.state.engine = open_engine(cfg)
         the_bus = bus if bus is not None else create_bus(cfg)
         try:
             await the_bus.ensure_topics([cfg.topic_spec])
@@ -67,7 +59,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
                 poll_interval_s=cfg.outbox_poll_interval_s,
             )
             task = asyncio.create_task(relay.run(), name="objectives-outbox-relay")
-            app.state.runtime = Runtime(session_factory(engine), build_service(cfg), relay)
+            app.state.runtime = Runtime(Sessions(engine, relay.notify), build_service(cfg))
             try:
                 yield
             finally:
@@ -82,15 +74,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
             await engine.dispose()
 
     async def database_ready() -> bool:
-        runtime = getattr(app.state, "runtime", None)
-        if not isinstance(runtime, Runtime):
-            return False
-        try:
-            async with runtime.read() as session:
-                await session.execute(text("SELECT 1"))
-        except DatabaseError:
-            return False
-        return True
+        return await ping(getattr(app.state, "engine", None))
 
     app = create_service_app(
         service="objectives",
@@ -103,36 +87,4 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         lifespan=lifespan,
         readiness=[database_ready],
     )
-    _add_error_handlers(app)
     return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def invalid(request: Request, exc: Exception) -> Response:
-        errors = exc.errors if isinstance(exc, Invalid) else []
-        return JSONResponse(
-            error_body([(e.field, e.reason) for e in errors], "validation failed"),
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return JSONResponse(error_body([], str(exc)), status_code=status.HTTP_404_NOT_FOUND)
-
-    async def stale(request: Request, exc: Exception) -> Response:
-        current = exc.current if isinstance(exc, StaleVersion) else None
-        return JSONResponse(
-            error_body([("version", str(exc))], "stale version"),
-            status_code=status.HTTP_409_CONFLICT,
-            headers={"ETag": f'"{current}"'} if current is not None else None,
-        )
-
-    async def precondition(request: Request, exc: Exception) -> Response:
-        return JSONResponse(
-            error_body([("If-Match", str(exc))], "version required"),
-            status_code=status.HTTP_428_PRECONDITION_REQUIRED,
-        )
-
-    app.add_exception_handler(Invalid, invalid)
-    app.add_exception_handler(NotFound, not_found)
-    app.add_exception_handler(StaleVersion, stale)
-    app.add_exception_handler(PreconditionRequired, precondition)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.db import create_engine, is_sqlite, migrate, service_database_url
+from services.common.db import migrate, open_service_engine, service_database_url
 from services.objectives.config import ObjectivesSettings
 from services.objectives.models import SCHEMA
 
@@ -22,8 +22,4 @@ async def migrate_schema(settings: ObjectivesSettings) -> None:
 
 
 def open_engine(settings: ObjectivesSettings) -> AsyncEngine:
-    """An engine whose statements address the configured schema (none on SQLite)."""
-    schema = settings.objectives_db_schema
-    engine = create_engine(database_url(settings), schema)
-    target = None if is_sqlite(engine) else schema
-    return engine.execution_options(schema_translate_map={SCHEMA: target})
+    return open_service_engine(settings.database_url, settings.objectives_db_schema, SCHEMA)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import FieldError, field_errors
 from services.common.db import is_sqlite
-from services.common.errors import SpmError
+from services.common.errors import Conflict, Invalid, NotFound
 from services.objectives import audit, events
 from services.objectives.models import objectives, outbox, targets
 from services.objectives.rules import (
@@ -43,32 +43,6 @@ from services.objectives.schemas import (
     TargetRead,
     VersionRead,
 )
-
-
-class ObjectivesError(SpmError):
-    """Base of the objectives service's errors."""
-
-
-class NotFound(ObjectivesError):
-    pass
-
-
-class PreconditionRequired(ObjectivesError):
-    """A change did not say which version it changes."""
-
-
-class StaleVersion(ObjectivesError):
-    def __init__(self, objective_id: str, expected: int, current: int) -> None:
-        super().__init__(
-            f"objective {objective_id} is at version {current}, not {expected}: reload and retry"
-        )
-        self.current = current
-
-
-class Invalid(ObjectivesError):
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +76,7 @@ class ObjectivesService:
             await session.execute(select(objectives).where(objectives.c.id == objective_id))
         ).first()
         if row is None:
-            raise NotFound(f"no objective {objective_id}")
+            raise NotFound("objective_id", f"no objective {objective_id}")
         return await self._read(session, row)
 
     async def find_by_code(self, session: AsyncSession, code: str) -> ObjectiveRead | None:
@@ -226,7 +200,9 @@ class ObjectivesService:
         await self._lock(session)
         before = await self.get(session, objective_id)
         if before.version != expected_version:
-            raise StaleVersion(objective_id, expected_version, before.version)
+            stale = f"objective {objective_id} is at version {before.version}, not "
+            stale += f"{expected_version}: reload and retry"
+            raise Conflict("version", stale, "stale version", etag=str(before.version))
         changes = patch.model_dump(exclude_unset=True, exclude={"targets", "version", "reason"})
         status = changes.pop("status", None) or before.status
         try:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import field_errors
+from services.common.errors import Invalid
 from services.objectives.schemas import (
     ObjectiveCreate,
     ObjectiveFields,
@@ -32,7 +33,7 @@ from services.objectives.schemas import (
     TargetFields,
     TargetIn,
 )
-from services.objectives.service import Invalid, ObjectivesService
+from services.objectives.service import ObjectivesService
 
 FORMAT_VERSION = 1
 HEADER = """\

@@ -51,7 +51,7 @@ async def test_a_failed_cycle_keeps_no_lock(
     )
     caplog.set_level(logging.WARNING, logger="services.indicators.emitter")
     stalled = asyncio.create_task(failing.run())
-    base, db = open_database(h.settings)  # another instance: its own pool
+    db = open_database(h.settings)  # another instance: its own pool
     other = Emitter(h.settings, db, session_factory(db), h.producer, asyncio.Event())
     elected: asyncio.Task[None] | None = None
     try:
@@ -69,5 +69,5 @@ async def test_a_failed_cycle_keeps_no_lock(
         await asyncio.gather(*tasks, return_exceptions=True)
         await failing.close()
         await other.close()
-        await base.dispose()
+        await db.dispose()
         await down.close()

@@ -105,7 +105,7 @@ async def test_a_zombie_cannot_write_after_the_new_owner(harness: Harness) -> No
             with pytest.raises(StaleOwnership):
                 await engine.process(records)
     finally:
-        await zombie.base_db.dispose()
+        await zombie.db.dispose()
     assert await h.v("active_clients", "all", "2024-01-01") == 2
 
 
@@ -131,7 +131,7 @@ async def test_an_assignment_replays_nothing_in_the_callback_and_the_next_batch_
         loan = next(u.loans for u in engine.units.values() if u.loans)
         assert [d.amount for d in (s.disb for s in loan.values()) if d] == [100 * 10**4]
     finally:
-        await other.base_db.dispose()
+        await other.db.dispose()
 
 
 async def test_a_batch_with_an_event_claimed_meanwhile_writes_nothing(harness: Harness) -> None:
@@ -189,7 +189,7 @@ async def test_a_changed_parameter_is_refused(harness: Harness) -> None:
         with pytest.raises(ParametersChanged) as refused:
             await other.start(run=False)
     finally:
-        await other.base_db.dispose()
+        await other.db.dispose()
     message = str(refused.value)
     assert f"INDICATORS_DSTI_LIMIT is {limit / 2} but" in message
     assert f"computed with {limit}" in message and "INDICATORS_DB_SCHEMA" in message
@@ -203,7 +203,7 @@ async def test_a_changed_parameter_is_refused(harness: Harness) -> None:
         with pytest.raises(ParametersChanged) as refused:
             await line.start(run=False)
     finally:
-        await line.base_db.dispose()
+        await line.db.dispose()
     assert "INDICATORS_POVERTY_LINE is usd_3.20 but" in str(refused.value)
 
 
@@ -221,7 +221,7 @@ async def test_a_schema_computed_with_older_definitions_is_refused(harness: Harn
         with pytest.raises(ParametersChanged) as refused:
             await older.start(run=False)
     finally:
-        await older.base_db.dispose()
+        await older.db.dispose()
     assert "INDICATORS_DEFINITIONS is 1.1 but the stored indicators were computed with 1.0" in str(
         refused.value
     )

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from services.alerts import actions
 from services.alerts import models as m
 from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
-from services.alerts.api.errors import ApiError, not_found
 from services.alerts.runtime import AlertService
 from services.alerts.schemas import (
     ActionCreate,
@@ -25,18 +24,15 @@ from services.alerts.schemas import (
     ActionStatus,
 )
 from services.common import paging
+from services.common.errors import NotFound, Unprocessable
 
 router = APIRouter(prefix="/v1", tags=["actions"])
 _NOT_NULL = ("title", "owner", "due_date", "review_date", "indicator", "segment", "status")
 
 
-def _unprocessable(field: str, reason: str) -> ApiError:
-    return ApiError(422, field, reason, f"{field}: {reason}")
-
-
 def _check_notify(svc: AlertService, notify: str | None) -> None:
     if notify is not None and "@" not in notify and notify not in svc.routing.receivers:
-        raise _unprocessable("owner_notify", "neither an e-mail address nor a known receiver")
+        raise Unprocessable("owner_notify", "neither an e-mail address nor a known receiver")
 
 
 @router.post("/actions", response_model=ActionRead, status_code=status.HTTP_201_CREATED)
@@ -44,22 +40,22 @@ async def create_action(svc: ServiceDep, who: AckerDep, body: ActionCreate) -> d
     """Record an action on an alert or a target; its opening value and the target line it is
     judged against are recorded with it."""
     if body.alert_id is None and body.target_id is None:
-        raise _unprocessable("alert_id", "an action is recorded on an alert or on a target")
+        raise Unprocessable("alert_id", "an action is recorded on an alert or on a target")
     if body.review_date < body.due_date:
-        raise _unprocessable("review_date", "the review date is before the due date")
+        raise Unprocessable("review_date", "the review date is before the due date")
     _check_notify(svc, body.owner_notify)
     async with svc.write() as session:
         if body.alert_id is not None:
             origin = await actions.origin_of_alert(session, body.alert_id)
             if origin is None:
-                raise not_found("alert_id", "alert")
+                raise NotFound("alert_id", "alert not found")
             if body.target_id is not None and body.target_id != origin.target_id:
-                raise _unprocessable("target_id", "not the target of the alert")
+                raise Unprocessable("target_id", "not the target of the alert")
         else:
             assert body.target_id is not None  # noqa: S101 - checked above
             origin = await actions.origin_of_target(session, body.target_id)
             if origin is None:
-                raise not_found("target_id", "target")
+                raise NotFound("target_id", "target not found")
         origin = await actions.retarget(
             session, origin, body.indicator or origin.indicator, body.segment or origin.segment
         )
@@ -102,7 +98,7 @@ async def get_action(action_id: str, svc: ServiceDep, _: ReaderDep) -> dict[str,
     async with svc.read() as session:
         row = await actions.load(session, action_id)
         if row is None:
-            raise not_found("action_id", "action")
+            raise NotFound("action_id", "action not found")
         row["history"] = await actions.history(session, action_id)
     return row
 
@@ -116,24 +112,21 @@ async def change_action(
     sent = body.model_dump(include=body.model_fields_set)
     for field in _NOT_NULL:
         if field in sent and sent[field] is None:
-            raise _unprocessable(field, "may not be null")
+            raise Unprocessable(field, "may not be null")
     _check_notify(svc, sent.get("owner_notify"))
     note = sent.pop("note", None)
     async with svc.write() as session:
         row = await actions.load(session, action_id, lock=True)
         if row is None:
-            raise not_found("action_id", "action")
+            raise NotFound("action_id", "action not found")
         origin = None
         indicator = sent.get("indicator", row["indicator"])
         segment = sent.get("segment", row["segment"])
         if (indicator, segment) != (row["indicator"], row["segment"]):
             origin = await actions.retarget(session, actions.origin_of_row(row), indicator, segment)
-        try:
-            row = await actions.change(
-                session, svc.action_publisher, row, sent, who.name, svc.clock.now(),
-                origin=origin, note=note,
-            )  # fmt: skip
-        except actions.Conflict as exc:
-            raise ApiError(exc.code, exc.field, exc.reason, f"{exc.field}: {exc.reason}") from None
+        row = await actions.change(
+            session, svc.action_publisher, row, sent, who.name, svc.clock.now(),
+            origin=origin, note=note,
+        )  # fmt: skip
         row["history"] = await actions.history(session, action_id)
     return row

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from services.alerts import models as m
 from services.alerts import store
 from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
-from services.alerts.api.errors import ApiError, not_found
 from services.alerts.schemas import AckCreate, AlertRead, AlertState
 from services.common import paging
+from services.common.errors import Conflict, NotFound
 from services.common.scope import ScopeDep
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -52,7 +52,7 @@ async def get_alert(
     async with svc.read() as session:
         row = (await session.execute(select(m.alerts).where(m.alerts.c.id == alert_id))).first()
     if row is None:
-        raise not_found("alert_id", "alert")
+        raise NotFound("alert_id", "alert not found")
     scope.check(row.segment, "alert_id")
     return dict(row._mapping)
 
@@ -75,12 +75,12 @@ async def ack_alert(
             )
         ).first()
         if found is None:
-            raise not_found("alert_id", "alert")
+            raise NotFound("alert_id", "alert not found")
         row = dict(found._mapping)
         scope.check_act(row["segment"], "alert_id")
         if row["state"] not in store.ACTIVE:
-            raise ApiError(
-                status.HTTP_409_CONFLICT, "alert_id", f"alert is {row['state']}",
+            raise Conflict(
+                "alert_id", f"alert is {row['state']}",
                 "only a pending or firing alert can be acknowledged",
             )  # fmt: skip
         now = svc.clock.now()

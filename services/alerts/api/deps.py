@@ -8,12 +8,13 @@ from fastapi import Depends, Request
 
 from services.alerts.runtime import AlertService
 from services.common.auth import Principal, require
+from services.common.errors import NotReady
 
 
 def service(request: Request) -> AlertService:
     value = getattr(request.app.state, "alerts", None)
     if not isinstance(value, AlertService):
-        raise RuntimeError("the alert service is not started")
+        raise NotReady("alerts")
     return value
 
 

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Response, status
 from services.alerts import models as m
 from services.alerts import silences
 from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
-from services.alerts.api.errors import ApiError, not_found
 from services.alerts.schemas import SilenceCreate, SilenceRead
 from services.common import paging
+from services.common.errors import NotFound, Unprocessable
 from services.common.scope import BRANCH_PREFIX, OutOfScope, ScopeDep
 
 router = APIRouter(prefix="/v1", tags=["silences"])
@@ -47,11 +47,11 @@ async def create_silence(
     now = svc.clock.now()
     starts = body.starts_at or now
     if body.ends_at <= max(starts, now):
-        raise ApiError(
-            422, "ends_at", "must be in the future and after starts_at", "invalid silence"
+        raise Unprocessable(
+            "ends_at", "must be in the future and after starts_at", "invalid silence"
         )
     if body.ends_at - starts > MAX_SILENCE:
-        raise ApiError(422, "ends_at", "a silence lasts at most 366 days", "invalid silence")
+        raise Unprocessable("ends_at", "a silence lasts at most 366 days", "invalid silence")
     async with svc.write() as session:
         row = await silences.create(
             session, matchers=matchers, created_by=who.name, created_by_subject=who.subject,
@@ -91,5 +91,5 @@ async def expire_silence(
             session, silence_id, who.name, svc.clock.now(), by_subject=who.subject, scope=scope
         )
     if row is None:
-        raise not_found("silence_id", "silence")
+        raise NotFound("silence_id", "silence not found")
     return _read(row, svc)

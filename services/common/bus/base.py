@@ -10,7 +10,7 @@ from typing import Literal, NamedTuple, Protocol
 from murmurhash2 import murmurhash2
 
 from contracts.topics import TopicSpec
-from services.common.errors import SpmError
+from services.common.errors import Unavailable
 
 Headers = tuple[tuple[str, bytes], ...]
 OffsetReset = Literal["earliest", "latest"]
@@ -75,10 +75,12 @@ class Record(NamedTuple):
         return next((value for key, value in self.headers if key == name), None)
 
 
-class BusError(SpmError):
-    """The bus failed; ``retriable`` is true for outages and timeouts."""
+class BusError(Unavailable):
+    """The bus failed; ``retriable`` is true for outages and timeouts. A route that meets one
+    answers 503 naming Kafka."""
 
     dependency = "kafka"
+    retriable = False
 
 
 class BusUnavailable(BusError):

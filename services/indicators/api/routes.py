@@ -12,13 +12,12 @@ from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Principal, require
-from services.common.db import database_errors
-from services.common.errors import SpmError
-from services.common.http import error_body
+from services.common.db import Sessions
+from services.common.errors import NotFound, NotReady, Unprocessable
 from services.common.scope import DataScope, ScopeDep
 from services.indicators import query
 from services.indicators.api.render import (
@@ -47,23 +46,10 @@ ITEM_COLUMNS = ("code", "segment", "as_of", "value", "numerator", "denominator",
 POINT_COLUMNS = ("code", "segment", "as_of", "value", "numerator", "denominator", "n")
 
 
-class ApiError(SpmError):
-    """A request the API refuses: ``status`` with the field and the reason."""
-
-    def __init__(self, status: int, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.status, self.field, self.reason = status, field, reason
-
-
-async def api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
-    return JSONResponse(error_body([(exc.field, exc.reason)], exc.reason), exc.status)
-
-
 @dataclass
 class Runtime:
     settings: IndicatorSettings
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions
 
     @property
     def parameters(self) -> query.Parameters:
@@ -78,8 +64,9 @@ class Runtime:
 
 
 def runtime_of(request: Request) -> Runtime:
-    runtime = request.app.state.indicators
-    assert isinstance(runtime, Runtime)  # noqa: S101 - set by create_app
+    runtime = getattr(request.app.state, "indicators", None)
+    if not isinstance(runtime, Runtime):
+        raise NotReady("indicators")
     return runtime
 
 
@@ -92,8 +79,7 @@ def _check_segment(
     segment: str, ind: Indicator | None, seen: dict[str, list[str]], scope: DataScope
 ) -> None:
     if not SEGMENT_RE.fullmatch(segment):  # `$` alone admits a final newline
-        raise ApiError(
-            422,
+        raise Unprocessable(
             "query.segment",
             "must be all, branch:<id>, product:<id>, gender:<female|male|other|unknown> "
             "or rural:<true|false>",
@@ -101,15 +87,15 @@ def _check_segment(
     scope.check(segment, "query.segment")  # before "never seen": no probing other branches
     dim, _, value = segment.partition(":")
     if ind is not None and dim not in ind.segments:
-        raise ApiError(422, "query.segment", f"{ind.code} has no {dim} segments")
+        raise Unprocessable("query.segment", f"{ind.code} has no {dim} segments")
     if dim in ("branch", "product") and value not in seen.get(dim, []):
-        raise ApiError(404, "query.segment", f"{segment} has never been seen")
+        raise NotFound("query.segment", f"{segment} has never been seen")
 
 
 def _indicator(code: str, seen: Seen, field: str = "path.code") -> Indicator:
     ind = lookup(code, seen)
     if ind is None:
-        raise ApiError(404, field, f"unknown indicator {code}")
+        raise NotFound(field, f"unknown indicator {code}")
     return ind
 
 
@@ -120,9 +106,9 @@ async def _as_of(
     if as_of is None:
         return current
     if current is None:
-        raise ApiError(422, field, "no values yet: no event has been processed")
+        raise Unprocessable(field, "no values yet: no event has been processed")
     if as_of > current:
-        raise ApiError(422, field, f"after the business date {current.isoformat()}")
+        raise Unprocessable(field, f"after the business date {current.isoformat()}")
     return as_of
 
 
@@ -133,9 +119,8 @@ def _unit(ind: Indicator, settings: IndicatorSettings) -> str:
 @router.get("/catalog", summary="Every indicator: definition, formula, window, unit, segments")
 async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
     settings = runtime.settings
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
     items = [
         {
             "code": ind.code,
@@ -183,16 +168,15 @@ async def current(
     segment: str | None = None,
     as_of: date | None = None,
 ) -> Response:
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
-            if segment is not None:
-                _check_segment(segment, ind, seen, scope)
-            day = await _as_of(session, as_of)
-            values = {} if day is None else await query.snapshot(
-                session, day, runtime.parameters, None if ind is None else [ind]
-            )  # fmt: skip
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
+        ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
+        if segment is not None:
+            _check_segment(segment, ind, seen, scope)
+        day = await _as_of(session, as_of)
+        values = {} if day is None else await query.snapshot(
+            session, day, runtime.parameters, None if ind is None else [ind]
+        )  # fmt: skip
     catalog = {i.code: i for i in indicators(runtime.seen(seen))}
     if ind is not None:
         catalog[ind.code] = ind
@@ -203,7 +187,7 @@ async def current(
         if (segment is None or s == segment) and scope.sees(s)
     ]  # fmt: skip
     if segment is not None and ind is not None and not items and day is not None:
-        raise ApiError(404, "query.segment", f"{segment} has never been seen")
+        raise NotFound("query.segment", f"{segment} has never been seen")
     if wants_csv(request):
         return csv_response(ITEM_COLUMNS, items, "indicators")
     return DecimalJSONResponse({"as_of": day, "items": items})
@@ -221,21 +205,20 @@ async def series(
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen))
-            _check_segment(segment, ind, seen, scope)
-            end = await _as_of(session, last, "query.to")
-            if end is None:
-                points = []
-            else:
-                start = first or end - timedelta(days=DEFAULT_SERIES_DAYS - 1)
-                if start > end:
-                    raise ApiError(422, "query.from", "after to")
-                if (end - start).days >= MAX_SERIES_DAYS:
-                    raise ApiError(422, "query.from", f"at most {MAX_SERIES_DAYS} days per series")
-                points = await query.series(session, ind, segment, start, end, runtime.parameters)
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
+        ind = _indicator(code, runtime.seen(seen))
+        _check_segment(segment, ind, seen, scope)
+        end = await _as_of(session, last, "query.to")
+        if end is None:
+            points = []
+        else:
+            start = first or end - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+            if start > end:
+                raise Unprocessable("query.from", "after to")
+            if (end - start).days >= MAX_SERIES_DAYS:
+                raise Unprocessable("query.from", f"at most {MAX_SERIES_DAYS} days per series")
+            points = await query.series(session, ind, segment, start, end, runtime.parameters)
     rows = [{"as_of": d, **value_fields(v)} for d, v in points]
     if wants_csv(request):
         return csv_response(
@@ -254,16 +237,15 @@ async def breakdown(
     by: Literal["branch", "product", "gender", "rural"],
     as_of: date | None = None,
 ) -> Response:
-    with database_errors():
-        async with runtime.sessions() as session:
-            seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen))
-            if by not in ind.segments:
-                raise ApiError(422, "query.by", f"{code} has no {by} segments")
-            day = await _as_of(session, as_of)
-            values = {} if day is None else await query.snapshot(
-                session, day, runtime.parameters, [ind]
-            )  # fmt: skip
+    async with runtime.sessions.read() as session:
+        seen = await query.seen(session)
+        ind = _indicator(code, runtime.seen(seen))
+        if by not in ind.segments:
+            raise Unprocessable("query.by", f"{code} has no {by} segments")
+        day = await _as_of(session, as_of)
+        values = {} if day is None else await query.snapshot(
+            session, day, runtime.parameters, [ind]
+        )  # fmt: skip
     items = [
         {"code": code, "segment": s, "as_of": day, **value_fields(v),
          "unit": _unit(ind, runtime.settings)}

@@ -19,7 +19,7 @@ from typing import Any, Final
 from fastapi import Request, status
 
 from contracts.envelope import FieldError
-from services.common.errors import error_body
+from services.common.errors import Refused
 from services.ingest.validation import Invalid
 
 NDJSON = "application/x-ndjson"
@@ -47,13 +47,12 @@ def _int_or_marker(text: str) -> int | _TooLong:
 _marking_decoder = json.JSONDecoder(parse_float=Decimal, parse_int=_int_or_marker)
 
 
-class BodyError(Exception):
-    """A request refused as a whole; answered in the shared error shape (app.py's handler)."""
+class BodyError(Refused):
+    """A request refused as a whole (``code``: 400, 403, 413, 422), in the shared error shape."""
 
     def __init__(self, code: int, message: str, field: str = "(body)", reason: str = "") -> None:
-        super().__init__(message)
-        self.status_code = code
-        self.body = error_body([(field, reason or message)], message)
+        super().__init__(field, reason or message, message)
+        self.status = code
 
 
 class LongIntegers(ValueError):

@@ -9,9 +9,8 @@ from fastapi.responses import Response
 
 from services.common.auth import Principal, require
 from services.ingest.api.body import BodyError, parse_batch, parse_json, read_body, too_many
-from services.ingest.api.events import answer, publish_failed
+from services.ingest.api.events import answer
 from services.ingest.api.state import IngestState, state_of
-from services.ingest.errors import PublishFailed
 from services.ingest.pipeline import BatchResult, Outcome
 from services.ingest.schemas import ErrorResponse, IngestResponse, RejectedResponse
 
@@ -87,10 +86,7 @@ async def post_complaints(request: Request, principal: PrincipalDep, state: Stat
                 reason="source not allowed for this API key",
             )
     events, origins = state.crm.events(records)
-    try:
-        result = await state.pipeline.ingest(events)
-    except PublishFailed as exc:
-        return publish_failed(state, exc)
+    result = await state.pipeline.ingest(events)
     by_record = BatchResult(
         [Outcome(origins[o.index], o.id, o.status, o.errors) for o in result.outcomes]
     )

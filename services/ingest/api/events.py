@@ -7,11 +7,10 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from contracts.examples import EXAMPLES
 from services.common.auth import Principal, require
-from services.common.errors import error_body
 from services.ingest.api.body import (
     JSON_TYPES,
     NDJSON,
@@ -23,7 +22,6 @@ from services.ingest.api.body import (
     unsupported,
 )
 from services.ingest.api.state import IngestState, state_of
-from services.ingest.errors import PublishFailed
 from services.ingest.pipeline import BatchResult
 from services.ingest.schemas import ErrorResponse, IngestResponse, RejectedResponse
 
@@ -121,10 +119,7 @@ async def post_batch(request: Request, principal: PrincipalDep, state: StateDep)
 
 async def _ingest(events: list[Any], principal: Principal, state: IngestState) -> Response:
     check_sources(events, principal)
-    try:
-        result = await state.pipeline.ingest(events)
-    except PublishFailed as exc:
-        return publish_failed(state, exc)
+    result = await state.pipeline.ingest(events)
     log.info(
         "ingested request",
         extra={
@@ -137,15 +132,6 @@ async def _ingest(events: list[Any], principal: Principal, state: IngestState) -
         },
     )
     return answer(result)
-
-
-def publish_failed(state: IngestState, exc: PublishFailed) -> Response:
-    """503 + Retry-After: Kafka or the dedup store (the database) did not take the events;
-    the answer names which."""
-    retry = str(state.settings.ingest_retry_after_s)
-    detail = f"{exc.dependency} is unavailable; nothing was accepted, retry later"
-    body = error_body([(exc.dependency, "unavailable")], detail)
-    return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": retry})
 
 
 def check_sources(events: list[Any], principal: Principal) -> None:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from services.common.errors import NotReady
 from services.ingest.config import IngestSettings
 from services.ingest.crm import CrmMapper
-from services.ingest.errors import IngestError
 from services.ingest.pipeline import IngestPipeline
 
 
@@ -22,5 +22,5 @@ class IngestState:
 def state_of(request: Request) -> IngestState:
     state = getattr(request.app.state, "ingest", None)
     if not isinstance(state, IngestState):
-        raise IngestError("the ingest service is not started", retriable=True)
+        raise NotReady("ingest")
     return state

@@ -25,9 +25,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.auth import Principal, keyring_of, verified_principal
 from services.ingest.api.body import BodyError, parse_json, read_body
-from services.ingest.api.events import answer, publish_failed
+from services.ingest.api.events import answer
 from services.ingest.api.state import IngestState, state_of
-from services.ingest.errors import PublishFailed
 from services.ingest.fineract.mapping import source_of
 
 router = APIRouter(prefix="/v1/sources/fineract", tags=["sources"])
@@ -149,10 +148,7 @@ async def post_hook(request: Request, principal: PrincipalDep, state: StateDep) 
         )
     exit_types = getattr(state.settings, "fineract_hook_exit_types", DEFAULT_EXIT_TYPES)
     event = exit_event(body, action.upper(), source, exit_types)
-    try:
-        result = await state.pipeline.ingest([event])
-    except PublishFailed as exc:
-        return publish_failed(state, exc)
+    result = await state.pipeline.ingest([event])
     return answer(result)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.common.advisory import LeadershipWait, discard
 from services.common.aio import wait_event
 from services.common.bus import Message
-from services.common.db import create_engine, is_sqlite, migrate, service_database_url
+from services.common.db import is_sqlite, migrate, open_service_engine, service_database_url
 from services.ingest.fineract import models as m
 from services.ingest.fineract.config import SCHEMA, FineractSettings
 from services.ingest.fineract.mapping import LoanInfo
@@ -37,13 +37,7 @@ async def migrate_db(settings: FineractSettings) -> None:
 
 
 def open_engine(settings: FineractSettings) -> AsyncEngine:
-    """An engine whose queries land in the configured schema (tests use one schema each)."""
-    schema = settings.fineract_db_schema
-    engine = create_engine(database_url(settings), schema)
-    if schema == SCHEMA:
-        return engine
-    target = None if is_sqlite(engine) else schema
-    return engine.execution_options(schema_translate_map={SCHEMA: target})
+    return open_service_engine(settings.database_url, settings.fineract_db_schema, SCHEMA)
 
 
 @asynccontextmanager

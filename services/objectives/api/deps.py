@@ -2,52 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.auth import Principal, require
-from services.common.db import database_errors
-from services.common.outbox import OutboxRelay
+from services.common.db import Sessions
+from services.common.errors import NotReady
 from services.objectives.service import ObjectivesService
 
 
 class Runtime:
-    """What the lifespan sets up and the handlers use (``app.state.runtime``)."""
+    """What the lifespan sets up and the handlers use (``app.state.runtime``): sessions that
+    translate database errors themselves (a committed write wakes the outbox relay)."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        service: ObjectivesService,
-        relay: OutboxRelay | None,
-    ) -> None:
+    def __init__(self, sessions: Sessions, service: ObjectivesService) -> None:
         self.sessions = sessions
         self.service = service
-        self.relay = relay
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        with database_errors():
-            async with self.sessions() as session:
-                yield session
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction, committed on success; the relay is woken after the commit."""
-        with database_errors():
-            async with self.sessions() as session, session.begin():
-                yield session
-        if self.relay is not None:
-            self.relay.notify()
+        self.read = sessions.read
+        self.write = sessions.write
 
 
 def runtime(request: Request) -> Runtime:
     value = getattr(request.app.state, "runtime", None)
     if not isinstance(value, Runtime):
-        raise RuntimeError("the objectives runtime is not started")
+        raise NotReady("objectives")
     return value
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from contracts.envelope import FieldError
 from services.common import paging
+from services.common.errors import Invalid, PreconditionRequired
 from services.common.scope import DataScope, OutOfScope, ScopeDep
 from services.objectives.api.deps import ReaderDep, RuntimeDep, WriterDep
 from services.objectives.schemas import (
@@ -27,7 +28,6 @@ from services.objectives.schemas import (
     TargetRead,
     VersionRead,
 )
-from services.objectives.service import Invalid, PreconditionRequired
 
 router = APIRouter(prefix="/v1", tags=["objectives"])
 
@@ -87,7 +87,11 @@ def expected_version(if_match: str | None, version: int | None) -> int:
         raise Invalid([FieldError("version", f"disagrees with If-Match ({from_header})")])
     chosen = from_header if from_header is not None else version
     if chosen is None:
-        raise PreconditionRequired("send the version you change: If-Match header or `version`")
+        raise PreconditionRequired(
+            "If-Match",
+            "send the version you change: If-Match header or `version`",
+            "version required",
+        )
     return chosen
 
 
