@@ -25,6 +25,7 @@ from services.common.bus import BusError
 from services.common.db import DatabaseError
 from services.common.errors import error_body as error_body  # re-exported: the routers' import
 from services.common.guard import RequestGuard, RequestLimits
+from services.common.lifecycle import NotStarted
 from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.common.scope import OutOfScope, ScopePolicy, out_of_scope_handler
 
@@ -111,6 +112,7 @@ def create_service_app(
     app.add_exception_handler(Unauthenticated, unauthenticated)
     app.add_exception_handler(DatabaseError, _dependency_down)
     app.add_exception_handler(BusError, _dependency_down)
+    app.add_exception_handler(NotStarted, _dependency_down)
     app.add_exception_handler(OutOfScope, out_of_scope_handler)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
