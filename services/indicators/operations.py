@@ -31,9 +31,9 @@ from services.common.db import database_errors, is_sqlite, session_factory
 from services.common.errors import SpmError
 from services.indicators import models as m
 from services.indicators import query
-from services.indicators.app import Service, open_database
 from services.indicators.config import IndicatorSettings
 from services.indicators.emitter import tick
+from services.indicators.service import IndicatorService, open_database
 
 TP = tuple[str, int]
 ENDS_REFRESH_S = 10.0
@@ -270,7 +270,7 @@ class Rebuild:
             )
         self.settings = target.model_copy(update={"indicators_emitter": False})
         self.bus = create_bus(self.settings)
-        self.service: Service | None = None
+        self.service: IndicatorService | None = None
         self.target: dict[TopicPartition, int] = {}
         self._ends: dict[TopicPartition, int] = {}
         self._ends_at = 0.0
@@ -278,7 +278,7 @@ class Rebuild:
 
     async def __aenter__(self) -> Rebuild:
         try:
-            self.service = Service(self.settings, self.bus)
+            self.service = IndicatorService(self.settings, self.bus)
             await self.service.start()
             self.target = await self.bus.end_offsets(input_topics(self.settings))
         except BaseException:
@@ -296,7 +296,7 @@ class Rebuild:
             self.service = None
         await self.bus.close()
 
-    def _running(self) -> Service:
+    def _running(self) -> IndicatorService:
         if self.service is None:
             raise OperationError("the rebuild is not running (use it with `async with`)")
         return self.service

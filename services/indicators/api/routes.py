@@ -7,20 +7,19 @@ keep only visible segments, a request naming an invisible segment answers 403.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.auth import Principal, require
 from services.common.db import database_errors
 from services.common.errors import SpmError
 from services.common.http import error_body
 from services.common.scope import DataScope, ScopeDep
 from services.indicators import query
+from services.indicators.api.deps import ReaderDep, ServiceDep
 from services.indicators.api.render import (
     DecimalJSONResponse,
     csv_response,
@@ -60,31 +59,6 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse(error_body([(exc.field, exc.reason)], exc.reason), exc.status)
 
 
-@dataclass
-class Runtime:
-    settings: IndicatorSettings
-    sessions: async_sessionmaker[AsyncSession]
-
-    @property
-    def parameters(self) -> query.Parameters:
-        return query.Parameters(
-            self.settings.indicators_gni_per_capita,
-            self.settings.indicators_min_cell_size,
-            self.settings.indicators_poverty_line,
-        )
-
-    def seen(self, seen: dict[str, list[str]]) -> Seen:
-        return query.catalog_seen(seen, self.settings.indicators_poverty_line)
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime = request.app.state.indicators
-    assert isinstance(runtime, Runtime)  # noqa: S101 - set by create_app
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-ReaderDep = Annotated[Principal, Depends(require("indicators:read"))]
 router = APIRouter(prefix="/v1", tags=["indicators"])
 
 
@@ -131,10 +105,10 @@ def _unit(ind: Indicator, settings: IndicatorSettings) -> str:
 
 
 @router.get("/catalog", summary="Every indicator: definition, formula, window, unit, segments")
-async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
-    settings = runtime.settings
+async def catalog(service: ServiceDep, _: ReaderDep) -> Response:
+    settings = service.settings
     with database_errors():
-        async with runtime.sessions() as session:
+        async with service.sessions() as session:
             seen = await query.seen(session)
     items = [
         {
@@ -156,7 +130,7 @@ async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
             "reference": ind.reference or None,
             "parameters": list(ind.parameters),
         }
-        for ind in indicators(runtime.seen(seen))
+        for ind in indicators(service.seen(seen))
     ]
     parameters: dict[str, Any] = {
         "sla_days": settings.indicators_sla_days,
@@ -176,7 +150,7 @@ async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
 @router.get("/indicators", summary="Values on one day (default: the business date)")
 async def current(
     request: Request,
-    runtime: RuntimeDep,
+    service: ServiceDep,
     _: ReaderDep,
     scope: ScopeDep,
     code: str | None = None,
@@ -184,21 +158,21 @@ async def current(
     as_of: date | None = None,
 ) -> Response:
     with database_errors():
-        async with runtime.sessions() as session:
+        async with service.sessions() as session:
             seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
+            ind = _indicator(code, service.seen(seen), "query.code") if code is not None else None
             if segment is not None:
                 _check_segment(segment, ind, seen, scope)
             day = await _as_of(session, as_of)
             values = {} if day is None else await query.snapshot(
-                session, day, runtime.parameters, None if ind is None else [ind]
+                session, day, service.parameters, None if ind is None else [ind]
             )  # fmt: skip
-    catalog = {i.code: i for i in indicators(runtime.seen(seen))}
+    catalog = {i.code: i for i in indicators(service.seen(seen))}
     if ind is not None:
         catalog[ind.code] = ind
     items = [
         {"code": c, "segment": s, "as_of": day, **value_fields(v),
-         "unit": _unit(catalog[c], runtime.settings)}
+         "unit": _unit(catalog[c], service.settings)}
         for (c, s), v in values.items()
         if (segment is None or s == segment) and scope.sees(s)
     ]  # fmt: skip
@@ -213,7 +187,7 @@ async def current(
 @router.get("/indicators/{code:path}/series", summary="One value per day")
 async def series(
     request: Request,
-    runtime: RuntimeDep,
+    service: ServiceDep,
     _: ReaderDep,
     scope: ScopeDep,
     code: str,
@@ -222,9 +196,9 @@ async def series(
     last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
     with database_errors():
-        async with runtime.sessions() as session:
+        async with service.sessions() as session:
             seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen))
+            ind = _indicator(code, service.seen(seen))
             _check_segment(segment, ind, seen, scope)
             end = await _as_of(session, last, "query.to")
             if end is None:
@@ -235,7 +209,7 @@ async def series(
                     raise ApiError(422, "query.from", "after to")
                 if (end - start).days >= MAX_SERIES_DAYS:
                     raise ApiError(422, "query.from", f"at most {MAX_SERIES_DAYS} days per series")
-                points = await query.series(session, ind, segment, start, end, runtime.parameters)
+                points = await query.series(session, ind, segment, start, end, service.parameters)
     rows = [{"as_of": d, **value_fields(v)} for d, v in points]
     if wants_csv(request):
         return csv_response(
@@ -247,7 +221,7 @@ async def series(
 @router.get("/indicators/{code:path}/breakdown", summary="One value per segment of a dimension")
 async def breakdown(
     request: Request,
-    runtime: RuntimeDep,
+    service: ServiceDep,
     _: ReaderDep,
     scope: ScopeDep,
     code: str,
@@ -255,18 +229,18 @@ async def breakdown(
     as_of: date | None = None,
 ) -> Response:
     with database_errors():
-        async with runtime.sessions() as session:
+        async with service.sessions() as session:
             seen = await query.seen(session)
-            ind = _indicator(code, runtime.seen(seen))
+            ind = _indicator(code, service.seen(seen))
             if by not in ind.segments:
                 raise ApiError(422, "query.by", f"{code} has no {by} segments")
             day = await _as_of(session, as_of)
             values = {} if day is None else await query.snapshot(
-                session, day, runtime.parameters, [ind]
+                session, day, service.parameters, [ind]
             )  # fmt: skip
     items = [
         {"code": code, "segment": s, "as_of": day, **value_fields(v),
-         "unit": _unit(ind, runtime.settings)}
+         "unit": _unit(ind, service.settings)}
         for (_, s), v in values.items()
         if s.startswith(f"{by}:") and scope.sees(s)
     ]  # fmt: skip
