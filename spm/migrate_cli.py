@@ -58,7 +58,7 @@ async def _objectives() -> str:
 
 async def _alerts() -> str:
     from services.alerts.config import AlertSettings
-    from services.alerts.runtime import MIGRATIONS_DIR, database_url
+    from services.alerts.service import MIGRATIONS_DIR, database_url
     from services.common.db import migrate
 
     settings = AlertSettings()

@@ -16,7 +16,6 @@ from services.alerts import actions
 from services.alerts import models as m
 from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
 from services.alerts.api.errors import ApiError, not_found
-from services.alerts.runtime import AlertService
 from services.alerts.schemas import (
     ActionCreate,
     ActionDetail,
@@ -24,6 +23,7 @@ from services.alerts.schemas import (
     ActionRead,
     ActionStatus,
 )
+from services.alerts.service import AlertService
 from services.common import paging
 
 router = APIRouter(prefix="/v1", tags=["actions"])
