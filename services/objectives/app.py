@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, status
@@ -12,15 +10,16 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from services.common.auth import KeyRing
-from services.common.bus import Bus, create_bus
+from services.common.bus import Bus
 from services.common.db import DatabaseError, session_factory
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app, error_body
+from services.common.lifecycle import BusLease, Supervisor
 from services.common.outbox import OutboxRelay
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
-from services.objectives.api.deps import Runtime
+from services.objectives.api.deps import ObjectivesState
 from services.objectives.api.objectives import router
 from services.objectives.config import ObjectivesSettings
 from services.objectives.db import migrate_schema, open_engine
@@ -33,8 +32,8 @@ from services.objectives.service import (
     StaleVersion,
 )
 
-log = logging.getLogger(__name__)
-RELAY_STOP_TIMEOUT_S = 10.0
+RELAY_STOP_S = 10.0
+"""How long the outbox relay may take to publish what it holds at shutdown (then cancelled)."""
 
 
 def build_service(settings: ObjectivesSettings) -> ObjectivesService:
@@ -50,43 +49,41 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
     """The objectives service; ``bus`` lets the embedded mode share its in-process bus."""
     cfg = ObjectivesSettings.of(settings)
     ensure_telemetry("spm-objectives", cfg)
+    lease = BusLease.of(cfg, bus)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate_schema(cfg)
-        engine = open_engine(cfg)
-        the_bus = bus if bus is not None else create_bus(cfg)
-        try:
-            await the_bus.ensure_topics([cfg.topic_spec])
+        """The order of services.common.lifecycle."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(lease.release)
+            await migrate_schema(cfg)
+            engine = open_engine(cfg)
+            stack.push_async_callback(engine.dispose)
+            await lease.bus.ensure_topics([cfg.topic_spec])
             relay = OutboxRelay(
                 engine,
                 outbox,
-                the_bus,
+                lease.bus,
                 lock_name=f"spm-outbox:{cfg.objectives_db_schema}",
                 batch_size=cfg.outbox_batch_size,
                 poll_interval_s=cfg.outbox_poll_interval_s,
             )
-            task = asyncio.create_task(relay.run(), name="objectives-outbox-relay")
-            app.state.runtime = Runtime(session_factory(engine), build_service(cfg), relay)
-            try:
-                yield
-            finally:
-                relay.stop()
-                try:
-                    await asyncio.wait_for(task, RELAY_STOP_TIMEOUT_S)
-                except TimeoutError:
-                    log.warning("outbox relay did not stop in time; cancelled")
-        finally:
-            if bus is None:
-                await the_bus.close()
-            await engine.dispose()
+            loops = Supervisor("objectives")
+            stack.push_async_callback(loops.stop)
+            loops.start(
+                relay.run(), "objectives-outbox-relay", stop=relay.stop, grace_s=RELAY_STOP_S
+            )
+            state = ObjectivesState(session_factory(engine), build_service(cfg), relay)
+            app.state.objectives = state
+            stack.callback(setattr, app.state, "objectives", None)
+            yield
 
     async def database_ready() -> bool:
-        runtime = getattr(app.state, "runtime", None)
-        if not isinstance(runtime, Runtime):
+        state = getattr(app.state, "objectives", None)
+        if not isinstance(state, ObjectivesState):
             return False
         try:
-            async with runtime.read() as session:
+            async with state.read() as session:
                 await session.execute(text("SELECT 1"))
         except DatabaseError:
             return False

@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.auth import Principal, require
 from services.common.db import database_errors
+from services.common.lifecycle import started
 from services.common.outbox import OutboxRelay
 from services.objectives.service import ObjectivesService
 
 
-class Runtime:
-    """What the lifespan sets up and the handlers use (``app.state.runtime``)."""
+class ObjectivesState:
+    """What the lifespan sets up and the handlers use (``app.state.objectives``, None when
+    stopped)."""
 
     def __init__(
         self,
@@ -44,13 +46,10 @@ class Runtime:
             self.relay.notify()
 
 
-def runtime(request: Request) -> Runtime:
-    value = getattr(request.app.state, "runtime", None)
-    if not isinstance(value, Runtime):
-        raise RuntimeError("the objectives runtime is not started")
-    return value
+def state_of(request: Request) -> ObjectivesState:
+    return started(request, "objectives", ObjectivesState)
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+StateDep = Annotated[ObjectivesState, Depends(state_of)]
 ReaderDep = Annotated[Principal, Depends(require("objectives:read"))]
 WriterDep = Annotated[Principal, Depends(require("objectives:write"))]
