@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.common.bus import Bus, TopicPartition, create_bus
 from services.common.db import database_errors, is_sqlite, session_factory
 from services.common.errors import SpmError
+from services.common.lifecycle import BusLease
 from services.indicators import models as m
 from services.indicators import query
 from services.indicators.config import IndicatorSettings
@@ -193,13 +194,11 @@ def _partitions(
 async def status(settings: IndicatorSettings, bus: Bus | None = None) -> Status:
     """Where the engine of ``settings`` (its schema and group) stands."""
     require_kafka(settings)
-    own = bus is None
-    the_bus = bus if bus is not None else create_bus(settings)
+    lease = BusLease.of(settings, bus)
     try:
-        ends = await the_bus.end_offsets(input_topics(settings))
+        ends = await lease.bus.end_offsets(input_topics(settings))
     finally:
-        if own:
-            await the_bus.close()
+        await lease.release()
     with database_errors():
         async with _database(settings) as (db, sessions):
             exists = await _has_tables(db, settings)
