@@ -95,6 +95,10 @@ class Supervisor:
         """Every loop is still running (readiness: a loop that ended means a broken instance)."""
         return all(not loop.task.done() for loop in self._loops)
 
+    async def ready(self) -> bool:
+        """:meth:`running` as a readiness check of the app factory."""
+        return self.running()
+
     async def stop(self) -> None:
         """Ask, wait at most the grace periods, cancel the rest (a failure was logged when it
         happened)."""

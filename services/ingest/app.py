@@ -129,6 +129,7 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         pseudonymiser,
     )
     keyring = KeyRing.of(config)
+    loops = Supervisor("ingest")
     lease = BusLease.of(config, bus)
 
     @asynccontextmanager
@@ -140,7 +141,6 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
                 pipeline_resources(config, lease.bus)
             )
             await stack.enter_async_context(fineract_consumer_running(config, lease.bus))
-            loops = Supervisor("ingest")
             stack.push_async_callback(loops.stop)
             purge = functools.partial(purge_dedup_once, pipeline, config)
             loops.start(every(config.ingest_dedup_purge_interval_s, purge, "dedup purge"), "purge")
@@ -157,7 +157,7 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         routers=[events.router, crm.router, fineract_hooks.router],
         limits=request_limits(config),
         lifespan=lifespan,
-        readiness=[lambda: _kafka_ready(lease.bus), lambda: _db_ready(app)],
+        readiness=[lambda: _kafka_ready(lease.bus), lambda: _db_ready(app), loops.ready],
     )
     app.add_exception_handler(BodyError, _body_error)
     app.add_exception_handler(IngestError, _ingest_error)

@@ -49,6 +49,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
     """The objectives service; ``bus`` lets the embedded mode share its in-process bus."""
     cfg = ObjectivesSettings.of(settings)
     ensure_telemetry("spm-objectives", cfg)
+    loops = Supervisor("objectives")
     lease = BusLease.of(cfg, bus)
 
     @contextlib.asynccontextmanager
@@ -68,7 +69,6 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
                 batch_size=cfg.outbox_batch_size,
                 poll_interval_s=cfg.outbox_poll_interval_s,
             )
-            loops = Supervisor("objectives")
             stack.push_async_callback(loops.stop)
             loops.start(
                 relay.run(), "objectives-outbox-relay", stop=relay.stop, grace_s=RELAY_STOP_S
@@ -98,7 +98,7 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan,
-        readiness=[database_ready],
+        readiness=[database_ready, loops.ready],
     )
     _add_error_handlers(app)
     return app
