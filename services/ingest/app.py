@@ -39,7 +39,7 @@ from services.ingest.config import SCHEMA, IngestSettings
 from services.ingest.crm import CrmMapper
 from services.ingest.errors import IngestError
 from services.ingest.fineract import hooks as fineract_hooks
-from services.ingest.fineract.runtime import fineract_consumer_running
+from services.ingest.fineract.running import fineract_consumer_running
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import purge_dedup
 from services.ingest.pipeline import IngestPipeline
