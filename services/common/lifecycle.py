@@ -47,7 +47,11 @@ class NotStarted(SpmError):
 
 
 def started(request: Request, name: str, kind: type[T]) -> T:
-    """``app.state.<name>`` once the service runs; :class:`NotStarted` (503) before and after."""
+    """``app.state.<name>`` once the service runs; :class:`NotStarted` (503) before and after.
+
+    The lifespan sets a state object when it started and clears it when it stops (ingest,
+    objectives); a service object built with the app says so with its ``started`` attribute
+    (indicators, alerts: tests start those without the lifespan)."""
     value = getattr(request.app.state, name, None)
     if not isinstance(value, kind) or not getattr(value, "started", True):
         raise NotStarted(f"the {name} service is not started")
