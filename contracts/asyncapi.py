@@ -8,12 +8,12 @@ event type (CloudEvents binary mode: the payload is the canonical ``data``, attr
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import yaml
 
 from contracts.envelope import JSON_CONTENT_TYPE, parse_canonical, to_kafka
 from contracts.examples import EXAMPLES
+from contracts.jsontypes import JsonObject
 from contracts.registry import EVENT_TYPES, EventType
 from contracts.topics import (
     ACTIONS,
@@ -71,9 +71,9 @@ is event time and always carries a UTC offset. Money is a decimal string in plai
 Compatible changes keep the type; breaking ones create a new major version (`.v2`)."""
 
 
-def _headers_schema(et: EventType) -> dict[str, Any]:
-    text: dict[str, Any] = {"type": "string"}
-    properties: dict[str, Any] = {
+def _headers_schema(et: EventType) -> JsonObject:
+    text: JsonObject = {"type": "string"}
+    properties: JsonObject = {
         "ce_specversion": {**text, "const": "1.0", "description": "CloudEvents version."},
         "ce_id": {**text, "minLength": 1, "maxLength": 200, "description": "Event id."},
         "ce_source": {
@@ -113,7 +113,7 @@ def _key_description(et: EventType) -> str:
     return f"UTF-8 {fields}{joined}; the same value as the ce_partitionkey header."
 
 
-def _example(et: EventType) -> dict[str, Any]:
+def _example(et: EventType) -> JsonObject:
     record = to_kafka(parse_canonical(EXAMPLES[et.type].canonical()))
     return {
         "name": "example",
@@ -122,7 +122,7 @@ def _example(et: EventType) -> dict[str, Any]:
     }
 
 
-def _message(et: EventType, schemas_dir: str) -> dict[str, Any]:
+def _message(et: EventType, schemas_dir: str) -> JsonObject:
     return {
         "name": et.type,
         "title": et.model.__name__,
@@ -147,8 +147,8 @@ def _types_on(topic: TopicSpec) -> list[str]:
     return [type_ for type_, et in EVENT_TYPES.items() if et.topic.name == topic.name]
 
 
-def _channel(topic: TopicSpec) -> dict[str, Any]:
-    channel: dict[str, Any] = {
+def _channel(topic: TopicSpec) -> JsonObject:
+    channel: JsonObject = {
         "address": topic.name,
         "title": topic.name,
         "description": f"{topic.description} Key: {topic.key}.",
@@ -170,9 +170,9 @@ def _channel(topic: TopicSpec) -> dict[str, Any]:
     return channel
 
 
-def _operation(app: str, action: str, topic: TopicSpec) -> dict[str, Any]:
+def _operation(app: str, action: str, topic: TopicSpec) -> JsonObject:
     verb = "sends to" if action == "send" else "receives from"
-    operation: dict[str, Any] = {
+    operation: JsonObject = {
         "action": action,
         "channel": {"$ref": f"#/channels/{topic.name}"},
         "title": f"{app} {verb} {topic.name}",
@@ -184,8 +184,8 @@ def _operation(app: str, action: str, topic: TopicSpec) -> dict[str, Any]:
     return operation
 
 
-def _operations() -> dict[str, Any]:
-    operations: dict[str, Any] = {}
+def _operations() -> JsonObject:
+    operations: JsonObject = {}
     for name, topic in TOPICS.items():
         app = PRODUCER[name]
         operations[f"{app}.send.{name}"] = _operation(app, "send", topic)
@@ -195,7 +195,7 @@ def _operations() -> dict[str, Any]:
     return operations
 
 
-def asyncapi_document(version: str, schemas_dir: str) -> dict[str, Any]:
+def asyncapi_document(version: str, schemas_dir: str) -> JsonObject:
     """The document as a dict; payload schemas are ``$ref``s into ``schemas_dir``."""
     return {
         "asyncapi": ASYNCAPI_VERSION,

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from contracts.jsontypes import JsonObject
+
 Schema = Mapping[str, Any]
 
 _DESCRIPTOR_KEYS = ("type", "format", "const", "enum")
@@ -46,12 +48,12 @@ def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def descriptor(schema: Schema, root: Schema, depth: int = 0) -> dict[str, Any]:
+def descriptor(schema: Schema, root: Schema, depth: int = 0) -> JsonObject:
     """The parts of a property schema that decide which values it accepts, order-free."""
     if depth > _MAX_DEPTH:
         return {"$ref": "(recursive)"}
     schema = _resolve(schema, root)
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     if isinstance(schema.get("$ref"), str):
         out["$ref"] = schema["$ref"]
     for key in _DESCRIPTOR_KEYS:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from contracts.events import CanonicalData
+from contracts.jsontypes import JsonObject
 from contracts.registry import UnknownEventType, event_type
 
 SPECVERSION: Literal["1.0"] = "1.0"
@@ -142,7 +143,7 @@ def parse_canonical(obj: Mapping[str, Any]) -> CanonicalEvent:
 # --- structured JSON ---------------------------------------------------------------------------
 
 
-def to_structured(event: CanonicalEvent) -> dict[str, Any]:
+def to_structured(event: CanonicalEvent) -> JsonObject:
     out = event.model_dump(mode="json", exclude_none=True)
     out["datacontenttype"] = JSON_CONTENT_TYPE
     return out
@@ -183,7 +184,7 @@ def to_kafka(event: CanonicalEvent) -> KafkaRecord:
 def from_kafka(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> CanonicalEvent:
     """Decode a binary-mode record; raises ContractViolation when it is not a valid event."""
     by_name = dict(headers)
-    attributes: dict[str, Any] = {}
+    attributes: JsonObject = {}
     for attr, header in _ATTRIBUTE_HEADERS.items():
         if header in by_name and attr != "partitionkey":
             attributes[attr] = _header_text(by_name[header], header)

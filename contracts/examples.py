@@ -15,7 +15,8 @@ since ingest drops extension attributes of the body.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from contracts.jsontypes import JsonObject
 
 FINERACT = "fineract:default"
 CRM = "crm:salesforce"
@@ -32,15 +33,15 @@ class Example:
     id: str
     source: str
     time: str
-    canonical_data: dict[str, Any]
-    input_data: dict[str, Any] | None = None
+    canonical_data: JsonObject
+    input_data: JsonObject | None = None
     """None for service outputs, which no source sends."""
     subject: str | None = None
     traceparent: str | None = None
     """Canonical form only: from the request's trace context, never from the body."""
 
-    def _envelope(self, data: dict[str, Any], traceparent: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def _envelope(self, data: JsonObject, traceparent: str | None) -> JsonObject:
+        out: JsonObject = {
             "specversion": "1.0",
             "id": self.id,
             "source": self.source,
@@ -55,11 +56,11 @@ class Example:
         out["data"] = data
         return out
 
-    def canonical(self) -> dict[str, Any]:
+    def canonical(self) -> JsonObject:
         """The canonical event in CloudEvents structured JSON form."""
         return self._envelope(self.canonical_data, self.traceparent)
 
-    def input(self) -> dict[str, Any] | None:
+    def input(self) -> JsonObject | None:
         """The event as a source sends it to ingest (structured JSON), if sources send it."""
         return None if self.input_data is None else self._envelope(self.input_data, None)
 

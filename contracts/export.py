@@ -18,6 +18,7 @@ from typing import Any
 
 from contracts.asyncapi import asyncapi_yaml
 from contracts.examples import EXAMPLES
+from contracts.jsontypes import JsonObject
 from contracts.registry import EVENT_TYPES, EventType
 
 CONTRACT_VERSION = "1.2.0"
@@ -37,7 +38,7 @@ MANAGED_DIRS = (SCHEMAS_DIR, INPUT_SCHEMAS_DIR, EXAMPLES_DIR)
 """Directories whose ``*.json`` files are all generated: anything else in them is stale."""
 
 
-def _with_header(body: dict[str, Any], id_: str, title: str, description: str) -> dict[str, Any]:
+def _with_header(body: JsonObject, id_: str, title: str, description: str) -> JsonObject:
     rest = {k: v for k, v in body.items() if k not in ("title", "description")}
     return {
         "$schema": JSON_SCHEMA_DIALECT,
@@ -48,7 +49,7 @@ def _with_header(body: dict[str, Any], id_: str, title: str, description: str) -
     }
 
 
-def canonical_schema(et: EventType) -> dict[str, Any]:
+def canonical_schema(et: EventType) -> JsonObject:
     """JSON Schema of the canonical payload (the CloudEvents ``data``) of one event type."""
     return _with_header(
         et.model.model_json_schema(mode="serialization"),
@@ -58,7 +59,7 @@ def canonical_schema(et: EventType) -> dict[str, Any]:
     )
 
 
-def input_schema(et: EventType) -> dict[str, Any] | None:
+def input_schema(et: EventType) -> JsonObject | None:
     """JSON Schema of the input form ingest accepts, or None when no source sends the type."""
     if et.input_model is None:
         return None
@@ -71,7 +72,7 @@ def input_schema(et: EventType) -> dict[str, Any] | None:
     )
 
 
-def canonical_schemas() -> dict[str, dict[str, Any]]:
+def canonical_schemas() -> dict[str, JsonObject]:
     """Event type -> JSON Schema of its canonical payload, for every registered type."""
     return {type_: canonical_schema(et) for type_, et in EVENT_TYPES.items()}
 

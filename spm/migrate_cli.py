@@ -39,8 +39,8 @@ async def _ingest() -> str:
 
 async def _indicators() -> str:
     from services.common.db import migrate
-    from services.indicators.app import MIGRATIONS_DIR, database_url
     from services.indicators.config import IndicatorSettings
+    from services.indicators.service import MIGRATIONS_DIR, database_url
 
     settings = IndicatorSettings()
     await migrate(database_url(settings), settings.indicators_db_schema, MIGRATIONS_DIR)
@@ -58,7 +58,7 @@ async def _objectives() -> str:
 
 async def _alerts() -> str:
     from services.alerts.config import AlertSettings
-    from services.alerts.runtime import MIGRATIONS_DIR, database_url
+    from services.alerts.service import MIGRATIONS_DIR, database_url
     from services.common.db import migrate
 
     settings = AlertSettings()

@@ -3,19 +3,17 @@ the memory bus + SQLite (the embedded mode composes it)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from fastapi import FastAPI
 
 from services.alerts.api import actions, alerts, notifications, silences
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
-from services.alerts.runtime import AlertService
+from services.alerts.service import AlertService
 from services.common.auth import KeyRing
-from services.common.bus import Bus, create_bus
+from services.common.bus import Bus
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
+from services.common.lifecycle import BusLease, lifespan_of
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
@@ -28,19 +26,8 @@ def create_app(
     drive the notification timers."""
     cfg = AlertSettings.of(settings)
     ensure_telemetry("spm-alerts", cfg)
-    own_bus = bus is None
-    the_bus = bus if bus is not None else create_bus(cfg)
-    service = AlertService(cfg, the_bus, clock)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-            if own_bus:
-                await the_bus.close()
+    lease = BusLease.of(cfg, bus)
+    service = AlertService(cfg, lease.bus, clock)
 
     app = create_service_app(
         service="alerts",
@@ -50,7 +37,7 @@ def create_app(
         routers=[alerts.router, silences.router, notifications.router, actions.router],
         limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),
-        lifespan=lifespan,
+        lifespan=lifespan_of(service, lease),
         readiness=[service.ready],
     )
     app.state.alerts = service

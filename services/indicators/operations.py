@@ -29,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.common.bus import Bus, TopicPartition, create_bus
 from services.common.db import database_errors, is_sqlite, session_factory
 from services.common.errors import SpmError
+from services.common.lifecycle import BusLease
 from services.indicators import models as m
 from services.indicators import query
-from services.indicators.app import Service, open_database
 from services.indicators.config import IndicatorSettings
 from services.indicators.emitter import tick
+from services.indicators.service import IndicatorService, open_database
 
 TP = tuple[str, int]
 ENDS_REFRESH_S = 10.0
@@ -193,13 +194,11 @@ def _partitions(
 async def status(settings: IndicatorSettings, bus: Bus | None = None) -> Status:
     """Where the engine of ``settings`` (its schema and group) stands."""
     require_kafka(settings)
-    own = bus is None
-    the_bus = bus if bus is not None else create_bus(settings)
+    lease = BusLease.of(settings, bus)
     try:
-        ends = await the_bus.end_offsets(input_topics(settings))
+        ends = await lease.bus.end_offsets(input_topics(settings))
     finally:
-        if own:
-            await the_bus.close()
+        await lease.release()
     with database_errors():
         async with _database(settings) as (db, sessions):
             exists = await _has_tables(db, settings)
@@ -270,7 +269,7 @@ class Rebuild:
             )
         self.settings = target.model_copy(update={"indicators_emitter": False})
         self.bus = create_bus(self.settings)
-        self.service: Service | None = None
+        self.service: IndicatorService | None = None
         self.target: dict[TopicPartition, int] = {}
         self._ends: dict[TopicPartition, int] = {}
         self._ends_at = 0.0
@@ -278,7 +277,7 @@ class Rebuild:
 
     async def __aenter__(self) -> Rebuild:
         try:
-            self.service = Service(self.settings, self.bus)
+            self.service = IndicatorService(self.settings, self.bus)
             await self.service.start()
             self.target = await self.bus.end_offsets(input_topics(self.settings))
         except BaseException:
@@ -296,7 +295,7 @@ class Rebuild:
             self.service = None
         await self.bus.close()
 
-    def _running(self) -> Service:
+    def _running(self) -> IndicatorService:
         if self.service is None:
             raise OperationError("the rebuild is not running (use it with `async with`)")
         return self.service

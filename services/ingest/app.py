@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
 from services.common.auth import KeyRing
-from services.common.bus import Bus, BusError, create_bus
+from services.common.bus import Bus, BusError
 from services.common.db import (
     DatabaseError,
     database_errors,
@@ -27,15 +27,16 @@ from services.common.db import (
 )
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
+from services.common.lifecycle import BusLease, Supervisor, every
 from services.common.ratelimit import KeyRateLimit
 from services.common.settings import CommonSettings
 from services.ingest.api import crm, events
-from services.ingest.api.state import IngestState
+from services.ingest.api.deps import IngestState
 from services.ingest.config import SCHEMA, IngestSettings
 from services.ingest.crm import CrmMapper
 from services.ingest.errors import IngestError
 from services.ingest.fineract import hooks as fineract_hooks
-from services.ingest.fineract.runtime import fineract_consumer_running
+from services.ingest.fineract.running import fineract_consumer_running
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import purge_dedup
 from services.ingest.pipeline import IngestPipeline
@@ -73,15 +74,16 @@ async def pipeline_resources(
 ) -> AsyncIterator[tuple[IngestPipeline, AsyncEngine]]:
     """Migrated database, provisioned topics and a started producer, wired into a pipeline.
 
-    Shared by the HTTP app and ``spm import csv``; everything is closed on exit.
+    Shared by the HTTP app and ``spm import csv``; everything is closed on exit, the bus only
+    if it was opened here (without ``bus``).
     """
     schema = settings.ingest_db_schema
     await migrate(service_database_url(settings.database_url, schema), schema, MIGRATIONS)
-    bus = bus or create_bus(settings)
-    await bus.ensure_topics(suffixed(PRODUCED_TOPICS, settings.ingest_topic_suffix))
+    lease = BusLease.of(settings, bus)
     engine = open_service_engine(settings.database_url, schema, SCHEMA)
-    producer = with_suffix(bus.producer(), settings.ingest_topic_suffix)
+    producer = with_suffix(lease.bus.producer(), settings.ingest_topic_suffix)
     try:
+        await lease.bus.ensure_topics(suffixed(PRODUCED_TOPICS, settings.ingest_topic_suffix))
         await producer.start()
         pipeline = IngestPipeline(
             producer=producer,
@@ -97,20 +99,16 @@ async def pipeline_resources(
             await producer.stop()
     finally:
         await engine.dispose()
-        await bus.close()
+        await lease.release()
 
 
-async def _purge_forever(pipeline: IngestPipeline, settings: IngestSettings) -> None:
+async def purge_dedup_once(pipeline: IngestPipeline, settings: IngestSettings) -> None:
+    """Forget dedup keys older than ``INGEST_DEDUP_RETENTION_DAYS`` (the lifespan's loop)."""
     retention = timedelta(days=settings.ingest_dedup_retention_days)
-    while True:
-        try:
-            with database_errors():
-                async with pipeline.sessions() as session, session.begin():
-                    purged = await purge_dedup(session, retention)
-            log.info("purged dedup keys", extra={"purged": purged})
-        except DatabaseError as exc:
-            log.warning("dedup purge failed (retrying later): %s", exc.code)
-        await asyncio.sleep(settings.ingest_dedup_purge_interval_s)
+    with database_errors():
+        async with pipeline.sessions() as session, session.begin():
+            purged = await purge_dedup(session, retention)
+    log.info("purged dedup keys", extra={"purged": purged})
 
 
 def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
@@ -125,24 +123,25 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         pseudonymiser,
     )
     keyring = KeyRing.of(config)
-    own_bus = bus or create_bus(config)
+    loops = Supervisor("ingest")
+    lease = BusLease.of(config, bus)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with (
-            pipeline_resources(config, own_bus) as (pipeline, engine),
-            fineract_consumer_running(config, own_bus),
-        ):
-            app.state.ingest = IngestState(config, pipeline, crm_mapper)
+        """The order of services.common.lifecycle; the pipeline's bus is the lease's."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(lease.release)
+            pipeline, engine = await stack.enter_async_context(
+                pipeline_resources(config, lease.bus)
+            )
+            await stack.enter_async_context(fineract_consumer_running(config, lease.bus))
+            stack.push_async_callback(loops.stop)
+            purge = functools.partial(purge_dedup_once, pipeline, config)
+            loops.start(every(config.ingest_dedup_purge_interval_s, purge, "dedup purge"), "purge")
             app.state.engine = engine
-            purger = asyncio.create_task(_purge_forever(pipeline, config))
-            try:
-                yield
-            finally:
-                purger.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purger
-                app.state.ingest = None
+            app.state.ingest = IngestState(config, pipeline, crm_mapper)
+            stack.callback(setattr, app.state, "ingest", None)
+            yield
 
     app = create_service_app(
         service="ingest",
@@ -152,7 +151,7 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         routers=[events.router, crm.router, fineract_hooks.router],
         limits=request_limits(config),
         lifespan=lifespan,
-        readiness=[lambda: _kafka_ready(own_bus), lambda: _db_ready(app)],
+        readiness=[lambda: _kafka_ready(lease.bus), lambda: _db_ready(app), loops.ready],
     )
     return app
 

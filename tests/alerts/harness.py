@@ -19,7 +19,7 @@ from services.alerts import models as m
 from services.alerts.app import create_app
 from services.alerts.clock import ManualClock
 from services.alerts.config import AlertSettings
-from services.alerts.runtime import AlertService
+from services.alerts.service import AlertService
 from services.common.auth import hash_key
 from services.common.bus import Bus, KafkaBus, Message
 from services.common.offsets import load_offsets

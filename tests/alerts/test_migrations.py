@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Connection
 
-from services.alerts.runtime import MIGRATIONS_DIR
+from services.alerts.service import MIGRATIONS_DIR
 from services.common.db import alembic_config, create_engine, migrate, prepare_schema
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)

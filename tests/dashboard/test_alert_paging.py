@@ -17,7 +17,7 @@ from playwright.async_api import async_playwright, expect
 from sqlalchemy import insert
 
 from services.alerts import models as m
-from services.alerts.runtime import AlertService
+from services.alerts.service import AlertService
 from spm.simulator import Scenario, SimConfig
 from tests.dashboard.harness import STAFF_PASSWORD, STAFF_USER, Stack, dashboard_stack, sign_in
 from tests.dashboard.test_browser import ARGS, CHROMIUM

@@ -36,7 +36,7 @@ from services.alerts import models as am
 from services.alerts.app import create_app as alerts_app
 from services.alerts.clock import ManualClock
 from services.alerts.config import AlertSettings
-from services.alerts.runtime import AlertService
+from services.alerts.service import AlertService
 from services.common.auth import hash_key
 from services.indicators.app import create_app as indicators_app
 from services.indicators.config import IndicatorSettings

@@ -94,7 +94,7 @@ async def services(
             ingest_db_schema=f"ingest_{unique}", ingest_topic_suffix=suffix,
         )
     )  # fmt: skip
-    service = indicators.state.service
+    service = indicators.state.indicators
     try:
         await service.start()
         async with ingest.router.lifespan_context(ingest):

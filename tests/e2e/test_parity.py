@@ -27,8 +27,8 @@ import pytest
 from contracts.topics import CLIENTS, COMPLAINTS, LOANS
 from services.common.auth import hash_key
 from services.common.bus import Bus, KafkaBus
-from services.indicators.app import Service
 from services.indicators.config import IndicatorSettings
+from services.indicators.service import IndicatorService
 from services.indicators.store import read_offsets
 from spm.devmode import build_dev_stack, demo_config
 from spm.simulator import SimConfig
@@ -151,8 +151,8 @@ def embedded_dir(tmp_path: Path) -> Path:
 async def run_embedded(config: SimConfig, data_dir: Path) -> tuple[Values, IndicatorSettings]:
     stack = build_dev_stack(data_dir=data_dir, port=free_port(), api_key=ADMIN)
     async with stack.host_app.router.lifespan_context(stack.host_app):
-        service = stack.services["indicators"].state.service
-        assert isinstance(service, Service)
+        service = stack.services["indicators"].state.indicators
+        assert isinstance(service, IndicatorService)
         settings = service.settings
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=stack.app),

@@ -45,7 +45,7 @@ class Harness:
         self.app = app
         self.bus = bus
         self.settings = settings
-        self.service = app.state.service
+        self.service = app.state.indicators
         self.ends: dict[tuple[str, int], int] = {}
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
@@ -83,7 +83,7 @@ class Harness:
         """Stop this instance and start a fresh one on the same database and topics."""
         await self.service.stop()
         self.app = create_app(self.settings, bus=self.bus)
-        self.service = self.app.state.service
+        self.service = self.app.state.indicators
         await self.client.aclose()
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app),

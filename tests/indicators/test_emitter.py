@@ -11,8 +11,8 @@ import pytest
 
 from services.common.bus import KafkaBus
 from services.common.db import session_factory
-from services.indicators.app import open_database
 from services.indicators.emitter import Emitter
+from services.indicators.service import open_database
 from tests.indicators.conftest import Harness
 from tests.indicators.events import reg
 

@@ -17,7 +17,7 @@ from services.common.bus import Bus, Message, Record
 from services.common.faults import injected
 from services.indicators import models as m
 from services.indicators import store
-from services.indicators.app import ParametersChanged, Service
+from services.indicators.service import IndicatorService, ParametersChanged
 from services.indicators.store import ClaimRace, StaleOwnership
 from tests.indicators.conftest import Harness
 from tests.indicators.events import disb, event, pid, reg
@@ -85,7 +85,7 @@ async def test_restart_neither_loses_nor_double_counts(harness: Harness) -> None
 async def test_a_zombie_cannot_write_after_the_new_owner(harness: Harness) -> None:
     h = harness
     await h.send([reg("A", "2024-01-01")])
-    zombie = Service(h.settings, h.bus)
+    zombie = IndicatorService(h.settings, h.bus)
     try:
         engine = zombie.engine
         tps = frozenset(
@@ -117,7 +117,7 @@ async def test_an_assignment_replays_nothing_in_the_callback_and_the_next_batch_
     callback answers the stored offsets; the next batch rebuilds the state before applying."""
     h = harness
     await h.send([reg("A", "2024-01-01"), disb("LA", "A", "2024-01-02", "100")])
-    other = Service(h.settings, h.bus)
+    other = IndicatorService(h.settings, h.bus)
     try:
         engine = other.engine
         tps = frozenset(h.service.engine._assigned)
@@ -184,7 +184,9 @@ async def test_a_changed_parameter_is_refused(harness: Harness) -> None:
     h = harness
     await h.send([disb("L1", "c1", "2024-01-02", "100")])
     limit = h.settings.indicators_dsti_limit
-    other = Service(h.settings.model_copy(update={"indicators_dsti_limit": limit / 2}), h.bus)
+    other = IndicatorService(
+        h.settings.model_copy(update={"indicators_dsti_limit": limit / 2}), h.bus
+    )
     try:
         with pytest.raises(ParametersChanged) as refused:
             await other.start(run=False)
@@ -194,11 +196,13 @@ async def test_a_changed_parameter_is_refused(harness: Harness) -> None:
     assert f"INDICATORS_DSTI_LIMIT is {limit / 2} but" in message
     assert f"computed with {limit}" in message and "INDICATORS_DB_SCHEMA" in message
     padded = limit.quantize(Decimal("0.0001"))  # the same value written differently (0.5000)
-    same = Service(h.settings.model_copy(update={"indicators_dsti_limit": padded}), h.bus)
+    same = IndicatorService(h.settings.model_copy(update={"indicators_dsti_limit": padded}), h.bus)
     await same.start(run=False)
     await same.stop()
     assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 100
-    line = Service(h.settings.model_copy(update={"indicators_poverty_line": "usd_3.20"}), h.bus)
+    line = IndicatorService(
+        h.settings.model_copy(update={"indicators_poverty_line": "usd_3.20"}), h.bus
+    )
     try:
         with pytest.raises(ParametersChanged) as refused:
             await line.start(run=False)
@@ -216,7 +220,7 @@ async def test_a_schema_computed_with_older_definitions_is_refused(harness: Harn
         await session.execute(
             m.parameters.delete().where(m.parameters.c.name == "INDICATORS_DEFINITIONS")
         )
-    older = Service(h.settings, h.bus)
+    older = IndicatorService(h.settings, h.bus)
     try:
         with pytest.raises(ParametersChanged) as refused:
             await older.start(run=False)
@@ -229,7 +233,7 @@ async def test_a_schema_computed_with_older_definitions_is_refused(harness: Harn
 
 async def test_two_instances_share_the_work(harness: Harness) -> None:
     h = harness
-    second = Service(h.settings, h.bus)
+    second = IndicatorService(h.settings, h.bus)
     await second.start()
     try:
         events = [reg(f"c{i}", "2024-01-01", f"B{i % 3}") for i in range(60)]

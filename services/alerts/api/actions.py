@@ -15,7 +15,6 @@ from sqlalchemy import select
 from services.alerts import actions
 from services.alerts import models as m
 from services.alerts.api.deps import AckerDep, ReaderDep, ServiceDep
-from services.alerts.runtime import AlertService
 from services.alerts.schemas import (
     ActionCreate,
     ActionDetail,
@@ -23,6 +22,7 @@ from services.alerts.schemas import (
     ActionRead,
     ActionStatus,
 )
+from services.alerts.service import AlertService
 from services.common import paging
 from services.common.errors import NotFound, Unprocessable
 

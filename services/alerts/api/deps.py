@@ -1,4 +1,4 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers: the running service, the caller."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.alerts.runtime import AlertService
+from services.alerts.service import AlertService
 from services.common.auth import Principal, require
-from services.common.errors import NotReady
+from services.common.lifecycle import started
 
 
 def service(request: Request) -> AlertService:
-    value = getattr(request.app.state, "alerts", None)
-    if not isinstance(value, AlertService):
-        raise NotReady("alerts")
-    return value
+    return started(request, "alerts", AlertService)
 
 
 ServiceDep = Annotated[AlertService, Depends(service)]

@@ -53,9 +53,8 @@ class MemoryBus(Bus):
         self._groups: dict[str, _Group] = {}
         self._changed = asyncio.Condition()
         self._round_robin = itertools.count()
-        # Not closed by ``close()``: in the embedded mode every service shares this bus and
-        # ingest closes it on shutdown while others may still publish; the connection goes with
-        # the bus (a killed process loses nothing, the WAL has every committed batch).
+        # Not closed by ``close()``: the connection goes with the bus (a killed process loses
+        # nothing, the WAL has every committed batch).
         self._journal = Journal(journal) if journal is not None else None
         if self._journal is not None:
             for group_id, committed in self._journal.group_offsets().items():

@@ -7,7 +7,6 @@ keep only visible segments, a request naming an invisible segment answers 403.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,7 @@ from services.common.db import Sessions
 from services.common.errors import NotFound, NotReady, Unprocessable
 from services.common.scope import DataScope, ScopeDep
 from services.indicators import query
+from services.indicators.api.deps import ReaderDep, ServiceDep
 from services.indicators.api.render import (
     DecimalJSONResponse,
     csv_response,
@@ -46,32 +46,6 @@ ITEM_COLUMNS = ("code", "segment", "as_of", "value", "numerator", "denominator",
 POINT_COLUMNS = ("code", "segment", "as_of", "value", "numerator", "denominator", "n")
 
 
-@dataclass
-class Runtime:
-    settings: IndicatorSettings
-    sessions: Sessions
-
-    @property
-    def parameters(self) -> query.Parameters:
-        return query.Parameters(
-            self.settings.indicators_gni_per_capita,
-            self.settings.indicators_min_cell_size,
-            self.settings.indicators_poverty_line,
-        )
-
-    def seen(self, seen: dict[str, list[str]]) -> Seen:
-        return query.catalog_seen(seen, self.settings.indicators_poverty_line)
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime = getattr(request.app.state, "indicators", None)
-    if not isinstance(runtime, Runtime):
-        raise NotReady("indicators")
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-ReaderDep = Annotated[Principal, Depends(require("indicators:read"))]
 router = APIRouter(prefix="/v1", tags=["indicators"])
 
 
@@ -117,9 +91,9 @@ def _unit(ind: Indicator, settings: IndicatorSettings) -> str:
 
 
 @router.get("/catalog", summary="Every indicator: definition, formula, window, unit, segments")
-async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
-    settings = runtime.settings
-    async with runtime.sessions.read() as session:
+async def catalog(service: ServiceDep, _: ReaderDep) -> Response:
+    settings = service.settings
+    async with service.reads.read() as session:
         seen = await query.seen(session)
     items = [
         {
@@ -141,7 +115,7 @@ async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
             "reference": ind.reference or None,
             "parameters": list(ind.parameters),
         }
-        for ind in indicators(runtime.seen(seen))
+        for ind in indicators(service.seen(seen))
     ]
     parameters: dict[str, Any] = {
         "sla_days": settings.indicators_sla_days,
@@ -161,28 +135,28 @@ async def catalog(runtime: RuntimeDep, _: ReaderDep) -> Response:
 @router.get("/indicators", summary="Values on one day (default: the business date)")
 async def current(
     request: Request,
-    runtime: RuntimeDep,
+    service: ServiceDep,
     _: ReaderDep,
     scope: ScopeDep,
     code: str | None = None,
     segment: str | None = None,
     as_of: date | None = None,
 ) -> Response:
-    async with runtime.sessions.read() as session:
+    async with service.reads.read() as session:
         seen = await query.seen(session)
-        ind = _indicator(code, runtime.seen(seen), "query.code") if code is not None else None
+        ind = _indicator(code, service.seen(seen), "query.code") if code is not None else None
         if segment is not None:
             _check_segment(segment, ind, seen, scope)
         day = await _as_of(session, as_of)
         values = {} if day is None else await query.snapshot(
-            session, day, runtime.parameters, None if ind is None else [ind]
+            session, day, service.parameters, None if ind is None else [ind]
         )  # fmt: skip
-    catalog = {i.code: i for i in indicators(runtime.seen(seen))}
+    catalog = {i.code: i for i in indicators(service.seen(seen))}
     if ind is not None:
         catalog[ind.code] = ind
     items = [
         {"code": c, "segment": s, "as_of": day, **value_fields(v),
-         "unit": _unit(catalog[c], runtime.settings)}
+         "unit": _unit(catalog[c], service.settings)}
         for (c, s), v in values.items()
         if (segment is None or s == segment) and scope.sees(s)
     ]  # fmt: skip
@@ -197,7 +171,7 @@ async def current(
 @router.get("/indicators/{code:path}/series", summary="One value per day")
 async def series(
     request: Request,
-    runtime: RuntimeDep,
+    service: ServiceDep,
     _: ReaderDep,
     scope: ScopeDep,
     code: str,
@@ -205,9 +179,9 @@ async def series(
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
-    async with runtime.sessions.read() as session:
+    async with service.reads.read() as session:
         seen = await query.seen(session)
-        ind = _indicator(code, runtime.seen(seen))
+        ind = _indicator(code, service.seen(seen))
         _check_segment(segment, ind, seen, scope)
         end = await _as_of(session, last, "query.to")
         if end is None:
@@ -218,7 +192,7 @@ async def series(
                 raise Unprocessable("query.from", "after to")
             if (end - start).days >= MAX_SERIES_DAYS:
                 raise Unprocessable("query.from", f"at most {MAX_SERIES_DAYS} days per series")
-            points = await query.series(session, ind, segment, start, end, runtime.parameters)
+            points = await query.series(session, ind, segment, start, end, service.parameters)
     rows = [{"as_of": d, **value_fields(v)} for d, v in points]
     if wants_csv(request):
         return csv_response(
@@ -230,25 +204,25 @@ async def series(
 @router.get("/indicators/{code:path}/breakdown", summary="One value per segment of a dimension")
 async def breakdown(
     request: Request,
-    runtime: RuntimeDep,
+    service: ServiceDep,
     _: ReaderDep,
     scope: ScopeDep,
     code: str,
     by: Literal["branch", "product", "gender", "rural"],
     as_of: date | None = None,
 ) -> Response:
-    async with runtime.sessions.read() as session:
+    async with service.reads.read() as session:
         seen = await query.seen(session)
-        ind = _indicator(code, runtime.seen(seen))
+        ind = _indicator(code, service.seen(seen))
         if by not in ind.segments:
             raise Unprocessable("query.by", f"{code} has no {by} segments")
         day = await _as_of(session, as_of)
         values = {} if day is None else await query.snapshot(
-            session, day, runtime.parameters, [ind]
+            session, day, service.parameters, [ind]
         )  # fmt: skip
     items = [
         {"code": code, "segment": s, "as_of": day, **value_fields(v),
-         "unit": _unit(ind, runtime.settings)}
+         "unit": _unit(ind, service.settings)}
         for (_, s), v in values.items()
         if s.startswith(f"{by}:") and scope.sees(s)
     ]  # fmt: skip

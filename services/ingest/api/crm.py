@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 
-from services.common.auth import Principal, require
 from services.ingest.api.body import BodyError, parse_batch, parse_json, read_body, too_many
+from services.ingest.api.deps import StateDep, WriterDep
 from services.ingest.api.events import answer
-from services.ingest.api.state import IngestState, state_of
 from services.ingest.pipeline import BatchResult, Outcome
 from services.ingest.schemas import ErrorResponse, IngestResponse, RejectedResponse
 
 router = APIRouter(prefix="/v1/sources/crm", tags=["sources"])
 
-PrincipalDep = Annotated[Principal, Depends(require("ingest:write"))]
-StateDep = Annotated[IngestState, Depends(state_of)]
 
 _CASE_EXAMPLE = {
     "Id": "5003X00002AbCdEQAV",
@@ -68,7 +65,7 @@ _CASE_EXAMPLE = {
         }
     },
 )
-async def post_complaints(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
+async def post_complaints(request: Request, principal: WriterDep, state: StateDep) -> Response:
     raw = await read_body(request)
     limit = state.settings.ingest_max_batch_events
     if raw.lstrip().startswith(b"["):  # an array is decoded one record at a time

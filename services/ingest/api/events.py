@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 
 from contracts.examples import EXAMPLES
-from services.common.auth import Principal, require
+from services.common.auth import Principal
 from services.ingest.api.body import (
     JSON_TYPES,
     NDJSON,
@@ -21,15 +21,13 @@ from services.ingest.api.body import (
     read_body,
     unsupported,
 )
-from services.ingest.api.state import IngestState, state_of
+from services.ingest.api.deps import IngestState, StateDep, WriterDep
 from services.ingest.pipeline import BatchResult
 from services.ingest.schemas import ErrorResponse, IngestResponse, RejectedResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
 
-PrincipalDep = Annotated[Principal, Depends(require("ingest:write"))]
-StateDep = Annotated[IngestState, Depends(state_of)]
 
 _INPUT_EXAMPLES = {
     name: {"summary": name, "value": example.input()}
@@ -94,7 +92,7 @@ _BATCH_DOC["requestBody"]["content"][NDJSON] = {
     responses=_RESPONSES,
     openapi_extra=_body_doc(JSON_TYPES, _EVENT_SCHEMA, _INPUT_EXAMPLES),
 )
-async def post_event(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
+async def post_event(request: Request, principal: WriterDep, state: StateDep) -> Response:
     media = media_type(request)
     if media not in JSON_TYPES:
         raise unsupported(media, JSON_TYPES)
@@ -109,7 +107,7 @@ async def post_event(request: Request, principal: PrincipalDep, state: StateDep)
     responses=_RESPONSES,
     openapi_extra=_BATCH_DOC,
 )
-async def post_batch(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
+async def post_batch(request: Request, principal: WriterDep, state: StateDep) -> Response:
     raw = await read_body(request)
     events = parse_batch(raw, media_type(request), state.settings.ingest_max_batch_events)
     if not events:

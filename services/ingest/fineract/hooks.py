@@ -25,8 +25,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.auth import Principal, keyring_of, verified_principal
 from services.ingest.api.body import BodyError, parse_json, read_body
+from services.ingest.api.deps import StateDep
 from services.ingest.api.events import answer
-from services.ingest.api.state import IngestState, state_of
 from services.ingest.fineract.mapping import source_of
 
 router = APIRouter(prefix="/v1/sources/fineract", tags=["sources"])
@@ -99,8 +99,7 @@ def _with_scope(principal: Principal) -> Principal:
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(hook_principal)]
-StateDep = Annotated[IngestState, Depends(state_of)]
+HookCallerDep = Annotated[Principal, Depends(hook_principal)]
 
 
 @router.post(
@@ -117,7 +116,7 @@ StateDep = Annotated[IngestState, Depends(state_of)]
         }
     },
 )
-async def post_hook(request: Request, principal: PrincipalDep, state: StateDep) -> Response:
+async def post_hook(request: Request, principal: HookCallerDep, state: StateDep) -> Response:
     raw = await read_body(request)
     body = parse_json(raw)
     if not isinstance(body, dict):

@@ -8,13 +8,14 @@ from fastapi import Depends, Request
 
 from services.common.auth import Principal, require
 from services.common.db import Sessions
-from services.common.errors import NotReady
+from services.common.lifecycle import started
 from services.objectives.service import ObjectivesService
 
 
-class Runtime:
-    """What the lifespan sets up and the handlers use (``app.state.runtime``): sessions that
-    translate database errors themselves (a committed write wakes the outbox relay)."""
+class ObjectivesState:
+    """What the lifespan sets up and the handlers use (``app.state.objectives``, None when
+    stopped): sessions that translate database errors themselves (a committed write wakes the
+    outbox relay)."""
 
     def __init__(self, sessions: Sessions, service: ObjectivesService) -> None:
         self.sessions = sessions
@@ -23,13 +24,10 @@ class Runtime:
         self.write = sessions.write
 
 
-def runtime(request: Request) -> Runtime:
-    value = getattr(request.app.state, "runtime", None)
-    if not isinstance(value, Runtime):
-        raise NotReady("objectives")
-    return value
+def state_of(request: Request) -> ObjectivesState:
+    return started(request, "objectives", ObjectivesState)
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+StateDep = Annotated[ObjectivesState, Depends(state_of)]
 ReaderDep = Annotated[Principal, Depends(require("objectives:read"))]
 WriterDep = Annotated[Principal, Depends(require("objectives:write"))]

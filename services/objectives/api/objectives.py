@@ -18,7 +18,7 @@ from contracts.envelope import FieldError
 from services.common import paging
 from services.common.errors import Invalid, PreconditionRequired
 from services.common.scope import DataScope, OutOfScope, ScopeDep
-from services.objectives.api.deps import ReaderDep, RuntimeDep, WriterDep
+from services.objectives.api.deps import ReaderDep, StateDep, WriterDep
 from services.objectives.schemas import (
     ObjectiveCreate,
     ObjectiveRead,
@@ -98,7 +98,7 @@ def expected_version(if_match: str | None, version: int | None) -> int:
 @router.post("/objectives", status_code=status.HTTP_201_CREATED, response_model=ObjectiveRead)
 async def create_objective(
     body: ObjectiveCreate,
-    rt: RuntimeDep,
+    rt: StateDep,
     principal: WriterDep,
     scope: ScopeDep,
     response: Response,
@@ -114,7 +114,7 @@ async def create_objective(
 
 @router.get("/objectives", response_model=list[ObjectiveRead])
 async def list_objectives(
-    rt: RuntimeDep, _: ReaderDep, scope: ScopeDep, status: Status | None = None
+    rt: StateDep, _: ReaderDep, scope: ScopeDep, status: Status | None = None
 ) -> list[ObjectiveRead]:
     async with rt.read() as session:
         found = await rt.service.list_all(session, status)
@@ -123,7 +123,7 @@ async def list_objectives(
 
 @router.get("/objectives/{objective_id}", response_model=ObjectiveRead)
 async def get_objective(
-    objective_id: str, rt: RuntimeDep, _: ReaderDep, scope: ScopeDep, response: Response
+    objective_id: str, rt: StateDep, _: ReaderDep, scope: ScopeDep, response: Response
 ) -> ObjectiveRead:
     async with rt.read() as session:
         scoped = _scoped(await rt.service.get(session, objective_id), scope)
@@ -136,7 +136,7 @@ async def get_objective(
 async def update_objective(
     objective_id: str,
     body: ObjectiveUpdate,
-    rt: RuntimeDep,
+    rt: StateDep,
     principal: WriterDep,
     scope: ScopeDep,
     response: Response,
@@ -155,7 +155,7 @@ async def update_objective(
 @router.delete("/objectives/{objective_id}", response_model=ObjectiveRead)
 async def retire_objective(
     objective_id: str,
-    rt: RuntimeDep,
+    rt: StateDep,
     principal: WriterDep,
     scope: ScopeDep,
     response: Response,
@@ -177,7 +177,7 @@ async def retire_objective(
 @router.get("/objectives/{objective_id}/history", response_model=list[VersionRead])
 async def objective_history(
     objective_id: str,
-    rt: RuntimeDep,
+    rt: StateDep,
     _: ReaderDep,
     scope: ScopeDep,
     response: Response,
@@ -195,7 +195,7 @@ async def objective_history(
 
 @router.get("/targets", response_model=list[TargetRead], tags=["targets"])
 async def list_targets(
-    rt: RuntimeDep,
+    rt: StateDep,
     _: ReaderDep,
     scope: ScopeDep,
     indicator: Annotated[str | None, Query(max_length=100)] = None,

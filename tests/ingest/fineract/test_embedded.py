@@ -7,7 +7,7 @@ from pathlib import Path
 
 from services.common.bus import MemoryBus, Message
 from services.ingest.fineract.config import FineractSettings
-from services.ingest.fineract.runtime import fineract_consumer_running
+from services.ingest.fineract.running import fineract_consumer_running
 from tests.ingest.fineract.conftest import PEPPER
 from tests.ingest.fineract.helpers import manifest, sample_bytes
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -38,6 +37,7 @@ from services.common.db import (
     session_factory,
 )
 from services.common.errors import SpmError
+from services.common.lifecycle import Supervisor, every
 from services.common.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ class AlertService:
             serial.lock if embedded else asyncio.Lock(),
         )  # fmt: skip
         self.flush_wakeup = asyncio.Event()
-        self.tasks: list[asyncio.Task[Any]] = []
+        self.tasks = Supervisor("alerts")
+        self.started = False
 
     def _changed(self) -> None:
         self.relay.notify()
@@ -115,29 +116,25 @@ class AlertService:
         await self.producer.start()
         await self._seed_from_api()
         await self.targets_loop.catch_up()
-        self.tasks += [
-            asyncio.create_task(self.targets_loop.run(), name="alerts-targets"),
-            asyncio.create_task(self.indicators_loop.run(), name="alerts-indicators"),
-            asyncio.create_task(self.relay.run(), name="alerts-relay"),
-            asyncio.create_task(self._flush_forever(), name="alerts-flush"),
-            asyncio.create_task(self.sender.run(), name="alerts-sender"),
-            asyncio.create_task(self._purge_forever(), name="alerts-purge"),
-        ]
+        purge = every(PURGE_INTERVAL_S, self.purge_once, "alerts: purge")
+        self.tasks.start(self.targets_loop.run(), "alerts-targets")
+        self.tasks.start(self.indicators_loop.run(), "alerts-indicators")
+        self.tasks.start(self.relay.run(), "alerts-relay", stop=self.relay.stop)
+        self.tasks.start(self._flush_forever(), "alerts-flush")
+        self.tasks.start(self.sender.run(), "alerts-sender")
+        self.tasks.start(purge, "alerts-purge")
+        self.started = True
 
     async def stop(self) -> None:
-        self.relay.stop()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self.tasks.clear()
+        """The order of services.common.lifecycle (the bus is the app's)."""
+        self.started = False
+        await self.tasks.stop()
         await self.producer.stop()
         await self.channels.close()
         await self.engine.dispose()
 
     async def ready(self) -> bool:
-        return await ping(self.engine) and all(not t.done() for t in self.tasks)
+        return await ping(self.engine) and self.tasks.running()
 
     async def flush_once(self) -> int:
         """Run the pipeline and the actions' tick once (the loop does this every
@@ -169,14 +166,6 @@ class AlertService:
         if deleted:
             log.info("alerts: deleted %d history row(s) older than %s", deleted, before)
         return deleted
-
-    async def _purge_forever(self) -> None:
-        while True:
-            try:
-                await self.purge_once()
-            except SpmError as exc:
-                log.warning("alerts: purge failed (%s)", exc)
-            await asyncio.sleep(PURGE_INTERVAL_S)
 
     async def _seed_from_api(self) -> None:
         url = self.settings.objectives_url

@@ -1,28 +1,22 @@
 """Running the Fineract consumer inside the ingest service (its lifespan) when enabled.
 
-Wiring, in ``services/ingest/app.py``'s lifespan::
-
-    async with fineract_consumer_running(config, own_bus):
-        yield
-
-and ``routers=[..., fineract_hooks.router]`` for ``POST /v1/sources/fineract/hooks``.
+Entered by ``services/ingest/app.py``'s lifespan, which also routes
+``POST /v1/sources/fineract/hooks`` (``fineract_hooks.router``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.common.bus import Bus
+from services.common.lifecycle import Supervisor
 from services.common.settings import CommonSettings
 from services.ingest.fineract.config import FineractSettings
 from services.ingest.fineract.consumer import FineractConsumer
 from services.ingest.fineract.store import migrate_db, open_engine
 
-log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0
 
 
@@ -40,21 +34,10 @@ async def fineract_consumer_running(
     engine = open_engine(config)
     consumer = FineractConsumer(config, bus, engine)
     stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop), name="fineract-consumer")
-    task.add_done_callback(_report)
+    loops = Supervisor("ingest")
+    loops.start(consumer.run(stop), "fineract-consumer", stop=stop.set, grace_s=STOP_TIMEOUT_S)
     try:
         yield consumer
     finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_S)
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await loops.stop()
         await engine.dispose()
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the Fineract consumer stopped", exc_info=task.exception())

@@ -1,0 +1,19 @@
+"""Dependencies shared by the routers: the running service, the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.common.auth import Principal, require
+from services.common.lifecycle import started
+from services.indicators.service import IndicatorService
+
+
+def service(request: Request) -> IndicatorService:
+    return started(request, "indicators", IndicatorService)
+
+
+ServiceDep = Annotated[IndicatorService, Depends(service)]
+ReaderDep = Annotated[Principal, Depends(require("indicators:read"))]
