@@ -43,6 +43,8 @@ class Stack:
     dev: DevStack
     client: httpx.AsyncClient
     """Talks to every API in-process, with the staff key."""
+    admin: httpx.AsyncClient
+    """The same with the stack's admin key."""
 
     async def get(self, service: str, path: str, **params: Any) -> httpx.Response:
         """``service`` only says whose API ``path`` is (all share one origin)."""
@@ -124,12 +126,37 @@ async def dashboard_stack(
         await _load_strategy(admin)
         await run(config, HttpSink(dev.base_url, dev.api_key, client=admin))
         await _caught_up(client, config.end.isoformat())
-        yield Stack(f"{dev.base_url}/dashboard", dev, client)
+        yield Stack(f"{dev.base_url}/dashboard", dev, client, admin)
 
 
 async def sign_in(page: Page, url: str, username: str, password: str) -> None:
-    """The local sign-in form of the dashboard at ``url``."""
+    """The local sign-in form of the dashboard at ``url`` (every browser test signs in here)."""
     await page.goto(url + "/")
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
+
+
+async def sign_in_at_provider(
+    page: Page, url: str, provider: str, username: str, password: str
+) -> None:
+    """ "Sign in with <provider>" on the dashboard at ``url``, then the identity provider's own
+    login page (Keycloak's form: ``#username``, ``#password``, ``#kc-login``)."""
+    await page.goto(url + "/")
+    await page.get_by_role("link", name=f"Sign in with {provider}").click()
+    await page.locator("#username").fill(username)
+    await page.locator("#password").fill(password)
+    await page.locator("#kc-login").click()
+
+
+@asynccontextmanager
+async def session_client(page: Page, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client holding the browser's session cookie (and its CSRF token): the API as the
+    signed-in person sees it."""
+    jar = await page.context.cookies()
+    cookies = {c["name"]: c["value"] for c in jar if "name" in c and "value" in c}
+    async with httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=60.0) as client:
+        session = await client.get("/auth/session")
+        assert session.status_code == 200, session.text
+        client.headers["X-CSRF-Token"] = session.json()["csrf_token"]
+        yield client
