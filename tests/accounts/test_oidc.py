@@ -6,8 +6,10 @@ Chromium clicks the button, types the branch manager's username and password on 
 login page, and comes back signed in: the overview shows their branch's targets and the
 institution's, nothing of the other branch, and the API through their session refuses or
 filters the other branch's values, series, breakdown rows, CSV rows, alerts and silences. The
-tokens never reach the browser. Sign-out kills the session cookie (401) and Keycloak's session
-(the next sign-in asks for the password again).
+tokens never reach the browser; an expired access token is refreshed before it is forwarded.
+Sign-out kills the session cookie (401) and Keycloak's session (the next sign-in asks for the
+password again); when Keycloak ends the person's session, the next refresh is refused and the
+dashboard's session ends too.
 """
 
 from __future__ import annotations
@@ -16,19 +18,20 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from spm.accounts.bridge import COOKIE
 from spm.accounts.config import DashboardSettings, trusted_issuer
 from spm.accounts.oidc import FLOW_COOKIE
-from spm.accounts.server import build_dashboard
+from spm.accounts.server import DashboardServer, build_dashboard
+from spm.accounts.store import AccountStore, Session
 from spm.simulator import Scenario, SimConfig
 from tests.alerts.servers import free_port
 from tests.dashboard.branch_scope import alerts_of, assert_branch_scope, target
@@ -51,10 +54,11 @@ class Signed:
     realm: Realm
     url: str
     """The dashboard server's address."""
+    sessions: AccountStore
 
 
 @contextlib.asynccontextmanager
-async def _serve_dashboard(settings: DashboardSettings) -> AsyncIterator[None]:
+async def _serve_dashboard(settings: DashboardSettings) -> AsyncIterator[DashboardServer]:
     server = build_dashboard(settings)
     config = uvicorn.Config(
         server.app,
@@ -70,7 +74,7 @@ async def _serve_dashboard(settings: DashboardSettings) -> AsyncIterator[None]:
             assert not task.done(), "the dashboard server did not start"
             await asyncio.sleep(0.05)
         try:
-            yield
+            yield server
         finally:
             running.should_exit = True
             await task
@@ -100,8 +104,8 @@ async def signed(
             dashboard_oidc_name=PROVIDER,
             **{f"dashboard_{n}_url": services for n in ("ingest", "indicators", "objectives", "alerts")},  # noqa: E501
         )  # fmt: skip
-        async with _serve_dashboard(settings):
-            yield Signed(stack, realm, url)
+        async with _serve_dashboard(settings) as server:
+            yield Signed(stack, realm, url, server.accounts.opened())
 
 
 async def test_a_branch_manager_signs_in_through_keycloak(signed: Signed, browser: Browser) -> None:
@@ -146,6 +150,7 @@ async def test_a_branch_manager_signs_in_through_keycloak(signed: Signed, browse
         assert me["name"] == "Amani Tester"
         await assert_branch_scope(person, stack.admin, "BR-MSA", "BR-NAI")
         old = dict(person.cookies)
+        await _refreshes(signed, person, old[COOKIE])
 
     # sign-out: the session dies on the server, and Keycloak's session with it
     await page.get_by_role("button", name="Sign out").click()
@@ -156,5 +161,43 @@ async def test_a_branch_manager_signs_in_through_keycloak(signed: Signed, browse
     await page.get_by_role("link", name=f"Sign in with {PROVIDER}").click()
     await expect(page.locator("#password")).to_be_visible()  # asked again, not let through
     assert page.url.startswith(signed.realm.issuer), page.url
+    await page.locator("#username").fill(MANAGER)
+    await page.locator("#password").fill(PASSWORD)
+    await page.locator("#kc-login").click()
+    await expect(page.get_by_test_id("who-name")).to_have_text("Amani Tester")
+    await _a_refused_refresh_ends_the_session(signed, page)
     assert page.errors == []  # type: ignore[attr-defined]
     await page.context.close()
+
+
+async def _expire_access_token(sessions: AccountStore, cookie: str) -> Session:
+    """As if the access token's lifetime had passed (the session row says when it ends)."""
+    session = await sessions.session(cookie)
+    assert session is not None and session.tokens is not None
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await sessions.store_tokens(session, replace(session.tokens, access_expires_at=past))
+    return session
+
+
+async def _refreshes(signed: Signed, person: httpx.AsyncClient, cookie: str) -> None:
+    """An expired access token is refreshed before the request is forwarded."""
+    before = await _expire_access_token(signed.sessions, cookie)
+    me = await person.get("/v1/me")
+    assert me.status_code == 200 and me.json()["branches"] == ["BR-MSA"], me.text
+    after = await signed.sessions.session(cookie)
+    assert after is not None and after.tokens is not None and before.tokens is not None
+    assert after.tokens.access_token != before.tokens.access_token
+    assert after.tokens.access_expires_at > datetime.now(UTC)
+
+
+async def _a_refused_refresh_ends_the_session(signed: Signed, page: Page) -> None:
+    """Keycloak ends the person's sessions (an administrator signs them out): the next refresh
+    is refused, and the dashboard's session ends with it."""
+    async with session_client(page, signed.url) as person:
+        cookie = dict(person.cookies)[COOKIE]
+        assert (await person.get("/v1/me")).status_code == 200
+        await asyncio.to_thread(signed.realm.sign_out, MANAGER)
+        await _expire_access_token(signed.sessions, cookie)
+        ended = await person.get("/v1/me")
+        assert ended.status_code == 401 and ended.json()["errors"][0]["field"] == "session"
+        assert await signed.sessions.session(cookie) is None
