@@ -136,13 +136,18 @@ def create_dashboard_app(settings: DashboardSettings) -> SessionBridge:
 
 
 def own_tokens(settings: DashboardSettings) -> KeyRing:
-    """The host's key ring: only this server's own tokens (the session's), checked with its
-    key published in-process, so the routes it serves itself (the board report) know the person
-    without a request to its own JWKS endpoint."""
+    """The host's key ring for the routes it serves itself (the board report): this server's own
+    tokens (a local account's session), checked with its key published in-process, so they
+    need no request to its own JWKS endpoint; and the identity provider's access tokens when
+    people sign in through it (the session bridge forwards theirs)."""
+    issuers = [TrustedIssuer.model_validate(settings.trusted_issuer())]
+    algorithms = {"ES256"}
+    provider = settings.oidc_provider()
+    if provider is not None:
+        issuers.append(provider)
+        algorithms |= set(settings.oidc_algorithms)
     verifier = TokenVerifier(
-        [TrustedIssuer.model_validate(settings.trusted_issuer())],
-        algorithms=("ES256",),
-        leeway_s=settings.oidc_leeway_s,
+        issuers, algorithms=sorted(algorithms), leeway_s=settings.oidc_leeway_s
     )
     return KeyRing([], verifier)
 

@@ -35,11 +35,17 @@ from spm.accounts.store import AccountStore, Session
 from spm.simulator import Scenario, SimConfig
 from tests.alerts.servers import free_port
 from tests.dashboard.branch_scope import alerts_of, assert_branch_scope, target
-from tests.dashboard.harness import Stack, dashboard_stack, session_client, sign_in_at_provider
-from tests.dashboard.test_browser import _page, browser
+from tests.dashboard.harness import (
+    Stack,
+    browser,
+    dashboard_stack,
+    new_page,
+    session_client,
+    sign_in_at_provider,
+)
 from tests.keycloak import AUDIENCE, KEYCLOAK_TIMEOUT, PASSWORD, Keycloak, Realm
 
-__all__ = ["browser"]  # the fixture, shared with the main browser test
+__all__ = ["browser"]  # the fixture (tests/dashboard/harness.py)
 
 MANAGER = "amani-msa"  # Keycloak makes "Amani Tester" of it
 PROVIDER = "Test MFI"
@@ -102,7 +108,10 @@ async def signed(
             oidc_issuers=[provider, trusted_issuer(url)],
             dashboard_oidc_issuer=realm.issuer,
             dashboard_oidc_name=PROVIDER,
-            **{f"dashboard_{n}_url": services for n in ("ingest", "indicators", "objectives", "alerts")},  # noqa: E501
+            dashboard_ingest_url=services,
+            dashboard_indicators_url=services,
+            dashboard_objectives_url=services,
+            dashboard_alerts_url=services,
         )  # fmt: skip
         async with _serve_dashboard(settings) as server:
             yield Signed(stack, realm, url, server.accounts.opened())
@@ -120,7 +129,7 @@ async def test_a_branch_manager_signs_in_through_keycloak(signed: Signed, browse
     ids = {t["segment"]: t["id"] for t in created.json()["targets"]}
     await alerts_of(stack.client, "branch:BR-MSA")  # both branches' targets are evaluated
 
-    page = await _page(browser, viewport={"width": 1280, "height": 900})
+    page = await new_page(browser, viewport={"width": 1280, "height": 900})
     await sign_in_at_provider(page, url + "/dashboard", PROVIDER, MANAGER, PASSWORD)
     heading = page.get_by_role("heading", name="Social targets")
     await expect(heading).to_be_visible(timeout=30_000)
@@ -149,6 +158,9 @@ async def test_a_branch_manager_signs_in_through_keycloak(signed: Signed, browse
         assert me["branches"] == ["BR-MSA"] and me["subject"] != f"local:{MANAGER}", me
         assert me["name"] == "Amani Tester"
         await assert_branch_scope(person, stack.admin, "BR-MSA", "BR-NAI")
+        # the board report, built by the dashboard server itself, knows her too
+        report = await person.get("/v1/report", params={"month": "2026-03", "format": "xlsx"})
+        assert report.status_code == 200 and report.content[:2] == b"PK", report.text
         old = dict(person.cookies)
         await _refreshes(signed, person, old[COOKIE])
 
