@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 import yaml
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from services.common.auth import hash_key
 from spm.devmode import SAMPLE_STRATEGY, DevStack, build_dev_stack
@@ -33,6 +34,11 @@ STAFF_KEY = "dashboard-staff-key-0123"
 STAFF_USER = "amina"
 STAFF_NAME = "Amina Otieno"
 STAFF_PASSWORD = "a staff password 0123"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 SCOPES = ["indicators:read", "objectives:read", "objectives:write", "alerts:read", "alerts:ack"]
 
 
@@ -127,6 +133,44 @@ async def dashboard_stack(
         await run(config, HttpSink(dev.base_url, dev.api_key, client=admin))
         await _caught_up(client, config.end.isoformat())
         yield Stack(f"{dev.base_url}/dashboard", dev, client, admin)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium, driven by Playwright (import it into a module to use it there)."""
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def new_page(browser: Browser, **options: Any) -> Page:
+    """A page in a context of its own; ``page.errors`` collects its uncaught script errors."""
+    context = await browser.new_context(**options)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+async def signed_in(
+    browser: Browser,
+    url: str,
+    username: str = STAFF_USER,
+    password: str = STAFF_PASSWORD,
+    **options: Any,
+) -> Page:
+    """A new page signed in at the dashboard at ``url`` with a local account, once the overview
+    has loaded completely (a page still loading would overwrite the next one)."""
+    page = await new_page(browser, **options)
+    await sign_in(page, url, username, password)
+    heading = page.get_by_role("heading", name="Social targets")
+    await expect(heading).to_be_visible(timeout=30_000)  # its first load fans out to every API
+    await expect(page.locator("#main[aria-busy]")).to_have_count(0)
+    return page
 
 
 async def sign_in(page: Page, url: str, username: str, password: str) -> None:
