@@ -108,6 +108,12 @@ class DashboardSettings(CommonSettings):
         max_length=80,
         description='The name on the sign-in button: "Sign in with <name>".',
     )
+    dashboard_oidc_redirect_url: str | None = Field(
+        default=None,
+        description="Where the provider sends the browser back (registered at the provider): "
+        "the dashboard's callback at the address browsers use. "
+        "Default: <DASHBOARD_PUBLIC_URL>/auth/oidc/callback.",
+    )
     dashboard_oidc_scopes: str = Field(
         default="openid profile email",
         pattern=r"(^|.* )openid( .*|$)",

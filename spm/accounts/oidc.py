@@ -96,7 +96,7 @@ class OidcClient:
         self.signer = signer
         self.name = settings.dashboard_oidc_name
         self.client_id = settings.dashboard_oidc_client_id
-        self.redirect_uri = settings.issuer + CALLBACK_PATH
+        self.redirect_uri = settings.dashboard_oidc_redirect_url or settings.issuer + CALLBACK_PATH
         algorithms = tuple(settings.oidc_algorithms)
         common = {"algorithms": algorithms, "leeway_s": settings.oidc_leeway_s}
         self.access_tokens = TokenVerifier([provider], **common)  # type: ignore[arg-type]
