@@ -36,10 +36,10 @@ def _settings(tmp: Path, **urls: str) -> DashboardSettings:
         database_url=f"sqlite+aiosqlite:///{tmp / 'spm.db'}",
         dashboard_signing_key_file=str(tmp / "key.pem"),
         dashboard_proxy_timeout_s=5,
-        **{
-            f"dashboard_{n}_url": urls.get(n, closed)
-            for n in ("ingest", "indicators", "objectives", "alerts")
-        },  # noqa: E501
+        dashboard_ingest_url=urls.get("ingest", closed),
+        dashboard_indicators_url=urls.get("indicators", closed),
+        dashboard_objectives_url=urls.get("objectives", closed),
+        dashboard_alerts_url=urls.get("alerts", closed),
     )
 
 
