@@ -261,6 +261,12 @@ class Realm:
             user_id = created.headers["Location"].rsplit("/", 1)[-1]
             self._grant(api, user_id, role)
 
+    def sign_out(self, username: str) -> None:
+        """End every Keycloak session of the user (what an administrator's sign-out does)."""
+        with self.admin() as api:
+            found = _ok(api.get(f"/{self.name}/users", params={"username": username})).json()
+            _ok(api.post(f"/{self.name}/users/{found[0]['id']}/logout"))
+
     def _grant(self, api: httpx.Client, user_id: str, role: str) -> None:
         representation = _ok(api.get(f"/{self.name}/roles/{role}")).json()
         _ok(api.post(f"/{self.name}/users/{user_id}/role-mappings/realm", json=[representation]))

@@ -6,8 +6,10 @@ services themselves in the embedded mode). A request that carries its own ``Auth
 ``Authorization`` is the signed-in person's: the layer looks the session up, refuses a
 state-changing method (POST, PUT, PATCH, DELETE) whose ``X-CSRF-Token`` header is not the
 session's token (a page of another site can make the browser send the cookie, never that header),
-and puts ``Authorization: Bearer <JWT>`` in the request's headers. The cookie itself never
-reaches a service: the layer removes it.
+and puts ``Authorization: Bearer <JWT>`` in the request's headers: a token of its own for a
+local account, the identity provider's access token for a person signed in through it
+(refreshed first when it is about to expire; a refused refresh ends the session). The cookie
+itself never reaches a service: the layer removes it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from http.cookies import SimpleCookie
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spm.accounts.issuer import TokenIssuer
+from spm.accounts.oidc import OidcClient, OidcError, needs_refresh
 from spm.accounts.proxy import send_error
 from spm.accounts.store import AccountStore, Session
 
@@ -54,8 +57,10 @@ class SessionBridge:
         store: Callable[[], AccountStore | None],
         issuer: Callable[[], TokenIssuer | None],
         applies: Callable[[str], bool],
+        oidc: Callable[[], OidcClient | None] = lambda: None,
     ) -> None:
         self.app = app
+        self.oidc = oidc
         self.store = store
         self.issuer = issuer
         self.applies = applies
@@ -81,6 +86,29 @@ class SessionBridge:
             if scope["method"] not in SAFE_METHODS and not csrf_ok(session, headers):
                 await send_error(send, 403, "missing or wrong CSRF token", CSRF_HEADER, close=True)
                 return
-            token = issuer.token_for(session.user)
+            try:
+                token = await self._token(store, session, session_id)
+            except OidcError as exc:  # the provider is down: the session may live on
+                await send_error(send, 502, exc.reason, exc.field, close=True)
+                return
+            if token is None:
+                await send_error(
+                    send, 401, "your session has ended; sign in again", "session", close=True
+                )
+                return
             without_cookie.append((b"authorization", f"Bearer {token}".encode()))
         await self.app({**scope, "headers": without_cookie}, receive, send)
+
+    async def _token(self, store: AccountStore, session: Session, session_id: str) -> str | None:
+        issuer = self.issuer()
+        if session.tokens is None:
+            return issuer.token_for(session.user) if issuer is not None else None
+        oidc = self.oidc()
+        if not needs_refresh(session.tokens):
+            return session.tokens.access_token
+        fresh = await oidc.refresh(session.tokens) if oidc is not None else None
+        if fresh is None:  # the provider's session is over: so is ours
+            await store.close_session(session_id)
+            return None
+        await store.store_tokens(session, fresh)
+        return fresh.access_token

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
 
+from pydantic import Field, SecretStr, model_validator
+
+from services.common.identity.settings import TrustedIssuer
 from services.common.settings import CommonSettings
 
 SERVICE_NAMES = ("ingest", "indicators", "objectives", "alerts")
@@ -84,6 +87,53 @@ class DashboardSettings(CommonSettings):
         "unset = when the request came over https.",
     )
     dashboard_title: str = Field(default="SPM Monitor", description="The page's title.")
+    dashboard_oidc_issuer: str | None = Field(
+        default=None,
+        description='Offer "Sign in with <institution>" (OpenID Connect authorization code + '
+        "PKCE) against this issuer; it must be the issuer of an OIDC_ISSUERS entry, whose "
+        "audience and claims say what the person's access token grants. Unset: local accounts "
+        "only.",
+    )
+    dashboard_oidc_client_id: str = Field(
+        default="spm-dashboard", min_length=1, description="The dashboard's client at the issuer."
+    )
+    dashboard_oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Its secret when the client is confidential; unset for a public client "
+        "(PKCE protects the code either way).",
+    )
+    dashboard_oidc_name: str = Field(
+        default="your institution",
+        min_length=1,
+        max_length=80,
+        description='The name on the sign-in button: "Sign in with <name>".',
+    )
+    dashboard_oidc_redirect_url: str | None = Field(
+        default=None,
+        description="Where the provider sends the browser back (registered at the provider): "
+        "the dashboard's callback at the address browsers use. "
+        "Default: <DASHBOARD_PUBLIC_URL>/auth/oidc/callback.",
+    )
+    dashboard_oidc_scopes: str = Field(
+        default="openid profile email",
+        pattern=r"(^|.* )openid( .*|$)",
+        description="Scopes asked for at sign-in (space-separated; must include openid).",
+    )
+
+    @model_validator(mode="after")
+    def _oidc_issuer_trusted(self) -> Self:
+        if self.dashboard_oidc_issuer is not None and self.oidc_provider() is None:
+            raise ValueError(
+                "DASHBOARD_OIDC_ISSUER must be the issuer of one of the OIDC_ISSUERS entries"
+            )
+        return self
+
+    def oidc_provider(self) -> TrustedIssuer | None:
+        """The OIDC_ISSUERS entry of the sign-in provider (None: no OIDC sign-in)."""
+        wanted = (self.dashboard_oidc_issuer or "").rstrip("/")
+        return next(
+            (i for i in self.oidc_issuers if wanted and i.issuer.rstrip("/") == wanted), None
+        )
 
     @property
     def issuer(self) -> str:

@@ -76,6 +76,28 @@ class TokenIssuer:
             claims["branches"] = list(user.branches)
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
 
+    def seal(self, claims: dict[str, Any], audience: str, ttl_s: int) -> str:
+        """A short-lived value only this server can have made (the OpenID Connect sign-in's
+        flow cookie): its claims, signed, with ``audience`` so it never passes as a token."""
+        now = int(time.time())
+        body = {**claims, "iss": self.issuer, "aud": audience, "iat": now, "exp": now + ttl_s}
+        return jwt.encode(body, self._key, algorithm="ES256", headers={"kid": self.kid})
+
+    def unseal(self, value: str, audience: str) -> dict[str, Any] | None:
+        """The claims of a value :meth:`seal` made for ``audience``; None if forged or old."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                value,
+                self._key.public_key(),
+                algorithms=["ES256"],
+                audience=audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "aud", "iss"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        return claims
+
 
 def _thumbprint(public: dict[str, Any]) -> str:
     import base64

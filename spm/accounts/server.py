@@ -7,6 +7,9 @@
                            ▼
                         host app: /dashboard/, /auth/*, /.well-known/jwks.json, /healthz, /readyz
 
+A person signs in with a local account or through the institution's identity provider
+(:mod:`spm.accounts.oidc`); either way the session lives here and the browser holds its cookie.
+
 The services trust this server's tokens when it is one of their ``OIDC_ISSUERS`` (see
 :func:`spm.accounts.config.DashboardSettings.trusted_issuer`).
 """
@@ -33,6 +36,7 @@ from services.common.identity.settings import TrustedIssuer
 from spm.accounts.bridge import SessionBridge
 from spm.accounts.config import JWKS_PATH, DashboardSettings
 from spm.accounts.issuer import TokenIssuer, load_or_create_key
+from spm.accounts.oidc import OidcClient
 from spm.accounts.proxy import proxies
 from spm.accounts.routes import OPEN_PATHS, accounts_router
 from spm.accounts.store import AccountStore
@@ -58,6 +62,8 @@ class Accounts:
     settings: DashboardSettings
     issuer: TokenIssuer
     store: AccountStore | None = None
+    oidc: OidcClient | None = None
+    """The identity provider's sign-in, when ``DASHBOARD_OIDC_ISSUER`` is set."""
     ready_checks: list[Callable[[], Awaitable[bool]]] = field(default_factory=list)
 
     @classmethod
@@ -85,7 +91,9 @@ class Accounts:
             self.store = None
 
     def bridge(self, app: ASGIApp) -> SessionBridge:
-        return SessionBridge(app, lambda: self.store, lambda: self.issuer, is_api_path)
+        return SessionBridge(
+            app, lambda: self.store, lambda: self.issuer, is_api_path, lambda: self.oidc
+        )
 
     async def ready(self) -> bool:
         store = self.store
@@ -128,13 +136,18 @@ def create_dashboard_app(settings: DashboardSettings) -> SessionBridge:
 
 
 def own_tokens(settings: DashboardSettings) -> KeyRing:
-    """The host's key ring: only this server's own tokens (the session's), checked with its
-    key published in-process, so the routes it serves itself (the board report) know the person
-    without a request to its own JWKS endpoint."""
+    """The host's key ring for the routes it serves itself (the board report): this server's own
+    tokens (a local account's session), checked with its key published in-process, so they
+    need no request to its own JWKS endpoint; and the identity provider's access tokens when
+    people sign in through it (the session bridge forwards theirs)."""
+    issuers = [TrustedIssuer.model_validate(settings.trusted_issuer())]
+    algorithms = {"ES256"}
+    provider = settings.oidc_provider()
+    if provider is not None:
+        issuers.append(provider)
+        algorithms |= set(settings.oidc_algorithms)
     verifier = TokenVerifier(
-        [TrustedIssuer.model_validate(settings.trusted_issuer())],
-        algorithms=("ES256",),
-        leeway_s=settings.oidc_leeway_s,
+        issuers, algorithms=sorted(algorithms), leeway_s=settings.oidc_leeway_s
     )
     return KeyRing([], verifier)
 
@@ -145,6 +158,9 @@ def build_dashboard(settings: DashboardSettings) -> DashboardServer:
     timeout = httpx.Timeout(settings.dashboard_proxy_timeout_s, connect=5.0)
     client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
     accounts.ready_checks.extend(_service_ready(client, url) for url in urls.values())
+    provider = settings.oidc_provider()
+    if provider is not None:
+        accounts.oidc = OidcClient(settings, provider, client, accounts.issuer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,7 +178,7 @@ def build_dashboard(settings: DashboardSettings) -> DashboardServer:
         accounts_router(
             accounts.opened,
             lambda: accounts.issuer,
-            None,
+            accounts.oidc,
             accounts.settings.dashboard_login_rate_limit,
         )
     )

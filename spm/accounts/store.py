@@ -1,8 +1,11 @@
 """Local accounts and sessions in the database: argon2id hashes, lock-out, revocable sessions.
 
 A session's id is 32 random bytes in the cookie; the table keeps only its SHA-256, so a copy of
-the database signs nobody in. Disabling an account or resetting its password deletes its
-sessions, so it takes effect on the next request, in every browser.
+the database signs nobody in. A person signed in through the identity provider has no account
+here: their session row (``oidc_sessions``) holds who the provider said they are and its tokens
+(a copy of the database holds those: protect it like the provider's own session store).
+Disabling an account or resetting its password deletes its sessions, so it takes effect on the
+next request, in every browser.
 """
 
 from __future__ import annotations
@@ -53,10 +56,12 @@ class User:
     branches: tuple[str, ...] | None
     disabled: bool
     locked_until: datetime | None
+    provider_subject: str | None = None
+    """The ``sub`` of a person signed in through the identity provider; None: a local account."""
 
     @property
     def subject(self) -> str:
-        return f"local:{self.username}"
+        return self.provider_subject or f"local:{self.username}"
 
     def public(self) -> dict[str, Any]:
         """What the dashboard may show about the account (never the hash)."""
@@ -69,11 +74,23 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class Tokens:
+    """An identity provider's tokens of one session: on the server only, never in a browser."""
+
+    access_token: str
+    refresh_token: str | None
+    id_token: str | None
+    access_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     id_hash: str
     csrf: str
     user: User
     expires_at: datetime
+    tokens: Tokens | None = None
+    """The provider's tokens when the person signed in through it; None: a local account."""
 
 
 class Locked(Exception):
@@ -284,8 +301,69 @@ class AccountStore:
             )
         return session_id, session
 
+    async def open_provider_session(self, user: User, tokens: Tokens) -> tuple[str, Session]:
+        """A new session of a person the identity provider vouched for (no local account)."""
+        session_id = secrets.token_urlsafe(32)
+        now = _now()
+        session = Session(
+            hash_session(session_id),
+            secrets.token_urlsafe(32),
+            user,
+            now + timedelta(seconds=self.settings.dashboard_session_ttl_s),
+            tokens,
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(m.oidc_sessions.delete().where(m.oidc_sessions.c.expires_at <= now))
+            await conn.execute(
+                m.oidc_sessions.insert().values(
+                    id_hash=session.id_hash,
+                    subject=user.subject,
+                    username=user.username,
+                    display_name=user.display_name,
+                    role=user.role,
+                    branches=list(user.branches) if user.branches is not None else None,
+                    csrf=session.csrf,
+                    created_at=now,
+                    expires_at=session.expires_at,
+                    **_token_values(tokens),
+                )
+            )
+        return session_id, session
+
+    async def store_tokens(self, session: Session, tokens: Tokens) -> None:
+        """The refreshed tokens of a provider session."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                m.oidc_sessions.update()
+                .where(m.oidc_sessions.c.id_hash == session.id_hash)
+                .values(**_token_values(tokens))
+            )
+
     async def session(self, session_id: str) -> Session | None:
         """The live session of a cookie's value: not expired, its account enabled."""
+        return await self._local_session(session_id) or await self._provider_session(session_id)
+
+    async def _provider_session(self, session_id: str) -> Session | None:
+        query = sa.select(m.oidc_sessions).where(
+            m.oidc_sessions.c.id_hash == hash_session(session_id)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None or row.expires_at <= _now():
+            return None
+        user = User(
+            row.username,
+            row.display_name,
+            row.role,
+            _tuple(row.branches),
+            False,
+            None,
+            row.subject,
+        )
+        tokens = Tokens(row.access_token, row.refresh_token, row.id_token, row.access_expires_at)
+        return Session(row.id_hash, row.csrf, user, row.expires_at, tokens)
+
+    async def _local_session(self, session_id: str) -> Session | None:
         query = (
             sa.select(m.sessions, m.users)
             .join(m.users, m.users.c.username == m.sessions.c.username)
@@ -298,10 +376,10 @@ class AccountStore:
         return Session(row.id_hash, row.csrf, _user(row), row.expires_at)
 
     async def close_session(self, session_id: str) -> None:
+        id_hash = hash_session(session_id)
         async with self.engine.begin() as conn:
-            await conn.execute(
-                m.sessions.delete().where(m.sessions.c.id_hash == hash_session(session_id))
-            )
+            await conn.execute(m.sessions.delete().where(m.sessions.c.id_hash == id_hash))
+            await conn.execute(m.oidc_sessions.delete().where(m.oidc_sessions.c.id_hash == id_hash))
 
 
 def _verify(hashed: str, password: str) -> bool:
@@ -309,6 +387,15 @@ def _verify(hashed: str, password: str) -> bool:
         return _hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _token_values(tokens: Tokens) -> dict[str, Any]:
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "id_token": tokens.id_token,
+        "access_expires_at": tokens.access_expires_at,
+    }
 
 
 def _tuple(branches: list[str] | None) -> tuple[str, ...] | None:

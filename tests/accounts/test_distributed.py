@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from spm.accounts.bridge import COOKIE
 from spm.accounts.config import trusted_issuer
 from spm.report.build import MEDIA
 from tests.alerts.servers import REPO, Proc, SmtpServer, free_port
-from tests.dashboard.test_browser import ARGS, CHROMIUM
+from tests.dashboard.harness import browser, signed_in
 from tests.e2e.four_services import ADMIN, SERVICES, assert_drift_reaches_the_inbox, service_env
+
+__all__ = ["browser"]  # the fixture (tests/dashboard/harness.py)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -56,16 +58,6 @@ def stack(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Proc]]:
         p.stop()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
 def users(env: dict[str, str], *args: str, stdin: str = "") -> str:
     """``spm users …`` as an operator runs it; the password (if any) on standard input."""
     done = subprocess.run(  # noqa: S603 - our own CLI
@@ -93,17 +85,14 @@ async def test_sign_in_through_the_dashboard_server(
     base = f"http://127.0.0.1:{dashboard.port}"
 
     # the browser signs in with the local account and sees the services' data
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(base + "/dashboard/")
-    await page.get_by_label("Username").fill("amina")
-    await page.get_by_label("Password").fill(PASSWORDS["amina"])
-    await page.get_by_role("button", name="Sign in").click()
-    # the overview's first load fans out to the services through the proxy: slow on a busy CI
-    heading = page.get_by_role("heading", name="Social targets")
-    await expect(heading).to_be_visible(timeout=30_000)
+    page = await signed_in(
+        browser,
+        base + "/dashboard",
+        "amina",
+        PASSWORDS["amina"],
+        viewport={"width": 1280, "height": 900},
+    )
+    context = page.context
     await expect(page.get_by_test_id("who-name")).to_have_text("Amina Otieno")
     await expect(page.get_by_test_id("who-scope")).to_have_text("SPM officer · all branches")
     await expect(page.locator("tr[data-target]")).to_have_count(1)
@@ -128,7 +117,7 @@ async def test_sign_in_through_the_dashboard_server(
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         replay = await client.get("/v1/alerts", headers={"Cookie": f"{COOKIE}={old_session}"})
         assert replay.status_code == 401, replay.text
-    assert errors == []
+    assert page.errors == []  # type: ignore[attr-defined]
     await context.close()
 
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:

@@ -14,10 +14,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
+from services.common.identity.settings import TrustedIssuer
 from spm.accounts.bridge import COOKIE
 from spm.accounts.config import DashboardSettings
+from spm.accounts.oidc import FLOW_COOKIE
 from spm.accounts.routes import PUBLIC_PATHS, SESSION_PATHS
 from spm.accounts.server import build_dashboard
+from spm.accounts.store import User
 from tests.alerts.servers import free_port
 from tests.common.route_auth import PUBLIC, keyed_requests
 
@@ -33,10 +36,10 @@ def _settings(tmp: Path, **urls: str) -> DashboardSettings:
         database_url=f"sqlite+aiosqlite:///{tmp / 'spm.db'}",
         dashboard_signing_key_file=str(tmp / "key.pem"),
         dashboard_proxy_timeout_s=5,
-        **{
-            f"dashboard_{n}_url": urls.get(n, closed)
-            for n in ("ingest", "indicators", "objectives", "alerts")
-        },  # noqa: E501
+        dashboard_ingest_url=urls.get("ingest", closed),
+        dashboard_indicators_url=urls.get("indicators", closed),
+        dashboard_objectives_url=urls.get("objectives", closed),
+        dashboard_alerts_url=urls.get("alerts", closed),
     )
 
 
@@ -144,3 +147,49 @@ async def test_the_proxy_forwards_the_person_never_the_cookie(
         assert "x-other" not in headers and "x-csrf-token" not in headers
     assert seen[0]["authorization"].startswith("Bearer eyJ")
     assert seen[2]["authorization"] == "Bearer machine-key"
+
+
+async def test_the_identity_provider_sign_in_refuses_what_it_did_not_start(tmp_path: Path) -> None:
+    """The OpenID Connect routes without a provider (404), with one that cannot be reached
+    (502), and a callback that is not the end of a flow this browser began (401, ``state``)."""
+    without = build_dashboard(_settings(tmp_path / "without"))
+    async with (
+        without.host.router.lifespan_context(without.host),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=without.app), base_url="http://d") as c,
+    ):
+        for path in ("/auth/oidc/login", "/auth/oidc/callback"):
+            missing = await c.get(path)
+            assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "oidc"
+
+    issuer = f"http://127.0.0.1:{free_port()}/realms/mfi"  # nobody listens there
+    with pytest.raises(ValueError, match="DASHBOARD_OIDC_ISSUER"):
+        DashboardSettings(dashboard_oidc_issuer=issuer)  # not one of OIDC_ISSUERS
+    settings = _settings(tmp_path / "with").model_copy(
+        update={
+            "oidc_issuers": [TrustedIssuer(issuer=issuer, audience="spm-monitor")],
+            "dashboard_oidc_issuer": issuer,
+            "dashboard_oidc_name": "Test MFI",
+        }
+    )
+    server = build_dashboard(settings)
+    async with (
+        server.host.router.lifespan_context(server.host),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=server.app), base_url="http://d") as c,
+    ):
+        assert (await c.get("/auth/config")).json() == {"local": True, "oidc": {"name": "Test MFI"}}
+        down = await c.get("/auth/oidc/login")
+        assert down.status_code == 502 and down.json()["errors"][0]["field"] == "oidc"
+        for query, field in (
+            ({"code": "c", "state": "s"}, "state"),  # no flow cookie
+            ({"error": "access_denied", "state": "s"}, "oidc"),
+        ):
+            refused = await c.get("/auth/oidc/callback", params=query)
+            assert refused.status_code == 401 and refused.json()["errors"][0]["field"] == field
+        c.cookies.set(FLOW_COOKIE, server.accounts.issuer.token_for(_someone()))  # not a flow
+        forged = await c.get("/auth/oidc/callback", params={"code": "c", "state": "s"})
+        assert forged.status_code == 401 and forged.json()["errors"][0]["field"] == "state"
+        assert COOKIE not in c.cookies
+
+
+def _someone() -> User:
+    return User("ana", "Ana", "viewer", None, False, None)

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 import yaml
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from services.common.auth import hash_key
 from spm.devmode import SAMPLE_STRATEGY, DevStack, build_dev_stack
@@ -33,6 +34,11 @@ STAFF_KEY = "dashboard-staff-key-0123"
 STAFF_USER = "amina"
 STAFF_NAME = "Amina Otieno"
 STAFF_PASSWORD = "a staff password 0123"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 SCOPES = ["indicators:read", "objectives:read", "objectives:write", "alerts:read", "alerts:ack"]
 
 
@@ -43,6 +49,8 @@ class Stack:
     dev: DevStack
     client: httpx.AsyncClient
     """Talks to every API in-process, with the staff key."""
+    admin: httpx.AsyncClient
+    """The same with the stack's admin key."""
 
     async def get(self, service: str, path: str, **params: Any) -> httpx.Response:
         """``service`` only says whose API ``path`` is (all share one origin)."""
@@ -124,12 +132,75 @@ async def dashboard_stack(
         await _load_strategy(admin)
         await run(config, HttpSink(dev.base_url, dev.api_key, client=admin))
         await _caught_up(client, config.end.isoformat())
-        yield Stack(f"{dev.base_url}/dashboard", dev, client)
+        yield Stack(f"{dev.base_url}/dashboard", dev, client, admin)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium, driven by Playwright (import it into a module to use it there)."""
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def new_page(browser: Browser, **options: Any) -> Page:
+    """A page in a context of its own; ``page.errors`` collects its uncaught script errors."""
+    context = await browser.new_context(**options)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+async def signed_in(
+    browser: Browser,
+    url: str,
+    username: str = STAFF_USER,
+    password: str = STAFF_PASSWORD,
+    **options: Any,
+) -> Page:
+    """A new page signed in at the dashboard at ``url`` with a local account, once the overview
+    has loaded completely (a page still loading would overwrite the next one)."""
+    page = await new_page(browser, **options)
+    await sign_in(page, url, username, password)
+    heading = page.get_by_role("heading", name="Social targets")
+    await expect(heading).to_be_visible(timeout=30_000)  # its first load fans out to every API
+    await expect(page.locator("#main[aria-busy]")).to_have_count(0)
+    return page
 
 
 async def sign_in(page: Page, url: str, username: str, password: str) -> None:
-    """The local sign-in form of the dashboard at ``url``."""
+    """The local sign-in form of the dashboard at ``url`` (every browser test signs in here)."""
     await page.goto(url + "/")
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
+
+
+async def sign_in_at_provider(
+    page: Page, url: str, provider: str, username: str, password: str
+) -> None:
+    """ "Sign in with <provider>" on the dashboard at ``url``, then the identity provider's own
+    login page (Keycloak's form: ``#username``, ``#password``, ``#kc-login``)."""
+    await page.goto(url + "/")
+    await page.get_by_role("link", name=f"Sign in with {provider}").click()
+    await page.locator("#username").fill(username)
+    await page.locator("#password").fill(password)
+    await page.locator("#kc-login").click()
+
+
+@asynccontextmanager
+async def session_client(page: Page, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client holding the browser's session cookie (and its CSRF token): the API as the
+    signed-in person sees it."""
+    jar = await page.context.cookies()
+    cookies = {c["name"]: c["value"] for c in jar if "name" in c and "value" in c}
+    async with httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=60.0) as client:
+        session = await client.get("/auth/session")
+        assert session.status_code == 200, session.text
+        client.headers["X-CSRF-Token"] = session.json()["csrf_token"]
+        yield client

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import insert
 
 from services.alerts import models as m
@@ -21,13 +21,14 @@ from services.alerts.service import AlertService
 from spm.simulator import Scenario, SimConfig
 from tests.dashboard.harness import (
     STAFF_NAME,
-    STAFF_PASSWORD,
-    STAFF_USER,
     Stack,
+    browser,
     dashboard_stack,
-    sign_in,
+    signed_in,
 )
-from tests.dashboard.test_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.dashboard.test_browser import ARTIFACTS
+
+__all__ = ["browser"]  # the fixture (tests/dashboard/harness.py)
 
 CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=3, clients=30, scenario=Scenario.baseline)
 
@@ -40,58 +41,51 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield running
 
 
-async def test_record_an_action_on_a_target_and_mark_it_done(stack: Stack) -> None:
+async def test_record_an_action_on_a_target_and_mark_it_done(
+    stack: Stack, browser: Browser
+) -> None:
     targets = (await stack.get("objectives", "/v1/targets")).json()
     target = next(t for t in targets if t["segment"] == "all")
     code = target["indicator"]
     today = datetime.now(UTC).date()  # the service runs on the wall clock here
     due, review = (today + timedelta(days=30)).isoformat(), (today + timedelta(days=60)).isoformat()
     ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
-            await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    page = await signed_in(browser, stack.url, viewport={"width": 1280, "height": 900})
 
-            # the target's page (where an alert's link leads) has the actions card and its form
-            await page.goto(f"{stack.url}/#/indicator/{code}?segment=all")
-            card = page.get_by_test_id("actions-card")
-            await expect(card.get_by_text("No actions recorded for this target.")).to_be_visible()
-            await card.get_by_text("Record an action").click()
-            form = card.get_by_test_id("action-form")
-            await form.get_by_label("What will be done").fill("Refresher training for officers")
-            await form.get_by_label("Owner", exact=True).fill("Amina Njoroge")
-            await form.get_by_label("Owner's e-mail (optional)").fill("amina@example.org")
-            await form.get_by_label("Due").fill(due)
-            await form.get_by_label("Review").fill(review)
-            await form.get_by_role("button", name="Record action").click()
-            row = card.get_by_test_id("actions").locator("tr[data-action]")
-            await expect(row).to_have_count(1)
-            await expect(row).to_contain_text("Refresher training for officers")
-            await expect(row).to_contain_text("Open")
-            await page.screenshot(path=str(ARTIFACTS / "dashboard-actions-target.png"))
+    # the target's page (where an alert's link leads) has the actions card and its form
+    await page.goto(f"{stack.url}/#/indicator/{code}?segment=all")
+    card = page.get_by_test_id("actions-card")
+    await expect(card.get_by_text("No actions recorded for this target.")).to_be_visible()
+    await card.get_by_text("Record an action").click()
+    form = card.get_by_test_id("action-form")
+    await form.get_by_label("What will be done").fill("Refresher training for officers")
+    await form.get_by_label("Owner", exact=True).fill("Amina Njoroge")
+    await form.get_by_label("Owner's e-mail (optional)").fill("amina@example.org")
+    await form.get_by_label("Due").fill(due)
+    await form.get_by_label("Review").fill(review)
+    await form.get_by_role("button", name="Record action").click()
+    row = card.get_by_test_id("actions").locator("tr[data-action]")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("Refresher training for officers")
+    await expect(row).to_contain_text("Open")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-actions-target.png"))
 
-            # the list by owner and status, then the action's own page
-            await page.get_by_role("link", name="Actions", exact=True).click()
-            await page.get_by_label("Owner").fill("Amina Njoroge")
-            await page.get_by_label("Status").select_option("open")
-            await page.get_by_role("button", name="Show").click()
-            await expect(page).to_have_url(f"{stack.url}/#/actions?owner=Amina+Njoroge&status=open")
-            await page.get_by_role("link", name="Refresher training for officers").click()
-            await expect(page.get_by_role("heading", name="Refresher training")).to_be_visible()
-            await page.get_by_role("button", name="Mark done").click()
-            await expect(page.get_by_test_id("action")).to_contain_text("Done")
-            history = page.get_by_test_id("action-history").locator("tbody tr")
-            await expect(history).to_have_count(2)
-            await expect(history.nth(1)).to_contain_text(STAFF_NAME)  # the person signed in
-            await expect(history.nth(1)).to_contain_text("status: open → done")
-            await page.screenshot(path=str(ARTIFACTS / "dashboard-action.png"))
-            assert errors == []
-        finally:
-            await browser.close()
+    # the list by owner and status, then the action's own page
+    await page.get_by_role("link", name="Actions", exact=True).click()
+    await page.get_by_label("Owner").fill("Amina Njoroge")
+    await page.get_by_label("Status").select_option("open")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page).to_have_url(f"{stack.url}/#/actions?owner=Amina+Njoroge&status=open")
+    await page.get_by_role("link", name="Refresher training for officers").click()
+    await expect(page.get_by_role("heading", name="Refresher training")).to_be_visible()
+    await page.get_by_role("button", name="Mark done").click()
+    await expect(page.get_by_test_id("action")).to_contain_text("Done")
+    history = page.get_by_test_id("action-history").locator("tbody tr")
+    await expect(history).to_have_count(2)
+    await expect(history.nth(1)).to_contain_text(STAFF_NAME)  # the person signed in
+    await expect(history.nth(1)).to_contain_text("status: open → done")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-action.png"))
+    assert page.errors == []  # type: ignore[attr-defined]
 
     [stored] = (await stack.get("alerts", "/v1/actions", owner="Amina Njoroge")).json()
     assert stored["target_id"] == target["id"] and stored["status"] == "done"
@@ -111,7 +105,7 @@ def _firing(target: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def test_record_an_action_on_an_alert_row(stack: Stack) -> None:
+async def test_record_an_action_on_an_alert_row(stack: Stack, browser: Browser) -> None:
     targets = (await stack.get("objectives", "/v1/targets")).json()
     target = next(t for t in targets if t["segment"] == "all")
     alert = _firing(target)
@@ -119,34 +113,22 @@ async def test_record_an_action_on_an_alert_row(stack: Stack) -> None:
     async with service.write() as session:
         await session.execute(insert(m.alerts), [alert])
     due = (datetime.now(UTC).date() + timedelta(days=10)).isoformat()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
-            await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
-            await expect(page.locator("#main[aria-busy]")).to_have_count(0)
-            await page.goto(stack.url + "/#/alerts")
-            row = page.locator(f"tr[data-alert='{alert['id']}']")
-            await row.get_by_role("button", name="Record action…").click()
-            form = row.get_by_test_id("action-form")
-            await form.get_by_label("What will be done").fill("Call every late borrower")
-            await form.get_by_label("Owner", exact=True).fill("Juma Otieno")
-            await form.get_by_label("Due").fill(due)
-            await form.get_by_label("Review").fill(due)
-            await form.get_by_role("button", name="Record action").click()
-            await expect(
-                page.get_by_text("Action recorded: Call every late borrower.")
-            ).to_be_visible()
+    page = await signed_in(browser, stack.url, viewport={"width": 1280, "height": 900})
+    await page.goto(stack.url + "/#/alerts")
+    row = page.locator(f"tr[data-alert='{alert['id']}']")
+    await row.get_by_role("button", name="Record action…").click()
+    form = row.get_by_test_id("action-form")
+    await form.get_by_label("What will be done").fill("Call every late borrower")
+    await form.get_by_label("Owner", exact=True).fill("Juma Otieno")
+    await form.get_by_label("Due").fill(due)
+    await form.get_by_label("Review").fill(due)
+    await form.get_by_role("button", name="Record action").click()
+    await expect(page.get_by_text("Action recorded: Call every late borrower.")).to_be_visible()
 
-            # the alert's page (its indicator and segment) lists it
-            await page.goto(f"{stack.url}/#/indicator/{target['indicator']}?segment=all")
-            listed = page.get_by_test_id("actions-card").locator("tr[data-action]")
-            await expect(listed).to_contain_text("Call every late borrower")
-            assert errors == []
-        finally:
-            await browser.close()
+    # the alert's page (its indicator and segment) lists it
+    await page.goto(f"{stack.url}/#/indicator/{target['indicator']}?segment=all")
+    listed = page.get_by_test_id("actions-card").locator("tr[data-action]")
+    await expect(listed).to_contain_text("Call every late borrower")
+    assert page.errors == []  # type: ignore[attr-defined]
     [stored] = (await stack.get("alerts", "/v1/actions", alert_id=alert["id"])).json()
     assert stored["target_id"] == target["id"] and stored["owner"] == "Juma Otieno"

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import insert
 
 from services.alerts import models as m
 from services.alerts.service import AlertService
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import STAFF_PASSWORD, STAFF_USER, Stack, dashboard_stack, sign_in
-from tests.dashboard.test_browser import ARGS, CHROMIUM
+from tests.dashboard.harness import Stack, browser, dashboard_stack, signed_in
+
+__all__ = ["browser"]  # the fixture (tests/dashboard/harness.py)
 
 CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=3, clients=30, scenario=Scenario.baseline)
 RESOLVED = 75  # one and a half pages of 50
@@ -57,7 +58,7 @@ def _notification(i: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def test_more_alerts_shows_older_ones(stack: Stack) -> None:
+async def test_more_alerts_shows_older_ones(stack: Stack, browser: Browser) -> None:
     service: AlertService = stack.dev.services["alerts"].state.alerts
     async with service.write() as session:
         await session.execute(insert(m.alerts), [_resolved(i) for i in range(RESOLVED)])
@@ -66,34 +67,23 @@ async def test_more_alerts_shows_older_ones(stack: Stack) -> None:
     listed = await stack.get("alerts", "/v1/alerts", state="resolved", limit=1000)
     total = len(listed.json())  # ours and any the short simulation resolved
     assert RESOLVED <= total <= 100, total  # two pages of 50
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = await (await browser.new_context()).new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
-            # each step waits for its page: a route still loading would overwrite the next
-            await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
-            await expect(page.locator("#main[aria-busy]")).to_have_count(0)
-            await page.get_by_role("link", name="Alerts").click()
-            await expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
-            await page.get_by_role("link", name="Show recently resolved").click()
-            await expect(page.get_by_role("link", name="Hide resolved")).to_be_visible()
-            resolved = page.locator('table[data-testid="alerts"] tr[data-state="resolved"]')
-            await expect(resolved).to_have_count(50)
-            await expect(page.locator(f'tr[data-alert="{oldest}"]')).to_have_count(0)
-            await page.get_by_test_id("more-alerts").click()
-            await expect(resolved).to_have_count(total)
-            await expect(page.locator(f'tr[data-alert="{oldest}"]')).to_have_count(1)
-            await expect(page.get_by_test_id("more-alerts")).to_have_count(0)  # the last page
-            shown = await resolved.evaluate_all("rows => rows.map((r) => r.dataset.alert)")
-            assert len(set(shown)) == total
-            notes = page.locator('table[data-testid="notifications"] tbody tr')
-            await expect(notes).to_have_count(50)
-            await page.get_by_test_id("more-notifications").click()
-            await expect(page.get_by_text("old note 0", exact=True)).to_have_count(1)
-            await expect(page.get_by_test_id("more-notifications")).to_have_count(0)
-            assert errors == []
-        finally:
-            await browser.close()
+    page = await signed_in(browser, stack.url)
+    await page.get_by_role("link", name="Alerts").click()
+    await expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
+    await page.get_by_role("link", name="Show recently resolved").click()
+    await expect(page.get_by_role("link", name="Hide resolved")).to_be_visible()
+    resolved = page.locator('table[data-testid="alerts"] tr[data-state="resolved"]')
+    await expect(resolved).to_have_count(50)
+    await expect(page.locator(f'tr[data-alert="{oldest}"]')).to_have_count(0)
+    await page.get_by_test_id("more-alerts").click()
+    await expect(resolved).to_have_count(total)
+    await expect(page.locator(f'tr[data-alert="{oldest}"]')).to_have_count(1)
+    await expect(page.get_by_test_id("more-alerts")).to_have_count(0)  # the last page
+    shown = await resolved.evaluate_all("rows => rows.map((r) => r.dataset.alert)")
+    assert len(set(shown)) == total
+    notes = page.locator('table[data-testid="notifications"] tbody tr')
+    await expect(notes).to_have_count(50)
+    await page.get_by_test_id("more-notifications").click()
+    await expect(page.get_by_text("old note 0", exact=True)).to_have_count(1)
+    await expect(page.get_by_test_id("more-notifications")).to_have_count(0)
+    assert page.errors == []  # type: ignore[attr-defined]

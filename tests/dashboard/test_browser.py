@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from spm.simulator import Scenario, SimConfig
 from tests.dashboard.harness import (
@@ -19,17 +19,17 @@ from tests.dashboard.harness import (
     STAFF_PASSWORD,
     STAFF_USER,
     Stack,
+    browser,
     dashboard_stack,
+    new_page,
     sign_in,
+    signed_in,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=150, clients=500, scenario=Scenario.drift)
+
+__all__ = ["browser"]  # the fixture
 
 pytestmark = pytest.mark.slow
 
@@ -40,28 +40,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield running
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def _page(browser: Browser, **options: object) -> Page:
-    context = await browser.new_context(**options)  # type: ignore[arg-type]
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
-
-
 async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page = await _page(browser, viewport={"width": 1280, "height": 900})
+    page = await new_page(browser, viewport={"width": 1280, "height": 900})
 
     # nothing is visible without signing in, and a wrong password is refused
     await page.goto(stack.url + "/#/overview")
@@ -172,9 +153,7 @@ async def test_the_link_in_an_alert_email_opens_its_page(stack: Stack, browser: 
     assert found is not None and found[1].startswith(stack.url + "/#/alert/"), mail["text"]
     alert_id = found[1].removeprefix(stack.url + "/#/alert/")
     shown = (await stack.get("alerts", f"/v1/alerts/{alert_id}")).json()
-    page = await _page(browser, viewport={"width": 1280, "height": 900})
-    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
-    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    page = await signed_in(browser, stack.url, viewport={"width": 1280, "height": 900})
     await page.goto(found[1])
     card = page.get_by_test_id("alert")
     await expect(card).to_have_attribute("data-alert", alert_id)
@@ -209,10 +188,8 @@ async def test_the_link_in_an_alert_email_opens_its_page(stack: Stack, browser: 
 
 async def test_phone_layout(stack: Stack, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page = await _page(browser, viewport={"width": 390, "height": 844}, is_mobile=True,
-                       has_touch=True, device_scale_factor=2)  # fmt: skip
-    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
-    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    page = await signed_in(browser, stack.url, viewport={"width": 390, "height": 844},
+                           is_mobile=True, has_touch=True, device_scale_factor=2)  # fmt: skip
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
     await page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import STAFF_PASSWORD, STAFF_USER, Stack, dashboard_stack, sign_in
-from tests.dashboard.test_browser import ARGS, CHROMIUM, _page
+from tests.dashboard.harness import Stack, browser, dashboard_stack, signed_in
+
+__all__ = ["browser"]  # the fixture (tests/dashboard/harness.py)
 
 CONFIG = SimConfig(seed=5, start=date(2026, 1, 1), days=62, clients=400, scenario=Scenario.drift)
 
@@ -26,25 +27,11 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield running
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
 @pytest.mark.timeout(600)
 async def test_the_board_report_is_downloaded_for_a_chosen_month(
     stack: Stack, browser: Browser, tmp_path: Path
 ) -> None:
-    page = await _page(browser, accept_downloads=True)
-    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
-    # the overview first loads completely (a page still loading would replace the next one)
-    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
-    await expect(page.locator("main[aria-busy]")).to_have_count(0)
+    page = await signed_in(browser, stack.url, accept_downloads=True)
     await page.get_by_role("link", name="Board report").click()
     await expect(page.get_by_role("heading", name="Board report")).to_be_visible()
     await page.get_by_label("Month").fill("2026-02")

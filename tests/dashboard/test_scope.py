@@ -1,6 +1,9 @@
 """The dashboard for a branch manager (a local account limited to BR-MSA; a key with the same
 limit checks what the APIs answer them): their branch's and the institution's targets, nothing
-of another branch, no buttons for what the server would refuse, and who last changed a target."""
+of another branch, no buttons for what the server would refuse, and who last changed a target;
+through her session the API refuses or filters the other branch's values, series, breakdown and
+CSV rows, alerts and silences (the same checks as tests/accounts/test_oidc.py, where the branch
+manager signs in through Keycloak)."""
 
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ from playwright.async_api import Browser, expect
 
 from services.common.auth import hash_key
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.harness import Stack, dashboard_stack, sign_in
-from tests.dashboard.test_browser import _page, browser
+from tests.dashboard.branch_scope import assert_branch_scope, target
+from tests.dashboard.harness import Stack, browser, dashboard_stack, session_client, signed_in
 
-__all__ = ["browser"]  # the fixture, shared with the main browser test
+__all__ = ["browser"]  # the fixture (tests/dashboard/harness.py)
 
 MANAGER_KEY = "msa-manager-key-0123"
 MANAGER_USER, MANAGER_PASSWORD = "said", "a branch manager's password 1"
@@ -42,8 +45,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 def _target(segment: str) -> dict[str, object]:
-    return {"indicator": "par30", "segment": segment, "direction": "at_most",
-            "threshold": "0.10", "effective_from": "2026-01-01"}  # fmt: skip
+    return target("par30", segment, "at_most", "0.10")
 
 
 async def test_a_branch_manager_sees_their_branch_only(stack: Stack, browser: Browser) -> None:
@@ -62,9 +64,9 @@ async def test_a_branch_manager_sees_their_branch_only(stack: Stack, browser: Br
     })  # fmt: skip
     assert changed.status_code == 200, changed.text
 
-    page = await _page(browser, viewport={"width": 1280, "height": 900})
-    await sign_in(page, stack.url, MANAGER_USER, MANAGER_PASSWORD)
-    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible()
+    page = await signed_in(
+        browser, stack.url, MANAGER_USER, MANAGER_PASSWORD, viewport={"width": 1280, "height": 900}
+    )
     await expect(page.locator("#who")).to_contain_text("Amina Said")
     await expect(page.locator("#who")).to_contain_text("BR-MSA")
     await expect(page.locator(f'tr[data-target="{ids["branch:BR-MSA"]}"]')).to_have_count(1)
@@ -100,5 +102,16 @@ async def test_a_branch_manager_sees_their_branch_only(stack: Stack, browser: Br
         "/v1/demo/mail", headers={"Authorization": f"Bearer {MANAGER_KEY}"}
     )
     assert mail.status_code == 403 and mail.json()["errors"][0]["field"] == "mail"
+
+    # the API through her session refuses or filters what the identity provider's test checks
+    reach = await stack.client.post("/v1/objectives", json={
+        "code": "branch-reach", "name": "Branch outreach", "description": "per branch",
+        "dimension": "D1", "owner": "Operations",
+        "targets": [target("active_clients", "branch:BR-MSA", "at_least", "1000000"),
+                    target("active_clients", "branch:BR-NAI", "at_least", "1000000")],
+    })  # fmt: skip
+    assert reach.status_code == 201, reach.text
+    async with session_client(page, stack.dev.base_url) as person:
+        await assert_branch_scope(person, stack.admin, "BR-MSA", "BR-NAI")
     assert page.errors == []  # type: ignore[attr-defined]
     await page.context.close()

@@ -57,6 +57,12 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal the token names; raises ``Unauthenticated`` with the reason."""
+        claims, trusted = await self.verified_claims(token)
+        return principal_of(claims, trusted)
+
+    async def verified_claims(self, token: str) -> tuple[dict[str, Any], TrustedIssuer]:
+        """The token's claims once every check has passed, and the issuer that vouches for
+        them (the dashboard's OpenID Connect sign-in also checks an ID token's ``nonce``)."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -95,7 +101,7 @@ class TokenVerifier:
             raise _invalid("the token's signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise _invalid(f"invalid token: {exc}") from None
-        return principal_of(claims, trusted)
+        return claims, trusted
 
 
 def principal_of(claims: dict[str, Any], issuer: TrustedIssuer) -> Principal:
