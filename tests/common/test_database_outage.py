@@ -21,12 +21,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url
 
 from services.alerts.app import create_app as alerts_app
 from services.alerts.config import AlertSettings
 from services.common.auth import hash_key
-from services.common.db import create_engine
 from services.indicators.app import create_app as indicators_app
 from services.indicators.config import IndicatorSettings
 from services.ingest.app import create_app as ingest_app
@@ -34,6 +33,7 @@ from services.ingest.config import IngestSettings
 from services.objectives.app import create_app as objectives_app
 from services.objectives.config import ObjectivesSettings
 from tests.alerts.servers import free_port
+from tests.schemas import drop_schemas
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -180,10 +180,4 @@ async def test_every_service_answers_503_naming_the_database(
                 assert down.json()["detail"].startswith("database is unavailable"), name
                 assert down.json()["errors"] == [{"field": "database", "reason": "unavailable"}]
     finally:
-        engine = create_engine(postgres_url, "public")
-        try:
-            async with engine.begin() as conn:
-                for schema in schemas.values():
-                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            await engine.dispose()
+        await drop_schemas(postgres_url, *schemas.values())
