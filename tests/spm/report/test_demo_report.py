@@ -172,14 +172,17 @@ async def test_demo_report_of_a_drifting_month(
     }
     assert len(rows) == len(snapshot) > 100
     for item in snapshot:
-        row = rows[(item["code"], item["segment"])]
+        value_row = rows[(item["code"], item["segment"])]
         for field, column in (("value", "Value"), ("numerator", "Numerator"),
                               ("denominator", "Denominator")):  # fmt: skip
             expected = units.number(item[field])
             if expected is None:
-                assert row[column] is None, (item, row)
+                assert value_row[column] is None, (item, value_row)
             else:
-                assert row[column] == pytest.approx(float(expected), rel=1e-12), (item, row)
+                assert value_row[column] == pytest.approx(float(expected), rel=1e-12), (
+                    item,
+                    value_row,
+                )
     action_rows = list(workbook["Actions"].iter_rows(min_row=2, values_only=True))
     assert [r[0] for r in action_rows] == [ACTION_TITLE]
     assert action_rows[0][10] == recorded.json()["id"]
@@ -189,11 +192,11 @@ async def test_demo_report_of_a_drifting_month(
         dict(zip(theader, r, strict=True)) for r in targets.iter_rows(min_row=2, values_only=True)
     ]
     assert len(trows) == len(data.rows)
-    for trow, row in zip(trows, data.rows, strict=True):
-        assert trow["Indicator code"] == row.target["indicator"]
-        item = rows[(row.target["indicator"], row.target["segment"])]
+    for trow, target_row in zip(trows, data.rows, strict=True):
+        assert trow["Indicator code"] == target_row.target["indicator"]
+        item = rows[(target_row.target["indicator"], target_row.target["segment"])]
         assert trow["Value"] == item["Value"]
-        assert trow["Status"] == units.STATUS_LABEL[row.status]
+        assert trow["Status"] == units.STATUS_LABEL[target_row.status]
     # on demand (the dashboard's button): the same workbook from GET /v1/report
     answer = await client.get("/v1/report", params={"month": MONTH, "format": "xlsx"})
     assert answer.status_code == 200, answer.text
