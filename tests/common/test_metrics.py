@@ -22,14 +22,12 @@ from services.common.settings import CommonSettings
 from spm.embedded import build_embedded_app
 from tests.alerts.servers import REPO, Proc, SmtpServer, free_port
 from tests.e2e.four_services import (
-    ADMIN,
     SERVICES,
     borrower,
-    create_target,
     event,
     service_env,
     service_url,
-    start,
+    started_with_target,
 )
 from tests.ingest.fineract.conftest import create_input_topic, produce
 from tests.ingest.fineract.helpers import manifest, sample_bytes
@@ -173,15 +171,11 @@ async def test_every_family_moves_after_a_workload(
     fineract_topic = f"external-events-{unique}"
     await create_input_topic(kafka_bootstrap, fineract_topic)
     smtp.handler.refuse = 1  # the first e-mail is retried
-    await start(stack)
-    branch = f"BR-{unique}"
-    auth = {"Authorization": f"Bearer {ADMIN}"}
 
     def url(service: str, path: str) -> str:
         return service_url(stack, service, path)
 
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
-        await create_target(client, stack, unique, branch)
+    async with started_with_target(stack, unique) as (client, branch):
         # the alert service has read the target (its lag on the objectives topic is reported
         # once it fetched a record): a value breaching it is evaluated against it
         await _until(stack, {"alerts": []}, within=60, lag_of=f"alerts-{unique}-targets")

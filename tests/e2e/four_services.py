@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 
@@ -103,19 +105,29 @@ async def create_target(
     assert r.status_code == 201, r.text
 
 
+@asynccontextmanager
+async def started_with_target(
+    stack: dict[str, Proc], unique: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The services started, an admin's client, and the target on branch ``BR-<unique>``
+    created (see create_target); the client and the branch."""
+    await start(stack)
+    branch = f"BR-{unique}"
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
+        await create_target(client, stack, unique, branch)
+        yield client, branch
+
+
 async def assert_drift_reaches_the_inbox(
     stack: dict[str, Proc], smtp: SmtpServer, unique: str
 ) -> None:
     """Start the services, create a target, post events that breach it: an e-mail arrives."""
-    await start(stack)
-    branch = f"BR-{unique}"
-    auth = {"Authorization": f"Bearer {ADMIN}"}
 
     def url(service: str, path: str) -> str:
         return service_url(stack, service, path)
 
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
-        await create_target(client, stack, unique, branch)
+    async with started_with_target(stack, unique) as (client, branch):
         events = borrower(unique, 1, "female", branch) + borrower(unique, 2, "female", branch)
         r = await client.post(url("ingest", "/v1/events/batch"), json=events)
         assert r.status_code == 202, r.text
