@@ -17,9 +17,9 @@ from spm.report import texts, units
 from spm.report.data import OffTarget, ReportData, TargetRow
 
 R = TypeVar("R")
-Kind = Literal["text", "measure", "count", "status"]
+Kind = Literal["text", "measure", "count", "status", "date"]
 """How a value reads: ``measure`` in the row's unit, ``count`` a plain number, ``status`` one of
-``units.Status``."""
+``units.Status``, ``date`` a day."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,11 @@ ALERTS: Section[Alert] = Section(
 )
 
 
+def _field(key: str) -> Callable[[ReportData, dict[str, Any]], Any]:
+    """A column whose value is the row's ``key``."""
+    return lambda _, row: row.get(key)
+
+
 def _status_label(action: dict[str, Any]) -> str:
     return texts.ACTION_STATUS.get(str(action.get("status")), str(action.get("status")))
 
@@ -144,22 +149,49 @@ ACTIONS: Section[dict[str, Any]] = Section(
         Column("Status", lambda _, a: _status_label(a), pdf_cm=1.4),
         Column("Due", lambda _, a: str(a.get("due_date") or "–"), pdf_cm=2.1),
         Column("Effectiveness", lambda _, a: _effectiveness(a), pdf_cm=1.8),
-        Column(
-            "Value when opened",
-            lambda _, a: a.get("opened_value"),
-            "measure",
-            pdf_cm=1.4,
-            pdf_header="Opened at",
-        ),  # fmt: skip
-        Column(
-            "Value when judged",
-            lambda _, a: a.get("judged_value"),
-            "measure",
-            pdf_cm=1.3,
-            pdf_header="Judged at",
-        ),  # fmt: skip
-        Column("Target line", lambda _, a: a.get("target_threshold"), "measure"),
-        Column("Action id", lambda _, a: a.get("id")),
-        Column("Alert id", lambda _, a: a.get("alert_id")),
+        Column("Value when opened", _field("opened_value"), "measure", 1.4, "Opened at"),
+        Column("Value when judged", _field("judged_value"), "measure", 1.3, "Judged at"),
+        Column("Target line", _field("target_threshold"), "measure"),
+        Column("Action id", _field("id")),
+        Column("Alert id", _field("alert_id")),
     ),
 )
+
+VALUES: Section[dict[str, Any]] = Section(
+    "Values",
+    lambda d, v: str(v.get("unit") or d.unit_of(v["code"])),
+    (
+        Column("Indicator code", _field("code")),
+        Column("Indicator", lambda d, v: d.indicator_name(v["code"])),
+        Column("Segment code", _field("segment")),
+        Column("Segment", lambda _, v: units.segment_label(v["segment"])),
+        Column("As of", lambda d, _: d.as_of, "date"),
+        Column("Value", _field("value"), "measure"),
+        Column("Numerator", _field("numerator"), "count"),
+        Column("Denominator", _field("denominator"), "count"),
+        Column("Count (n)", _field("n"), "count"),
+        Column("Unit", lambda d, v: str(v.get("unit") or d.unit_of(v["code"]))),
+    ),
+)
+"""Every indicator and segment on the report day (the workbook only)."""
+
+
+def _names(key: str) -> Callable[[ReportData, dict[str, Any]], str]:
+    return lambda _, ind: ", ".join(ind.get(key) or [])
+
+
+DEFINITIONS: Section[dict[str, Any]] = Section(
+    "Definitions",
+    lambda _, ind: str(ind.get("unit", "")),
+    (
+        Column("Indicator code", _field("code")),
+        Column("Indicator", _field("name")),
+        Column("Formula", _field("formula")),
+        Column("Numerator", _names("numerator")),
+        Column("Denominator", _names("denominator")),
+        Column("Unit", _field("unit")),
+        Column("Window (days)", _field("window_days")),
+        Column("Reference", _field("reference")),
+    ),
+)
+"""The catalog as a table (the workbook only; the PDF defines the indicators in prose)."""

@@ -1,6 +1,7 @@
 """The report as an XLSX workbook (openpyxl): a ``Values`` sheet with every indicator and segment
 on the report day — value, numerator and denominator as numbers, ready to copy into the SPI4 or
-ALINUS social audit spreadsheets — and one sheet per section of the PDF.
+ALINUS social audit spreadsheets — and one sheet per section of the PDF. Every sheet's columns
+are described in sections.py.
 
 Cells hold numbers, not text, with a number format in the indicator's unit (a share shows as
 10.6 % but keeps its full value), so a spreadsheet can compute with them.
@@ -23,6 +24,7 @@ from spm.report import sections, texts, units
 from spm.report.data import ReportData
 
 R = TypeVar("R")
+DATE = "yyyy-mm-dd"
 HEAD_FILL = PatternFill("solid", fgColor="E8EEF3")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -93,56 +95,22 @@ def build_xlsx(data: ReportData, generated: datetime) -> bytes:
 
 
 def _values(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Values",
-        [
-            "Indicator code",
-            "Indicator",
-            "Segment code",
-            "Segment",
-            "As of",
-            "Value",
-            "Numerator",
-            "Denominator",
-            "Count (n)",
-            "Unit",
-        ],
-    )
-    for v in data.values:
-        unit = str(v.get("unit") or data.unit_of(v["code"]))
-        ws.append(
-            [
-                v["code"],
-                data.indicator_name(v["code"]),
-                v["segment"],
-                units.segment_label(v["segment"]),
-                data.as_of,
-                _num(v.get("value")),
-                _num(v.get("numerator")),
-                _num(v.get("denominator")),
-                _num(v.get("n")),
-                unit,
-            ]
-        )
-        ws.cell(ws.max_row, 6).number_format = number_format(unit)
-        ws.cell(ws.max_row, 5).number_format = "yyyy-mm-dd"
-    _widths(ws)
+    _widths(_section_sheet(wb, sections.VALUES, data, data.values))
 
 
 def _section_sheet(
     wb: Workbook, section: sections.Section[R], data: ReportData, rows: Iterable[R]
 ) -> Worksheet:
     """A section's sheet (sections.py): its workbook columns, measures as numbers in the row's
-    unit format."""
+    unit format, days as dates."""
     columns = section.xlsx_columns()
     ws = _sheet(wb, section.sheet, [c.header for c in columns])
     for row in rows:
         ws.append([_cell(c, data, row) for c in columns])
-        unit_format = number_format(section.unit(data, row))
+        formats = {"measure": number_format(section.unit(data, row)), "date": DATE}
         for i, column in enumerate(columns, start=1):
-            if column.kind == "measure":
-                ws.cell(ws.max_row, i).number_format = unit_format
+            if column.kind in formats:
+                ws.cell(ws.max_row, i).number_format = formats[column.kind]
     return ws
 
 
@@ -176,31 +144,4 @@ def _actions(wb: Workbook, data: ReportData) -> None:
 
 
 def _definitions(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Definitions",
-        [
-            "Indicator code",
-            "Indicator",
-            "Formula",
-            "Numerator",
-            "Denominator",
-            "Unit",
-            "Window (days)",
-            "Reference",
-        ],
-    )
-    for ind in data.catalog.values():
-        ws.append(
-            [
-                ind["code"],
-                ind.get("name"),
-                ind.get("formula"),
-                ", ".join(ind.get("numerator") or []),
-                ", ".join(ind.get("denominator") or []),
-                ind.get("unit"),
-                ind.get("window_days"),
-                ind.get("reference"),
-            ]
-        )
-    _widths(ws)
+    _widths(_section_sheet(wb, sections.DEFINITIONS, data, data.catalog.values()))
