@@ -5,7 +5,6 @@ last day."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import shutil
 import subprocess
@@ -18,12 +17,13 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from spm.devmode import DevStack, build_dev_stack, demo_config, run_demo
+from spm.devmode import DevStack, demo_config, run_demo
 from spm.report import texts, units
 from spm.report.build import build
 from spm.report.config import ReportSettings
 from spm.report.fetch import ApiReader
 from spm.report.schedule import send_due
+from tests.e2e.demo import running_demo, wait_for
 
 MONTH, LAST_DAY = "2026-08", "2026-08-31"
 DAYS = 304  # 2025-11-01 .. 2026-08-31: August complete, the drifting branch well off target
@@ -33,27 +33,8 @@ ACTION_TITLE = "Arrears visits"  # short enough for one line of its table cell
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[tuple[DevStack, httpx.AsyncClient]]:
-    stack = build_dev_stack(
-        data_dir=tmp_path / "data", port=8000, alert_overrides={"alerts_group_wait_s": 0.5}
-    )
-    async with stack.host_app.router.lifespan_context(stack.host_app):
-        transport = httpx.ASGITransport(app=stack.app)
-        headers = {"Authorization": f"Bearer {stack.api_key}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url=stack.base_url, headers=headers, timeout=120
-        ) as client:
-            yield stack, client
-
-
-async def until(client: httpx.AsyncClient, path: str, ready: Any, within_s: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        response = await client.get(path)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        if ready(body) or asyncio.get_running_loop().time() > deadline:
-            return body
-        await asyncio.sleep(1)
+    async with running_demo(tmp_path / "data", timeout_s=120) as running:
+        yield running
 
 
 def run(*command: str) -> str:
@@ -77,7 +58,7 @@ async def test_demo_report_of_a_drifting_month(
 ) -> None:
     stack, client = demo
     await run_demo(stack, demo_config(days=DAYS), days_per_second=None)
-    caught_up = await until(
+    caught_up = await wait_for(
         client, "/v1/indicators?code=active_clients", lambda b: b["as_of"] == LAST_DAY, 600
     )
     assert caught_up["as_of"] == LAST_DAY
@@ -85,7 +66,7 @@ async def test_demo_report_of_a_drifting_month(
     def drifting_fires(alerts: list[dict[str, Any]]) -> bool:
         return any(a["segment"] == DRIFTING and a["state"] == "firing" for a in alerts)
 
-    fired = await until(client, "/v1/alerts", drifting_fires, 120)
+    fired = await wait_for(client, "/v1/alerts", drifting_fires, 120)
     assert drifting_fires(fired)
     alert = next(a for a in fired if a["segment"] == DRIFTING and a["state"] == "firing")
     # an action the branch recorded in August, through the alerts service's actions API
