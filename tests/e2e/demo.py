@@ -44,3 +44,17 @@ async def wait_for(
         if ready(body) or asyncio.get_running_loop().time() > deadline:
             return body
         await asyncio.sleep(1)
+
+
+async def until_caught_up(client: httpx.AsyncClient, last_day: str, within_s: float) -> None:
+    """Wait until the indicators are computed up to ``last_day`` (the demo's simulated days
+    are ingested faster than they are computed)."""
+    caught_up = await wait_for(
+        client, "/v1/indicators?code=active_clients", lambda b: b["as_of"] == last_day, within_s
+    )
+    assert caught_up["as_of"] == last_day
+
+
+def fires_on(segment: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """Whether an alert on ``segment`` is firing among the alerts."""
+    return lambda alerts: any(a["segment"] == segment and a["state"] == "firing" for a in alerts)

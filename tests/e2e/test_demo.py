@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from spm.devmode import DevStack, demo_config, run_demo
-from tests.e2e.demo import running_demo, wait_for
+from tests.e2e.demo import fires_on, running_demo, until_caught_up, wait_for
 
 DRIFTING, CONTROL = "branch:BR-MSA", "branch:BR-NAI"
 DAYS = 240
@@ -33,15 +33,8 @@ async def test_drifting_branch_alerts_and_control_branch_stays_quiet(
     assert stats.days == DAYS
 
     last_day = config.end.isoformat()
-    caught_up = await wait_for(
-        client, "/v1/indicators?code=active_clients", lambda b: b["as_of"] == last_day, 300
-    )
-    assert caught_up["as_of"] == last_day
-
-    def drifting_fires(alerts: list[dict[str, Any]]) -> bool:
-        return any(a["segment"] == DRIFTING and a["state"] == "firing" for a in alerts)
-
-    alerts = await wait_for(client, "/v1/alerts", drifting_fires, 120)
+    await until_caught_up(client, last_day, 300)
+    alerts = await wait_for(client, "/v1/alerts", fires_on(DRIFTING), 120)
     firing = {(a["indicator"], a["kind"]) for a in alerts if a["segment"] == DRIFTING}
     assert ("dsti_breach_share", "breach") in firing, alerts
     control = [

@@ -11,7 +11,6 @@ import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ from spm.report.build import build
 from spm.report.config import ReportSettings
 from spm.report.fetch import ApiReader
 from spm.report.schedule import send_due
-from tests.e2e.demo import running_demo, wait_for
+from tests.e2e.demo import fires_on, running_demo, until_caught_up, wait_for
 
 MONTH, LAST_DAY = "2026-08", "2026-08-31"
 DAYS = 304  # 2025-11-01 .. 2026-08-31: August complete, the drifting branch well off target
@@ -58,16 +57,9 @@ async def test_demo_report_of_a_drifting_month(
 ) -> None:
     stack, client = demo
     await run_demo(stack, demo_config(days=DAYS), days_per_second=None)
-    caught_up = await wait_for(
-        client, "/v1/indicators?code=active_clients", lambda b: b["as_of"] == LAST_DAY, 600
-    )
-    assert caught_up["as_of"] == LAST_DAY
-
-    def drifting_fires(alerts: list[dict[str, Any]]) -> bool:
-        return any(a["segment"] == DRIFTING and a["state"] == "firing" for a in alerts)
-
-    fired = await wait_for(client, "/v1/alerts", drifting_fires, 120)
-    assert drifting_fires(fired)
+    await until_caught_up(client, LAST_DAY, 600)
+    fired = await wait_for(client, "/v1/alerts", fires_on(DRIFTING), 120)
+    assert fires_on(DRIFTING)(fired)
     alert = next(a for a in fired if a["segment"] == DRIFTING and a["state"] == "firing")
     # an action the branch recorded in August, through the alerts service's actions API
     recorded = await client.post("/v1/actions", json={
