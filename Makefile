@@ -22,7 +22,7 @@ install: $(INSTALLED) ## virtualenv + pinned dependencies + the project (editabl
 test: install ## installs, then the whole suite against real Kafka and PostgreSQL (started unless configured)
 	$(BIN)/pytest
 
-lint: install ## ruff (lint + format check) and mypy --strict on all non-test code
+lint: install ## ruff (lint + format check) and mypy --strict on the code and its tests (incremental: .mypy_cache)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -1,5 +1,6 @@
-"""Session-wide fixtures: the real Kafka broker and PostgreSQL every test talks to, and the real
-Keycloak of the identity tests (started only in a session that has one of them).
+"""Session-wide fixtures: the real Kafka broker and PostgreSQL every test talks to, the real
+Keycloak of the identity tests (started only in a session that has one of them), and a real SMTP
+server per test that sends e-mail.
 
 They are started by the project's own scripts (deploy/local/infra.sh) unless
 KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL point at running ones. A missing service is a failure,
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from tests.alerts.servers import SmtpServer
     from tests.infra import Infra
     from tests.keycloak import BackgroundStart, Keycloak
 
@@ -70,6 +72,17 @@ def keycloak(request: pytest.FixtureRequest) -> Iterator[Keycloak]:
     running = ensure_keycloak(request.session.stash.get(_KEYCLOAK_START, None))
     yield running
     stop_keycloak(running)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free port, keeping what it receives."""
+    from tests.alerts.servers import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

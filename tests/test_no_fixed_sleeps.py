@@ -78,7 +78,8 @@ def test_no_polling_for_a_condition_that_never_holds() -> None:
     offenders = []
     for path in sorted(TESTS.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            body = node.body if isinstance(node, ast.Lambda) else None
-            if isinstance(body, ast.Constant) and body.value is False:
+            if not isinstance(node, ast.Lambda):
+                continue
+            if isinstance(node.body, ast.Constant) and node.body.value is False:
                 offenders.append(f"{path.relative_to(TESTS).as_posix()}:{node.lineno}")
     assert not offenders, "polls for a condition that never holds:\n" + "\n".join(offenders)

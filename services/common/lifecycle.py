@@ -4,7 +4,7 @@ have opened, the same "not started" answer, the same shutdown order.
 Each service's lifespan (``services/*/app.py``) starts its parts, then its loops under a
 :class:`Supervisor`, and on the way out goes in this order:
 
-1. routes answer 503 "not started" (:class:`~services.common.errors.NotReady`): the service stops taking work;
+1. routes answer 503 "not ready" (:class:`NotReady`): the service stops taking work;
 2. the supervisor asks the loops that can finish their work to stop, waits for them at most
    their grace period, then cancels everything still running and waits until it ended;
 3. producers, clients and senders stop; the database engine is disposed;
@@ -29,7 +29,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from fastapi import FastAPI, Request
 
 from services.common.bus import Bus, create_bus
-from services.common.errors import NotReady
+from services.common.errors import NotReady, SpmError
 from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
 from services.common.auth import KeyRing
 from services.common.bus import Bus, BusError
 from services.common.db import (
-    DatabaseError,
     database_errors,
     migrate,
     open_service_engine,

@@ -8,7 +8,7 @@ import io
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from xml.sax.saxutils import escape
 
 import matplotlib
@@ -31,10 +31,11 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from spm.report import texts, units
+from spm.report import sections, texts, units
 from spm.report.charts import trend_png
 from spm.report.data import TREND_DAYS, ReportData
 
+R = TypeVar("R")
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT, BOLD = "DejaVuSans", "DejaVuSans-Bold"
 STATUS_COLOUR = {"ok": "#2e7d32", "warning": "#b26a00", "breached": "#b23b3b", "nodata": "#666666"}
@@ -133,6 +134,29 @@ def _table(
     return table
 
 
+def _section_table(
+    section: sections.Section[R], data: ReportData, rows: Sequence[R], st: dict[str, ParagraphStyle]
+) -> Table:
+    """A section's table (sections.py): its PDF columns, each value as text in its unit."""
+    columns = section.pdf_columns()
+    header = [c.pdf_header or c.header for c in columns]
+    cells = [[_cell(c, data, row, section.unit(data, row), st) for c in columns] for row in rows]
+    return _table(header, cells, [c.pdf_cm or 0.0 for c in columns], st)
+
+
+def _cell(
+    column: sections.Column[R], data: ReportData, row: R, unit: str, st: dict[str, ParagraphStyle]
+) -> Any:
+    value = column.value(data, row)
+    if column.kind == "measure":
+        return units.fmt(value, unit)
+    if column.kind == "count":
+        return units.fmt_count(value)
+    if column.kind == "status":
+        return _status(value, st)
+    return value
+
+
 def _status(key: units.Status, st: dict[str, ParagraphStyle]) -> Paragraph:
     colour = STATUS_COLOUR[key]
     return Paragraph(f'<font color="{colour}"><b>{units.STATUS_LABEL[key]}</b></font>', st["cell"])
@@ -189,25 +213,7 @@ def _objective(
     ]
     if objective.get("description"):
         head.append(_p(objective["description"], st["body"]))
-    table_rows = []
-    for row in rows:
-        v = row.value or {}
-        table_rows.append(
-            [
-                row.indicator.get("name", row.target["indicator"]),
-                units.segment_label(row.target["segment"]),
-                units.fmt(v.get("value"), row.unit),
-                units.target_text(row.target, row.unit),
-                _status(row.status, st),
-                units.fmt_count(v.get("numerator")),
-                units.fmt_count(v.get("denominator")),
-            ]
-        )
-    header = ["Indicator", "Segment", "Value", "Target", "Status", "Numerator", "Denominator"]
-    head += [
-        Spacer(1, 0.2 * cm),
-        _table(header, table_rows, [4.2, 2.8, 2.0, 2.1, 1.9, 2.1, 2.4], st),
-    ]
+    head += [Spacer(1, 0.2 * cm), _section_table(sections.TARGETS, data, rows, st)]
     charts: list[Flowable] = []
     for row in rows:
         title = (
@@ -228,32 +234,8 @@ def _off_target(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowabl
             *out,
             _p("Every segment meets its targets on " + data.as_of.isoformat() + ".", st["body"]),
         ]
-    rows = [
-        [
-            data.indicator_name(o.row.target["indicator"]),
-            units.segment_label(o.segment),
-            units.fmt(o.value.get("value"), o.row.unit),
-            units.target_text(o.row.target, o.row.unit),
-            units.fmt(o.gap, o.row.unit),
-            units.fmt_count(o.value.get("numerator")),
-            units.fmt_count(o.value.get("denominator")),
-        ]
-        for o in data.off_target
-    ]
-    header = [
-        "Indicator",
-        "Segment",
-        "Value",
-        "Target",
-        "Beyond the line",
-        "Numerator",
-        "Denominator",
-    ]
-    return [
-        *out,
-        Spacer(1, 0.2 * cm),
-        _table(header, rows, [4.0, 2.8, 1.9, 2.0, 2.0, 2.1, 2.4], st),
-    ]
+    table = _section_table(sections.OFF_TARGET, data, data.off_target, st)
+    return [*out, Spacer(1, 0.2 * cm), table]
 
 
 def _alerts(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowable]:
@@ -266,9 +248,8 @@ def _alerts(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowable]:
         if not alerts:
             out.append(_p(empty, st["body"]))
             continue
-        rows = [texts.alert_row(data, a) for a in alerts]
-        header = ["Indicator", "Segment", "Kind", "Severity", "Since", "Resolved", "Value", "State"]
-        out.append(_table(header, rows, [3.8, 2.6, 1.5, 1.8, 2.0, 2.0, 1.8, 1.6], st))
+        rows = [(title, a) for a in alerts]
+        out.append(_section_table(sections.ALERTS, data, rows, st))
     return out
 
 
@@ -276,19 +257,7 @@ def _actions(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowable]:
     out: list[Flowable] = [CondPageBreak(6 * cm), _p("Corrective actions", st["h1"])]
     if not data.actions:
         return [*out, _p(texts.NO_ACTIONS, st["body"])]
-    rows = [texts.action_row(data, a) for a in data.actions]
-    header = [
-        "Action",
-        "Owner",
-        "Indicator",
-        "Segment",
-        "Status",
-        "Due",
-        "Effectiveness",
-        "Opened at",
-        "Judged at",
-    ]
-    return [*out, _table(header, rows, [3.4, 1.9, 2.5, 2.0, 1.4, 2.1, 1.8, 1.4, 1.3], st)]
+    return [*out, _section_table(sections.ACTIONS, data, data.actions, st)]
 
 
 def _definitions(data: ReportData, st: dict[str, ParagraphStyle]) -> list[Flowable]:

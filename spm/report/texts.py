@@ -1,11 +1,11 @@
-"""The report's words and table rows, shared by the PDF and the XLSX so that both say the same."""
+"""The report's words, shared by the PDF and the XLSX so that both say the same (their tables
+are described in sections.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from spm.report import units
 from spm.report.data import ReportData, TargetRow
 
 NO_ACTIONS = "No actions recorded this month."
@@ -61,35 +61,6 @@ def status_counts(data: ReportData) -> Counter[str]:
 
 def actions_count(data: ReportData) -> str:
     return str(len(data.actions))
-
-
-def alert_row(data: ReportData, alert: dict[str, Any]) -> list[str]:
-    unit = data.unit_of(alert["indicator"])
-    return [
-        data.indicator_name(alert["indicator"]),
-        units.segment_label(alert["segment"]),
-        alert["kind"],
-        alert["severity"],
-        alert["since"],
-        alert.get("resolved_on") or "–",
-        units.fmt(alert.get("value"), unit),
-        alert["state"],
-    ]
-
-
-def action_row(data: ReportData, action: dict[str, Any]) -> list[str]:
-    unit = data.unit_of(str(action.get("indicator", "")))
-    return [
-        str(action.get("title", "")),
-        str(action.get("owner", "")),
-        data.indicator_name(str(action.get("indicator", ""))),
-        units.segment_label(action.get("segment")),
-        ACTION_STATUS.get(str(action.get("status")), str(action.get("status"))),
-        str(action.get("due_date") or "–"),
-        EFFECTIVENESS.get(action.get("effectiveness"), str(action.get("effectiveness"))),
-        units.fmt(action.get("opened_value"), unit),
-        units.fmt(action.get("judged_value"), unit),
-    ]
 
 
 def definition_lines(ind: dict[str, Any]) -> list[str]:

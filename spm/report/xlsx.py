@@ -1,6 +1,7 @@
 """The report as an XLSX workbook (openpyxl): a ``Values`` sheet with every indicator and segment
 on the report day — value, numerator and denominator as numbers, ready to copy into the SPI4 or
-ALINUS social audit spreadsheets — and one sheet per section of the PDF.
+ALINUS social audit spreadsheets — and one sheet per section of the PDF. Every sheet's columns
+are described in sections.py.
 
 Cells hold numbers, not text, with a number format in the indicator's unit (a share shows as
 10.6 % but keeps its full value), so a spreadsheet can compute with them.
@@ -10,18 +11,20 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from spm.report import texts, units
+from spm.report import sections, texts, units
 from spm.report.data import ReportData
 
+R = TypeVar("R")
+DATE = "yyyy-mm-dd"
 HEAD_FILL = PatternFill("solid", fgColor="E8EEF3")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -92,217 +95,53 @@ def build_xlsx(data: ReportData, generated: datetime) -> bytes:
 
 
 def _values(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Values",
-        [
-            "Indicator code",
-            "Indicator",
-            "Segment code",
-            "Segment",
-            "As of",
-            "Value",
-            "Numerator",
-            "Denominator",
-            "Count (n)",
-            "Unit",
-        ],
-    )
-    for v in data.values:
-        unit = str(v.get("unit") or data.unit_of(v["code"]))
-        ws.append(
-            [
-                v["code"],
-                data.indicator_name(v["code"]),
-                v["segment"],
-                units.segment_label(v["segment"]),
-                data.as_of,
-                _num(v.get("value")),
-                _num(v.get("numerator")),
-                _num(v.get("denominator")),
-                _num(v.get("n")),
-                unit,
-            ]
-        )
-        ws.cell(ws.max_row, 6).number_format = number_format(unit)
-        ws.cell(ws.max_row, 5).number_format = "yyyy-mm-dd"
-    _widths(ws)
+    _widths(_section_sheet(wb, sections.VALUES, data, data.values))
+
+
+def _section_sheet(
+    wb: Workbook, section: sections.Section[R], data: ReportData, rows: Iterable[R]
+) -> Worksheet:
+    """A section's sheet (sections.py): its workbook columns, measures as numbers in the row's
+    unit format, days as dates."""
+    columns = section.xlsx_columns()
+    ws = _sheet(wb, section.sheet, [c.header for c in columns])
+    for row in rows:
+        ws.append([_cell(c, data, row) for c in columns])
+        formats = {"measure": number_format(section.unit(data, row)), "date": DATE}
+        for i, column in enumerate(columns, start=1):
+            if column.kind in formats:
+                ws.cell(ws.max_row, i).number_format = formats[column.kind]
+    return ws
+
+
+def _cell(column: sections.Column[R], data: ReportData, row: R) -> Any:
+    value = column.value(data, row)
+    if column.kind in ("measure", "count"):
+        return _num(value)
+    if column.kind == "status":
+        return units.STATUS_LABEL[value]
+    return value
 
 
 def _targets(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Targets",
-        [
-            "Objective",
-            "Objective name",
-            "Indicator code",
-            "Indicator",
-            "Segment",
-            "Direction",
-            "Threshold",
-            "Warning threshold",
-            "Value",
-            "Status",
-            "Numerator",
-            "Denominator",
-            "Unit",
-        ],
-    )
-    for row in data.rows:
-        v = row.value or {}
-        low, high = units.bounds(row.target.get("threshold"))
-        line = high if row.target["direction"] == "at_most" else low
-        warning = row.target.get("warning_threshold")
-        wl, wh = units.bounds(warning)
-        wline = (
-            (wh if row.target["direction"] == "at_most" else wl) if warning is not None else None
-        )
-        ws.append(
-            [
-                row.objective["code"],
-                row.objective["name"],
-                row.target["indicator"],
-                row.indicator.get("name"),
-                units.segment_label(row.target["segment"]),
-                row.target["direction"],
-                _num(line),
-                _num(wline),
-                _num(v.get("value")),
-                units.STATUS_LABEL[row.status],
-                _num(v.get("numerator")),
-                _num(v.get("denominator")),
-                row.unit,
-            ]
-        )
-        for col in (7, 8, 9):
-            ws.cell(ws.max_row, col).number_format = number_format(row.unit)
-    _widths(ws)
+    _widths(_section_sheet(wb, sections.TARGETS, data, data.rows))
 
 
 def _off_target(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Off target",
-        [
-            "Indicator code",
-            "Indicator",
-            "Segment",
-            "Value",
-            "Target",
-            "Beyond the line",
-            "Numerator",
-            "Denominator",
-        ],
-    )
-    for o in data.off_target:
-        ws.append(
-            [
-                o.row.target["indicator"],
-                data.indicator_name(o.row.target["indicator"]),
-                units.segment_label(o.segment),
-                _num(o.value.get("value")),
-                units.target_text(o.row.target, o.row.unit),
-                _num(o.gap),
-                _num(o.value.get("numerator")),
-                _num(o.value.get("denominator")),
-            ]
-        )
-        for col in (4, 6):
-            ws.cell(ws.max_row, col).number_format = number_format(o.row.unit)
-    _widths(ws)
+    _widths(_section_sheet(wb, sections.OFF_TARGET, data, data.off_target))
 
 
 def _alerts(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Alerts",
-        [
-            "In the month",
-            "Alert id",
-            "Indicator",
-            "Segment",
-            "Kind",
-            "Severity",
-            "Since",
-            "Resolved on",
-            "Value",
-            "State",
-        ],
-    )
-    for label, alerts in (("opened", data.opened), ("resolved", data.resolved)):
-        for a in alerts:
-            r = texts.alert_row(data, a)
-            ws.append([label, a["id"], *r[:6], _num(a.get("value")), r[7]])
-            ws.cell(ws.max_row, 9).number_format = number_format(data.unit_of(a["indicator"]))
-    _widths(ws)
+    moved = [*(("opened", a) for a in data.opened), *(("resolved", a) for a in data.resolved)]
+    _widths(_section_sheet(wb, sections.ALERTS, data, moved))
 
 
 def _actions(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Actions",
-        [
-            "Action",
-            "Owner",
-            "Indicator",
-            "Segment",
-            "Status",
-            "Due",
-            "Effectiveness",
-            "Value when opened",
-            "Value when judged",
-            "Target line",
-            "Action id",
-            "Alert id",
-        ],
-    )
+    ws = _section_sheet(wb, sections.ACTIONS, data, data.actions)
     if not data.actions:
         ws.append([texts.NO_ACTIONS])
-    for a in data.actions:
-        r = texts.action_row(data, a)
-        unit = data.unit_of(str(a.get("indicator", "")))
-        ws.append(
-            [
-                *r[:7],
-                _num(a.get("opened_value")),
-                _num(a.get("judged_value")),
-                _num(a.get("target_threshold")),
-                a.get("id"),
-                a.get("alert_id"),
-            ]
-        )
-        for col in (8, 9, 10):
-            ws.cell(ws.max_row, col).number_format = number_format(unit)
     _widths(ws)
 
 
 def _definitions(wb: Workbook, data: ReportData) -> None:
-    ws = _sheet(
-        wb,
-        "Definitions",
-        [
-            "Indicator code",
-            "Indicator",
-            "Formula",
-            "Numerator",
-            "Denominator",
-            "Unit",
-            "Window (days)",
-            "Reference",
-        ],
-    )
-    for ind in data.catalog.values():
-        ws.append(
-            [
-                ind["code"],
-                ind.get("name"),
-                ind.get("formula"),
-                ", ".join(ind.get("numerator") or []),
-                ", ".join(ind.get("denominator") or []),
-                ind.get("unit"),
-                ind.get("window_days"),
-                ind.get("reference"),
-            ]
-        )
-    _widths(ws)
+    _widths(_section_sheet(wb, sections.DEFINITIONS, data, data.catalog.values()))

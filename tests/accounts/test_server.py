@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,14 +33,15 @@ PASSWORD = "a long enough password"
 
 def _settings(tmp: Path, **urls: str) -> DashboardSettings:
     closed = f"http://127.0.0.1:{free_port()}"
+    service_urls: dict[str, Any] = {
+        f"dashboard_{n}_url": urls.get(n, closed)
+        for n in ("ingest", "indicators", "objectives", "alerts")
+    }
     return DashboardSettings(
         database_url=f"sqlite+aiosqlite:///{tmp / 'spm.db'}",
         dashboard_signing_key_file=str(tmp / "key.pem"),
         dashboard_proxy_timeout_s=5,
-        dashboard_ingest_url=urls.get("ingest", closed),
-        dashboard_indicators_url=urls.get("indicators", closed),
-        dashboard_objectives_url=urls.get("objectives", closed),
-        dashboard_alerts_url=urls.get("alerts", closed),
+        **service_urls,
     )
 
 

@@ -1,21 +1,14 @@
-"""Fixtures of the alert tests: a real SMTP server and a real HTTP receiver per test."""
+"""Fixtures of the alert tests: a real HTTP receiver per test (the SMTP server is the root
+conftest's ``smtp``) and the alert service harness."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.alerts.harness import Harness, settings_for
 from tests.alerts.servers import HttpReceiver, SmtpServer
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

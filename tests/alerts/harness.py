@@ -95,7 +95,7 @@ def target(
         objective_code="women-outreach",
         objective_name="Reach women entrepreneurs",
         dimension="D1",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         indicator=indicator,
         segment=segment,
         direction="at_least" if upper is None else ("within" if lower else "at_most"),
@@ -103,7 +103,7 @@ def target(
         upper=Decimal(upper) if upper else None,
         warning_lower=Decimal(warning_lower) if warning_lower else None,
         for_days=for_days,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         notify=tuple(notify),
         effective_from=date(2025, 1, 1),
         version=1,

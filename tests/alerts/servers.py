@@ -47,6 +47,17 @@ class MailHandler:
         return "250 OK"
 
 
+def mail_part(mail: Message, index: int = 0) -> str:
+    """The decoded text of one part of a multipart notification (0: plain text, 1: HTML)."""
+    parts = mail.get_payload()
+    assert isinstance(parts, list), "a notification is multipart"
+    part = parts[index]
+    assert isinstance(part, Message)
+    raw = part.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    return raw.decode()
+
+
 class SmtpServer:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -74,8 +85,63 @@ class Request:
     """The body's bytes as received (what a signature covers)."""
 
 
+def parse_head(head: bytes) -> tuple[str, dict[str, str]]:
+    """An HTTP/1.1 message head: its first line and its headers (names lower-cased)."""
+    first, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return first, headers
+
+
+async def read_request(reader: asyncio.StreamReader) -> Request | None:
+    """One HTTP/1.1 request (head and ``Content-Length`` body); None when the client closed the
+    connection without sending one. ``body`` is left None: the receiver decodes ``raw``."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None  # a client that closed an idle connection: nothing was sent
+    first, headers = parse_head(head)
+    method, path, _ = first.split(" ", 2)
+    raw = await reader.readexactly(int(headers.get("content-length", "0")))
+    return Request(method, path, headers, None, raw)
+
+
+class Listener:
+    """A tiny asyncio HTTP server on ``self.port``: each connection carries one request, which
+    ``_answer`` answers; the connection is closed after it."""
+
+    port: int
+    _server: asyncio.Server | None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await read_request(reader)
+            if request is not None:
+                await self._answer(request, reader, writer)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def _answer(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        raise NotImplementedError
+
+
 @dataclass
-class HttpReceiver:
+class HttpReceiver(Listener):
     """A minimal HTTP/1.1 server that records JSON POSTs and answers 200; or, to the first
     requests, the statuses in ``fail_with`` (in order), then no answer at all to the next
     ``stall`` ones (the sender times out)."""
@@ -91,41 +157,20 @@ class HttpReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                return  # a client that closed an idle connection: nothing was sent
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    name, value = line.split(":", 1)
-                    headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append(Request(method, path, headers, json.loads(body or b"null"), body))
-            if self.stall and not self.fail_with:
-                self.stall -= 1
-                await reader.read()  # never answer, until the client gives up and hangs up
-                return
-            code = self.fail_with.pop(0) if self.fail_with else 200
-            self.answered.append(code)
-            head = f"HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-            writer.write(head.encode())
-            await writer.drain()
-        finally:
-            writer.close()
-            await writer.wait_closed()
+    async def _answer(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        request.body = json.loads(request.raw or b"null")
+        self.requests.append(request)
+        if self.stall and not self.fail_with:
+            self.stall -= 1
+            await reader.read()  # never answer, until the client gives up and hangs up
+            return
+        code = self.fail_with.pop(0) if self.fail_with else 200
+        self.answered.append(code)
+        answer = f"HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        writer.write(answer.encode())
+        await writer.drain()
 
 
 class Proc:
@@ -190,7 +235,7 @@ class Proc:
 
 
 @dataclass
-class SmsGatewayServer:
+class SmsGatewayServer(Listener):
     """Africa's Talking's messaging endpoint as documented: ``POST /version1/messaging``,
     form-encoded ``username``, ``to``, ``message`` (optional ``from``), ``apiKey`` header,
     ``Accept: application/json``; answers 201 with ``SMSMessageData.Recipients``. A request that
@@ -209,15 +254,6 @@ class SmsGatewayServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
 
     def _check(self, method: str, path: str, headers: dict[str, str], body: bytes) -> list[str]:
         wrong = []
@@ -242,53 +278,40 @@ class SmsGatewayServer:
             wrong.append(f"non-GSM characters in {message!r}")
         return wrong
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                return
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    name, value = line.split(":", 1)
-                    headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.seen += 1
-            if self.outages > 0:
-                self.outages -= 1
-                status, answer = "503 Service Unavailable", b"gateway down"
-            elif wrong := self._check(method, path, headers, body):
-                self.violations.extend(wrong)
-                status, answer = "400 Bad Request", b"bad request"
-            else:
-                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-                self.accepted.append(form)
-                status = "201 Created"
-                answer = json.dumps(
-                    {
-                        "SMSMessageData": {
-                            "Message": "Sent to 1/1 Total Cost: KES 0.8000",
-                            "Recipients": [
-                                {
-                                    "statusCode": 101,
-                                    "number": form["to"],
-                                    "status": "Success",
-                                    "cost": "KES 0.8000",
-                                    "messageId": f"ATXid_{len(self.accepted)}",
-                                }
-                            ],
-                        }
+    async def _answer(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        method, path, headers, body = request.method, request.path, request.headers, request.raw
+        self.seen += 1
+        if self.outages > 0:
+            self.outages -= 1
+            status, answer = "503 Service Unavailable", b"gateway down"
+        elif wrong := self._check(method, path, headers, body):
+            self.violations.extend(wrong)
+            status, answer = "400 Bad Request", b"bad request"
+        else:
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            self.accepted.append(form)
+            status = "201 Created"
+            answer = json.dumps(
+                {
+                    "SMSMessageData": {
+                        "Message": "Sent to 1/1 Total Cost: KES 0.8000",
+                        "Recipients": [
+                            {
+                                "statusCode": 101,
+                                "number": form["to"],
+                                "status": "Success",
+                                "cost": "KES 0.8000",
+                                "messageId": f"ATXid_{len(self.accepted)}",
+                            }
+                        ],
                     }
-                ).encode()
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode()
-                + answer
-            )
-            await writer.drain()
-        finally:
-            writer.close()
-            await writer.wait_closed()
+                }
+            ).encode()
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode()
+            + answer
+        )
+        await writer.drain()

@@ -12,7 +12,7 @@ import pytest
 
 from services.common.paging import NEXT_CURSOR_HEADER
 from tests.alerts.harness import READER, Harness, business_days, settings_for, target
-from tests.alerts.servers import SmtpServer
+from tests.alerts.servers import SmtpServer, mail_part
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 CODE = "women_borrower_share"
@@ -154,7 +154,7 @@ async def test_overdue_tells_the_owner_then_the_manager_once(h: Harness, smtp: S
     assert got["status"] == "overdue" and got["overdue_at"] is not None
     assert [str(m["To"]) for m in smtp.messages] == ["branch.msa@example.org"]
     assert str(smtp.messages[0]["Subject"]) == 'Overdue: "Outreach days" was due on 4 June 2025'
-    text = smtp.messages[0].get_payload()[0].get_payload(decode=True).decode()  # type: ignore[index,union-attr]
+    text = mail_part(smtp.messages[0])
     assert "which you own, was due on 4 June 2025" in text and "50.0 %" in text
     assert f"/#/action/{action['id']}" in text
     h.clock.advance(86_400)

@@ -10,7 +10,7 @@ import pytest
 
 from services.alerts.config import Routing
 from tests.alerts.harness import READER, Harness, business_days, settings_for, target
-from tests.alerts.servers import SmtpServer
+from tests.alerts.servers import SmtpServer, mail_part
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 CODE = "women_borrower_share"
@@ -65,7 +65,7 @@ async def test_no_ack_escalates_level_by_level_once(h: Harness, smtp: SmtpServer
     assert _to(smtp) == ["branch.msa@example.org", "regional@example.org"]
     escalated = smtp.messages[1]
     assert "(escalated: not acknowledged)" in str(escalated["Subject"])
-    body = escalated.get_payload()[0].get_payload(decode=True).decode()  # type: ignore[index]
+    body = mail_part(escalated)
     assert "went to branch 1 hour ago and nobody has" in body
     h.clock.advance(1800)
     await h.settle()
@@ -73,7 +73,7 @@ async def test_no_ack_escalates_level_by_level_once(h: Harness, smtp: SmtpServer
     h.clock.advance(1800)
     await h.settle()
     assert _to(smtp)[2:] == ["head.ops@example.org"]
-    head = smtp.messages[2].get_payload()[0].get_payload(decode=True).decode()  # type: ignore[index]
+    head = mail_part(smtp.messages[2])
     assert "went to regional 2 hours ago" in head
 
     [alert] = await h.alerts("breach")

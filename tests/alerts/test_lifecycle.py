@@ -10,7 +10,7 @@ import pytest
 
 from contracts.envelope import from_kafka
 from tests.alerts.harness import Harness, business_days, target
-from tests.alerts.servers import HttpReceiver, SmtpServer
+from tests.alerts.servers import HttpReceiver, SmtpServer, mail_part
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 CODE = "women_borrower_share"
@@ -43,7 +43,7 @@ async def test_pending_firing_repeat_ack_resolve(
     assert mail["Message-ID"] == f"<{sent['email']['id']}@spm-monitor>"
     assert hook.headers["idempotency-key"] == sent["webhook"]["id"]
     assert hook.body["status"] == "firing" and hook.body["alerts"][0]["value"] == "0.57"
-    text = mail.get_payload()[0].get_payload(decode=True).decode()
+    text = mail_part(mail)
     assert "Women borrower share is off target" in text and "at least 60.0 %" in text
     assert "57.0 %" in text and "business days" in text
 

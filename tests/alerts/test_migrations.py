@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from services.alerts.service import MIGRATIONS_DIR
 from services.common.db import alembic_config, create_engine, migrate, prepare_schema
+from tests.schemas import drop_schemas
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 MATCHERS = {
@@ -67,8 +68,6 @@ async def test_old_silences_get_their_branch(
             rows = (await conn.execute(sa.select(table))).all()
         got = {r.id: (r.branch, r.created_by_subject, r.expired_by_subject) for r in rows}
         assert got == {ids["MSA"]: ("MSA", None, None), ids[None]: (None, None, None)}
-        if in_schema:
-            async with engine.begin() as conn:
-                await conn.execute(sa.text(f'DROP SCHEMA "{in_schema}" CASCADE'))
     finally:
         await engine.dispose()
+        await drop_schemas(url, schema)

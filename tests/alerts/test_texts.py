@@ -14,15 +14,14 @@ import pytest
 
 from services.alerts.notify.render import Templates
 from tests.alerts.harness import Harness, business_days, settings_for, target
-from tests.alerts.servers import REPO, HttpReceiver, SmtpServer
+from tests.alerts.servers import REPO, HttpReceiver, SmtpServer, mail_part
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 DASHBOARD = "http://spm.example.org/dashboard"
 
 
 def _body(mail: Message) -> str:
-    part = mail.get_payload()[0]  # type: ignore[index]
-    return str(part.get_payload(decode=True).decode())
+    return mail_part(mail)
 
 
 async def _start(
@@ -103,7 +102,7 @@ async def test_the_email_reads_as_a_person_would_write_it(
     ):
         assert expected in text, (expected, text)
     assert "0.1056338" not in text and "SPM FIRING" not in text
-    html = mail.get_payload()[1].get_payload(decode=True).decode()  # type: ignore[index]
+    html = mail_part(mail, 1)
     assert f'href="{dsti_link}"' in html
     assert "<td>Wanjiru Kamau, Head of Social Performance</td>" in html
     [hook] = webhook.requests

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, text
 
-from services.common.db import create_engine
+from tests.schemas import drop_schemas
 
 DB_BACKENDS = [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"]
 
@@ -30,14 +29,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def db_schema(db_url: str, unique: str) -> AsyncIterator[str]:
     schema = f"test_{unique}"
     yield schema
-    if make_url(db_url).get_backend_name() != "postgresql":
-        return
-    engine = create_engine(db_url, schema)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        await engine.dispose()
+    await drop_schemas(db_url, schema)
 
 
 ENV_PY = """\

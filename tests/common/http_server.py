@@ -17,7 +17,7 @@ import uvicorn
 
 from services.common.serving import server_config
 from services.common.settings import CommonSettings
-from tests.alerts.servers import free_port
+from tests.alerts.servers import free_port, parse_head
 
 
 @contextlib.asynccontextmanager
@@ -47,14 +47,8 @@ class Answer:
 
 
 async def read_answer(reader: asyncio.StreamReader) -> Answer:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
+    first, headers = parse_head(await reader.readuntil(b"\r\n\r\n"))
+    status = int(first.split(" ")[1])
     body = await reader.readexactly(int(headers.get("content-length", "0")))
     return Answer(status, headers, body)
 

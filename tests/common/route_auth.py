@@ -87,7 +87,7 @@ async def assert_every_route_keyed(
 async def _probe(
     client: httpx.AsyncClient, method: str, path: str, wrong_scope_key: str, failures: list[str]
 ) -> None:
-    body = {} if method in _BODY_METHODS else None
+    body: dict[str, object] | None = {} if method in _BODY_METHODS else None
     for what, headers, expected in (
         ("no key", {}, 401),
         ("unknown key", {"Authorization": "Bearer not-a-configured-key"}, 401),

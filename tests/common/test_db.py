@@ -36,6 +36,7 @@ from services.common.db import (
 from services.common.errors import SpmError
 from services.common.offsets import dedup_table, offsets_table
 from tests.common.conftest import REVISION_0002, write_revision
+from tests.schemas import drop_schemas
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ async def test_sample_migration_matches_the_table_helpers(
                 "include_object": lambda obj, name, *_: name != "alembic_version",
             },
         )
-        return compare_metadata(context, metadata)
+        return list(compare_metadata(context, metadata))
 
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []
@@ -155,10 +156,8 @@ async def test_postgres_tables_land_in_the_service_schema(
             count = (await conn.execute(count_second)).scalar()
         assert count == 0
     finally:
-        async with engine.begin() as conn:
-            for schema in (first, second):
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await engine.dispose()
+        await drop_schemas(postgres_url, first, second)
 
 
 @pytest.mark.postgres
@@ -171,9 +170,8 @@ async def test_concurrent_migrations_of_one_schema_take_turns(
         await asyncio.gather(*(migrate(postgres_url, schema, sample_migrations) for _ in range(3)))
         assert await _version(engine, schema) == ["0001"]
     finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await engine.dispose()
+        await drop_schemas(postgres_url, schema)
 
 
 async def test_session_factory_keeps_objects_readable_after_commit(engine: AsyncEngine) -> None:

@@ -11,6 +11,7 @@ tests/reliability/test_service_outages.py.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ KEYED = {
 }
 """One route of each service that needs a scope."""
 
-OWN_REFUSALS = {
+OWN_REFUSALS: dict[str, list[tuple[int, str, str, dict[str, Any]]]] = {
     "ingest": [
         (422, "POST", "/v1/events", {"content": b"{not json"}),
         (422, "POST", "/v1/events/batch", {"content": b"[1, "}),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +17,22 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common.auth import hash_key
 from services.common.metrics import FAMILIES
 from services.common.settings import CommonSettings
 from spm.embedded import build_embedded_app
 from tests.alerts.servers import REPO, Proc, SmtpServer, free_port
+from tests.e2e.four_services import (
+    SERVICES,
+    borrower,
+    event,
+    service_env,
+    service_url,
+    started_with_target,
+)
 from tests.ingest.fineract.conftest import create_input_topic, produce
 from tests.ingest.fineract.helpers import manifest, sample_bytes
 from tests.spm.procfs import until_every_worker_listens
 
-ADMIN = "metrics-admin-secret"
-SERVICES = ("ingest", "indicators", "objectives", "alerts")
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "spm.json"
 PROMETHEUS_OWN = {"up"}  # series Prometheus makes itself when scraping
@@ -92,25 +96,11 @@ def test_the_embedded_mode_registers_each_family_once(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def stack(
     kafka_bootstrap: str, postgres_url: str, unique: str, smtp: SmtpServer, tmp_path: Path
 ) -> Iterator[dict[str, Proc]]:
     suffix = f"-{unique}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ALERTS_", "INDICATORS_"))},
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": postgres_url,
-        "API_KEYS": json.dumps([{"name": "admin", "sha256": hash_key(ADMIN), "scopes": ["admin"]}]),
-        "PSEUDONYM_PEPPER": "metrics-pepper-0123456789abcdef012",
-        "INGEST_DB_SCHEMA": f"ingest_{unique}",
+    env = service_env(kafka_bootstrap, postgres_url, unique, smtp) | {
         "INGEST_TOPIC_SUFFIX": suffix,
         "FINERACT_ENABLED": "true",
         "FINERACT_TOPIC": f"external-events-{unique}",
@@ -118,53 +108,15 @@ def stack(
         "FINERACT_DB_SCHEMA": f"fineract_{unique}",
         "FINERACT_TOPIC_PREFIX": f"t{unique}.",
         "FINERACT_TRANSACTIONAL_ID": f"relay-{unique}",
-        "INDICATORS_DB_SCHEMA": f"indicators_{unique}",
-        "INDICATORS_GROUP_ID": f"indicators-{unique}",
         "INDICATORS_TOPIC_SUFFIX": suffix,
-        "INDICATORS_EMIT_INTERVAL_SECONDS": "0.5",
-        "OBJECTIVES_DB_SCHEMA": f"objectives_{unique}",
-        "OBJECTIVES_TOPIC": f"spm.objectives.v1{suffix}",
-        "ALERTS_DB_SCHEMA": f"alerts_{unique}",
-        "ALERTS_GROUP_ID": f"alerts-{unique}",
         "ALERTS_INDICATORS_TOPIC": f"spm.indicators.v1{suffix}",
-        "ALERTS_OBJECTIVES_TOPIC": f"spm.objectives.v1{suffix}",
-        "ALERTS_TOPIC": f"spm.alerts.v1{suffix}",
         "ALERTS_DEADLETTER_TOPIC": f"spm.deadletter.v1{suffix}",
-        "ALERTS_SMTP_HOST": "127.0.0.1",
-        "ALERTS_SMTP_PORT": str(smtp.port),
-        "ALERTS_GROUP_WAIT_S": "0",
-        "ALERTS_FLUSH_INTERVAL_S": "0.2",
         "ALERTS_SEND_BACKOFF_S": "0.2",
     }
     procs = {s: Proc(env, free_port(), tmp_path / f"{s}.log", s) for s in SERVICES}
     yield procs
     for p in procs.values():
         p.stop()
-
-
-def _event(unique: str, n: int, type_: str, data: dict[str, object]) -> dict[str, object]:
-    return {
-        "specversion": "1.0",
-        "id": f"m-{unique}-{type_}-{n}",
-        "source": f"core:{unique}",
-        "type": type_,
-        "time": "2025-06-02T09:00:00+00:00",
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
-
-def _borrower(unique: str, n: int, gender: str, branch: str) -> list[dict[str, object]]:
-    client = f"c{n}"
-    return [
-        _event(unique, n, "spm.client.registered.v1",
-               {"client_id": client, "branch_id": branch, "gender": gender,
-                "registered_on": "2025-06-02"}),
-        _event(unique, n, "spm.loan.disbursed.v1",
-               {"loan_id": f"l{n}", "client_id": client, "branch_id": branch,
-                "product_id": "P1", "amount": "1000.00", "currency": "KES",
-                "disbursed_on": "2025-06-02"}),
-    ]  # fmt: skip
 
 
 async def _scrape(stack: dict[str, Proc]) -> dict[str, Samples]:
@@ -219,37 +171,18 @@ async def test_every_family_moves_after_a_workload(
     fineract_topic = f"external-events-{unique}"
     await create_input_topic(kafka_bootstrap, fineract_topic)
     smtp.handler.refuse = 1  # the first e-mail is retried
-    for p in stack.values():
-        p.start()
-    for p in stack.values():
-        await p.ready(within=120)
-    branch = f"BR-{unique}"
-    auth = {"Authorization": f"Bearer {ADMIN}"}
 
     def url(service: str, path: str) -> str:
-        return f"http://127.0.0.1:{stack[service].port}{path}"
+        return service_url(stack, service, path)
 
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
-        r = await client.post(
-            url("objectives", "/v1/objectives"),
-            json={
-                "code": f"women-{unique}", "name": "Reach women", "dimension": "D1",
-                "owner": "ops", "targets": [{
-                    "indicator": "women_borrower_share", "segment": f"branch:{branch}",
-                    "direction": "at_least", "threshold": "0.5", "for_days": 0,
-                    "severity": "critical", "notify": ["ops@example.org"],
-                    "effective_from": "2025-01-01",
-                }],
-            },
-        )  # fmt: skip
-        assert r.status_code == 201, r.text
+    async with started_with_target(stack, unique) as (client, branch):
         # the alert service has read the target (its lag on the objectives topic is reported
         # once it fetched a record): a value breaching it is evaluated against it
         await _until(stack, {"alerts": []}, within=60, lag_of=f"alerts-{unique}-targets")
-        events = [e for n in range(1, 6) for e in _borrower(unique, n, "male", branch)]
+        events = [e for n in range(1, 6) for e in borrower(unique, n, "male", branch)]
         first = await client.post(url("ingest", "/v1/events/batch"), json=events)
         again = await client.post(url("ingest", "/v1/events/batch"), json=events[:2])
-        bad = _event(unique, 99, "spm.client.registered.v1", {"client_id": "c99"})
+        bad = event(unique, 99, "spm.client.registered.v1", {"client_id": "c99"})
         rejected = await client.post(url("ingest", "/v1/events/batch"), json=[bad])
         assert (first.status_code, again.status_code) == (202, 202), (first.text, again.text)
         assert rejected.json()["rejected"] == 1, rejected.text
@@ -287,9 +220,9 @@ async def test_every_family_moves_after_a_workload(
     assert total(ingest, "spm_http_requests_total", **batch, status="202") == 2
     assert total(ingest, "spm_http_requests_total", **batch, status="422") == 1
     assert total(ingest, "spm_http_request_duration_seconds_count", **batch) == 3
-    for service, samples in scraped.items():  # each answered the readiness probe
+    for service, exposed_samples in scraped.items():  # each answered the readiness probe
         readyz = {"service": service, "route": "/readyz", "status": "200"}
-        assert total(samples, "spm_http_requests_total", **readyz) >= 1
+        assert total(exposed_samples, "spm_http_requests_total", **readyz) >= 1
     # a scanner's paths are one label value, not one each
     assert total(scraped["indicators"], "spm_http_requests_total", route="unmatched") == 1
     assert total(alerts, "spm_notifications_total", channel="email", outcome="retried") >= 1
@@ -312,7 +245,7 @@ async def test_every_family_moves_after_a_workload(
 
     exposed = {name for service in scraped.values() for name in service}
     for family in FAMILIES:
-        name = family.describe()[0].name
+        name = next(iter(family.describe())).name
         assert any(n.startswith(name) for n in exposed), name
     assert rules_metric_names() - PROMETHEUS_OWN <= exposed
     assert dashboard_metric_names() <= exposed

@@ -30,6 +30,7 @@ from services.common.outbox import (
     prune_sent,
 )
 from tests.common.outbox_worker import WorkerResult, run_worker
+from tests.schemas import drop_schemas
 
 
 @dataclass
@@ -66,9 +67,8 @@ async def _outbox(url: str, schema: str, unique: str) -> Outbox:
 async def pg_outbox(postgres_url: str, unique: str) -> AsyncIterator[Outbox]:
     box = await _outbox(postgres_url, f"test_outbox_{unique}", unique)
     yield box
-    async with box.engine.begin() as conn:
-        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{box.schema}" CASCADE'))
     await box.engine.dispose()
+    await drop_schemas(postgres_url, box.schema)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ def test_the_password_file_goes_into_the_url(
 ) -> None:
     (tmp_path / "database_password").write_text("p@ss/w:rd%\n")  # as `openssl rand` > file
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://spm@db:5432/spm")
-    settings = CommonSettings(_secrets_dir=tmp_path)  # type: ignore[call-arg]
+    settings = CommonSettings(_secrets_dir=tmp_path)
     url = make_url(settings.database_url)
     assert url.password == "p@ss/w:rd%"
     assert (url.username, url.host, url.database) == ("spm", "db", "spm")

@@ -118,9 +118,8 @@ def _find_pattern(schema: dict[str, Any], defs: dict[str, Any], in_list: bool = 
 
 
 def _probe(where: str, info: FieldInfo, key: str) -> PatternField | None:
-    probe = create_model(
-        "Probe", __config__=ConfigDict(extra="forbid"), **{key: (info.annotation, info)}
-    )
+    field: dict[str, Any] = {key: (info.annotation, info)}
+    probe = create_model("Probe", __config__=ConfigDict(extra="forbid"), **field)
     schema = probe.model_json_schema()
     found = _find_pattern(schema["properties"][info.alias or key], schema.get("$defs", {}))
     if found is None:

@@ -100,7 +100,7 @@ def _app(service: str, tmp: Path) -> Any:
         key = str(tmp / "key.pem")
         return create_dashboard_app(DashboardSettings(dashboard_signing_key_file=key))
     module = importlib.import_module(f"services.{service}.app")
-    settings = CommonSettings(pseudonym_pepper="p" * 32)  # type: ignore[arg-type]
+    settings = CommonSettings(pseudonym_pepper="p" * 32)
     return module.create_app(settings)
 
 

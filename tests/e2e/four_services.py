@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 
@@ -45,7 +47,7 @@ def service_env(
     }
 
 
-def _event(unique: str, n: int, type_: str, data: dict[str, object]) -> dict[str, object]:
+def event(unique: str, n: int, type_: str, data: dict[str, object]) -> dict[str, object]:
     return {
         "specversion": "1.0",
         "id": f"e2e-{unique}-{type_}-{n}",
@@ -57,51 +59,79 @@ def _event(unique: str, n: int, type_: str, data: dict[str, object]) -> dict[str
     }
 
 
-def _borrower(unique: str, n: int, gender: str, branch: str) -> list[dict[str, object]]:
+def borrower(unique: str, n: int, gender: str, branch: str) -> list[dict[str, object]]:
+    """Client ``n`` registered at ``branch`` and given a loan: two events."""
     client = f"c{n}"
     return [
-        _event(unique, n, "spm.client.registered.v1",
-               {"client_id": client, "branch_id": branch, "gender": gender,
-                "registered_on": "2025-06-02"}),
-        _event(unique, n, "spm.loan.disbursed.v1",
-               {"loan_id": f"l{n}", "client_id": client, "branch_id": branch,
-                "product_id": "P1", "amount": "1000.00", "currency": "KES",
-                "disbursed_on": "2025-06-02"}),
+        event(unique, n, "spm.client.registered.v1",
+              {"client_id": client, "branch_id": branch, "gender": gender,
+               "registered_on": "2025-06-02"}),
+        event(unique, n, "spm.loan.disbursed.v1",
+              {"loan_id": f"l{n}", "client_id": client, "branch_id": branch,
+               "product_id": "P1", "amount": "1000.00", "currency": "KES",
+               "disbursed_on": "2025-06-02"}),
     ]  # fmt: skip
+
+
+def service_url(stack: dict[str, Proc], service: str, path: str) -> str:
+    return f"http://127.0.0.1:{stack[service].port}{path}"
+
+
+async def start(stack: dict[str, Proc]) -> None:
+    """Start every process at once, then wait until each answers its readiness probe."""
+    for p in stack.values():
+        p.start()
+    for p in stack.values():
+        await p.ready(within=120)
+
+
+async def create_target(
+    client: httpx.AsyncClient, stack: dict[str, Proc], unique: str, branch: str
+) -> None:
+    """An objective whose target wants half of ``branch``'s borrowers to be women, e-mailing
+    ops@example.org at once when it is breached."""
+    r = await client.post(
+        service_url(stack, "objectives", "/v1/objectives"),
+        json={
+            "code": f"women-{unique}", "name": "Reach women", "dimension": "D1",
+            "owner": "ops", "targets": [{
+                "indicator": "women_borrower_share", "segment": f"branch:{branch}",
+                "direction": "at_least", "threshold": "0.5", "for_days": 0,
+                "severity": "critical", "notify": ["ops@example.org"],
+                "effective_from": "2025-01-01",
+            }],
+        },
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+
+
+@asynccontextmanager
+async def started_with_target(
+    stack: dict[str, Proc], unique: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The services started, an admin's client, and the target on branch ``BR-<unique>``
+    created (see create_target); the client and the branch."""
+    await start(stack)
+    branch = f"BR-{unique}"
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
+        await create_target(client, stack, unique, branch)
+        yield client, branch
 
 
 async def assert_drift_reaches_the_inbox(
     stack: dict[str, Proc], smtp: SmtpServer, unique: str
 ) -> None:
     """Start the services, create a target, post events that breach it: an e-mail arrives."""
-    for p in stack.values():
-        p.start()
-    for p in stack.values():
-        await p.ready(within=120)
-    branch = f"BR-{unique}"
-    auth = {"Authorization": f"Bearer {ADMIN}"}
 
     def url(service: str, path: str) -> str:
-        return f"http://127.0.0.1:{stack[service].port}{path}"
+        return service_url(stack, service, path)
 
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
-        r = await client.post(
-            url("objectives", "/v1/objectives"),
-            json={
-                "code": f"women-{unique}", "name": "Reach women", "dimension": "D1",
-                "owner": "ops", "targets": [{
-                    "indicator": "women_borrower_share", "segment": f"branch:{branch}",
-                    "direction": "at_least", "threshold": "0.5", "for_days": 0,
-                    "severity": "critical", "notify": ["ops@example.org"],
-                    "effective_from": "2025-01-01",
-                }],
-            },
-        )  # fmt: skip
-        assert r.status_code == 201, r.text
-        events = _borrower(unique, 1, "female", branch) + _borrower(unique, 2, "female", branch)
+    async with started_with_target(stack, unique) as (client, branch):
+        events = borrower(unique, 1, "female", branch) + borrower(unique, 2, "female", branch)
         r = await client.post(url("ingest", "/v1/events/batch"), json=events)
         assert r.status_code == 202, r.text
-        drift = [e for n in range(3, 8) for e in _borrower(unique, n, "male", branch)]
+        drift = [e for n in range(3, 8) for e in borrower(unique, n, "male", branch)]
         r = await client.post(url("ingest", "/v1/events/batch"), json=drift)
         assert r.status_code == 202, r.text
         for _ in range(1200):

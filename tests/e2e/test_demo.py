@@ -3,7 +3,6 @@ the drifting branch raises the expected alerts, the control branch none, and mai
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from spm.devmode import DevStack, build_dev_stack, demo_config, run_demo
+from spm.devmode import DevStack, demo_config, run_demo
+from tests.e2e.demo import fires_on, running_demo, until_caught_up, wait_for
 
 DRIFTING, CONTROL = "branch:BR-MSA", "branch:BR-NAI"
 DAYS = 240
@@ -19,27 +19,8 @@ DAYS = 240
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[tuple[DevStack, httpx.AsyncClient]]:
-    stack = build_dev_stack(
-        data_dir=tmp_path, port=8000, alert_overrides={"alerts_group_wait_s": 0.5}
-    )
-    async with stack.host_app.router.lifespan_context(stack.host_app):
-        transport = httpx.ASGITransport(app=stack.app)
-        headers = {"Authorization": f"Bearer {stack.api_key}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url=stack.base_url, headers=headers, timeout=60
-        ) as client:
-            yield stack, client
-
-
-async def wait_for(client: httpx.AsyncClient, path: str, ready: Any, within_s: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        response = await client.get(path)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        if ready(body) or asyncio.get_running_loop().time() > deadline:
-            return body
-        await asyncio.sleep(1)
+    async with running_demo(tmp_path, timeout_s=60) as running:
+        yield running
 
 
 @pytest.mark.slow
@@ -52,15 +33,8 @@ async def test_drifting_branch_alerts_and_control_branch_stays_quiet(
     assert stats.days == DAYS
 
     last_day = config.end.isoformat()
-    caught_up = await wait_for(
-        client, "/v1/indicators?code=active_clients", lambda b: b["as_of"] == last_day, 300
-    )
-    assert caught_up["as_of"] == last_day
-
-    def drifting_fires(alerts: list[dict[str, Any]]) -> bool:
-        return any(a["segment"] == DRIFTING and a["state"] == "firing" for a in alerts)
-
-    alerts = await wait_for(client, "/v1/alerts", drifting_fires, 120)
+    await until_caught_up(client, last_day, 300)
+    alerts = await wait_for(client, "/v1/alerts", fires_on(DRIFTING), 120)
     firing = {(a["indicator"], a["kind"]) for a in alerts if a["segment"] == DRIFTING}
     assert ("dsti_breach_share", "breach") in firing, alerts
     control = [

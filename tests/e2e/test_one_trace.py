@@ -20,17 +20,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import text
 
 from services.common.auth import hash_key
 from services.common.bus import KafkaBus
-from services.common.db import create_engine
 from services.indicators.app import create_app as indicators_app
 from services.indicators.config import IndicatorSettings
 from services.ingest.app import create_app as ingest_app
 from services.ingest.config import IngestSettings
 from tests.alerts.harness import Harness, settings_for, target
 from tests.alerts.servers import SmtpServer
+from tests.schemas import drop_schemas
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 WRITER = "trace-writer-secret"
@@ -54,16 +53,6 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()  # the processor stays (the SDK cannot remove one) but keeps nothing
-
-
-async def _drop_schemas(database_url: str, *schemas: str) -> None:
-    engine = create_engine(database_url, "public")
-    try:
-        async with engine.begin() as conn:
-            for schema in schemas:
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        await engine.dispose()
 
 
 @asynccontextmanager
@@ -105,7 +94,7 @@ async def services(
         await service.stop()
         await service.bus.close()
         await alerts.stop()
-        await _drop_schemas(database, f"ind_{unique}", f"ingest_{unique}", f"alerts_{unique}")
+        await drop_schemas(database, f"ind_{unique}", f"ingest_{unique}", f"alerts_{unique}")
 
 
 def _borrowers(unique: str, branch: str, genders: Sequence[str]) -> list[dict[str, Any]]:

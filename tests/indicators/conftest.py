@@ -14,17 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from contracts.envelope import CanonicalEvent
 from services.common.auth import hash_key
 from services.common.bus import Bus, KafkaBus, MemoryBus, Message
-from services.common.db import create_engine
 from services.indicators.app import create_app
 from services.indicators.config import IndicatorSettings
 from services.indicators.emitter import tick
 from services.indicators.store import read_offsets
 from tests.indicators.events import message
+from tests.schemas import drop_schemas
 
 READER_KEY = "reader-secret"
 OTHER_KEY = "objectives-secret"
@@ -159,11 +158,4 @@ async def started(settings: IndicatorSettings, bus: Bus) -> AsyncIterator[Harnes
         await h.producer.stop()
         await h.service.stop()
         await bus.close()
-        if not settings.database_url.startswith("sqlite"):
-            engine = create_engine(settings.database_url, settings.indicators_db_schema)
-            try:
-                async with engine.begin() as conn:
-                    schema = settings.indicators_db_schema
-                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            finally:
-                await engine.dispose()
+        await drop_schemas(settings.database_url, settings.indicators_db_schema)

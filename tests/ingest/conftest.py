@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,15 +15,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
 from services.common.auth import hash_key
 from services.common.bus import KafkaBus
 from services.common.bus import TopicPartition as BusTP
-from services.common.db import create_engine
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
+from tests.schemas import drop_schemas
 
 PEPPER = "test-pepper-0123456789abcdef0123"
 WRITER_KEY = "writer-secret-key"
@@ -68,13 +67,7 @@ def ingest_settings(kafka_bootstrap: str, postgres_url: str, unique: str) -> Ing
 @pytest.fixture
 async def drop_schema(ingest_settings: IngestSettings) -> AsyncIterator[None]:
     yield
-    engine = create_engine(ingest_settings.database_url, ingest_settings.ingest_db_schema)
-    try:
-        async with engine.begin() as conn:
-            schema = ingest_settings.ingest_db_schema
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        await engine.dispose()
+    await drop_schemas(ingest_settings.database_url, ingest_settings.ingest_db_schema)
 
 
 @asynccontextmanager
@@ -186,8 +179,3 @@ def event(
         "time": time,
         "data": data,
     }
-
-
-@pytest.fixture
-def make_source(unique: str) -> Callable[[str], str]:
-    return lambda name="core": f"{name}:{unique}"

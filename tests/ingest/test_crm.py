@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -48,7 +49,7 @@ async def test_salesforce_cases(client: httpx.AsyncClient, tail: TopicTail, uniq
     assert again.json()["duplicates"] == 3 and again.json()["accepted"] == 0
 
     ours = [r for r in await tail.read() if unique in (r.value or b"").decode()]
-    by_type = {}
+    by_type: dict[str, list[Any]] = {}
     for r in ours:
         by_type.setdefault(r.headers["ce_type"].decode(), []).append(json.loads(r.value or b""))
     assert len(by_type["spm.complaint.opened.v1"]) == 2

@@ -15,7 +15,7 @@ from services.ingest.validation import DateBounds, Invalid, Validator
 VALIDATOR = Validator(
     Pseudonymiser("unit-test-pepper-0123456789abcdef"), "KES", DateBounds(date(1970, 1, 1), 1)
 )
-INPUTS = [e.input() for e in EXAMPLES.values() if e.input() is not None]
+INPUTS = [body for e in EXAMPLES.values() if (body := e.input()) is not None]
 
 
 @pytest.mark.parametrize("body", INPUTS, ids=lambda b: b["type"])

@@ -9,13 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from services.common.auth import hash_key
 from services.common.bus import KafkaBus
-from services.common.db import create_engine
 from services.objectives.app import create_app
 from services.objectives.config import ObjectivesSettings
+from tests.schemas import drop_schemas
 
 KEYS = {
     "alice": ("alice-key", ["objectives:read", "objectives:write"]),
@@ -42,14 +41,7 @@ def make_settings(postgres_url: str, kafka_bootstrap: str) -> ObjectivesSettings
 
 
 async def drop_schema(settings: ObjectivesSettings) -> None:
-    engine = create_engine(settings.database_url, settings.objectives_db_schema)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(f'DROP SCHEMA IF EXISTS "{settings.objectives_db_schema}" CASCADE')
-            )
-    finally:
-        await engine.dispose()
+    await drop_schemas(settings.database_url, settings.objectives_db_schema)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from services.common.db import alembic_config, create_engine, migrate, prepare_schema
 from services.objectives.db import MIGRATIONS_DIR
+from tests.schemas import drop_schemas
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OBJECTIVE = {"id": "o1", "code": "women", "seq": 1, "name": "Women", "description": "d",
@@ -62,8 +63,6 @@ async def test_the_audit_trail_gains_the_author_subject(
                 await conn.execute(sa.select(versions.c.author, versions.c.author_subject))
             ).all()
         assert [tuple(r) for r in rows] == [("strategy-bot", None)]
-        if in_schema:
-            async with engine.begin() as conn:
-                await conn.execute(sa.text(f'DROP SCHEMA "{in_schema}" CASCADE'))
     finally:
         await engine.dispose()
+        await drop_schemas(url, schema)

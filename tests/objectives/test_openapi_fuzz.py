@@ -1,5 +1,4 @@
-"""schemathesis over the objectives API (tests/common/openapi_fuzz.py): no 5xx, answers as
-documented."""
+"""schemathesis over the objectives API (tests/common/openapi_fuzz.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +8,16 @@ import pytest
 
 from services.objectives.app import create_app
 from services.objectives.config import ObjectivesSettings
-from tests.common.openapi_fuzz import KEYS, fuzz_service
-from tests.objectives.conftest import drop_schema
+from tests.common.openapi_fuzz import KEYS, assert_fuzz_passes, serve_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 async def test_fuzz(kafka_bootstrap: str, postgres_url: str, unique: str, tmp_path: Path) -> None:
     schema, topic = f"fuzz_obj_{unique}", f"test.objectives.{unique}"
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": postgres_url,
-        "OBJECTIVES_DB_SCHEMA": schema,
-        "OBJECTIVES_TOPIC": topic,
-    }
+    env = serve_env(
+        kafka_bootstrap, postgres_url, OBJECTIVES_DB_SCHEMA=schema, OBJECTIVES_TOPIC=topic
+    )
     settings = ObjectivesSettings(
         api_keys=KEYS,
         database_url=postgres_url,
@@ -31,8 +25,4 @@ async def test_fuzz(kafka_bootstrap: str, postgres_url: str, unique: str, tmp_pa
         objectives_db_schema=schema,
         objectives_topic=topic,
     )
-    try:
-        failures = await fuzz_service("objectives", create_app(settings), env, tmp_path)
-    finally:
-        await drop_schema(settings)
-    assert not failures, "\n\n".join(failures)
+    await assert_fuzz_passes("objectives", create_app(settings), env, tmp_path)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from contracts.envelope import from_kafka
 from contracts.topics import CLIENTS, COMPLAINTS, LOANS
-from services.common.bus import KafkaBus
+from services.common.bus import KafkaBus, Record
 from spm.cli import app
 from spm.simulator import Scenario, SimConfig, simulate_days
 from spm.simulator.runner import run
@@ -51,7 +51,7 @@ async def test_bus_sink_on_real_kafka(kafka_bootstrap: str, unique: str) -> None
         consumer = bus.consumer(f"sim-{unique}", topics)
         await consumer.start()
         try:
-            records = []
+            records: list[Record] = []
             while len(records) < sink.published:
                 batch = await consumer.getmany(timeout_ms=5000)
                 assert batch, f"only {len(records)} of {sink.published} records arrived"

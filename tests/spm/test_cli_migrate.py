@@ -25,7 +25,8 @@ async def _revision(postgres_url: str, schema: str) -> str | None:
             )
             if not exists:
                 return None
-            return await conn.scalar(text(f'SELECT version_num FROM "{schema}".alembic_version'))  # noqa: S608
+            version = await conn.scalar(text(f'SELECT version_num FROM "{schema}".alembic_version'))  # noqa: S608
+            return str(version)
     finally:
         await engine.dispose()
 

@@ -38,8 +38,8 @@ async def test_slow_headers_are_cut_off_within_the_header_timeout(
             slow.append((reader, writer, loop.time()))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             assert (await client.get("/healthz")).status_code == 200  # others are served
-        for (reader, writer, opened), partial in zip(slow, (True, False, True), strict=True):
-            if partial:
+        for (reader, writer, opened), was_partial in zip(slow, (True, False, True), strict=True):
+            if was_partial:
                 answer = await asyncio.wait_for(read_answer(reader), HEADER_TIMEOUT_S + 5)
                 assert answer.status == 408
             assert await asyncio.wait_for(until_closed(reader), HEADER_TIMEOUT_S + 5) == b""

@@ -10,13 +10,11 @@ import re
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.auth import Principal, require
-from services.common.db import Sessions
-from services.common.errors import NotFound, NotReady, Unprocessable
+from services.common.errors import NotFound, Unprocessable
 from services.common.scope import DataScope, ScopeDep
 from services.indicators import query
 from services.indicators.api.deps import ReaderDep, ServiceDep

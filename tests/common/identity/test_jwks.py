@@ -35,7 +35,12 @@ async def test_keys_published_in_process_verify_without_http() -> None:
             {"issuer": url, "audience": AUDIENCE, "jwks_url": jwks_url, "roles_claim": "roles"}
         ]
     )
-    claims = {"iss": url, "aud": AUDIENCE, "sub": "local:amina", "roles": ["viewer"]}
+    claims: dict[str, object] = {
+        "iss": url,
+        "aud": AUDIENCE,
+        "sub": "local:amina",
+        "roles": ["viewer"],
+    }
     now = int(time.time())
     claims |= {"iat": now, "exp": now + 300}
     token = jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": key.kid})

@@ -472,7 +472,7 @@ def test_generator_is_deterministic_and_has_every_feature() -> None:
         )
     }
     undo_days = [
-        (next(e for _, e in v if e.type == T_REV).data.reversed_on, first_repayment.get(k[:2]))
+        (next(e for _, e in v if e.type == T_REV).data.reversed_on, first_repayment.get(k[:2]))  # type: ignore[attr-defined]
         for k, v in tx_of.items()
         if v in undone_disb
     ]

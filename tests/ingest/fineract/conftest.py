@@ -13,15 +13,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sqlalchemy import text
 
 from contracts.topics import CLIENTS, DEADLETTER, LOANS
 from services.common.bus import KafkaBus
-from services.common.db import create_engine
 from services.ingest.fineract.config import FineractSettings
 from services.ingest.fineract.consumer import FineractConsumer
 from services.ingest.fineract.store import migrate_db, open_engine
 from tests.ingest.fineract.helpers import FineractEvent
+from tests.schemas import dropped_afterwards
 
 PEPPER = "test-pepper-0123456789abcdef0123"
 INPUT_PARTITIONS = 3
@@ -69,16 +68,8 @@ async def fineract_env(
     """Unique settings, Fineract's input topic created, the schema dropped afterwards."""
     settings = make_settings(bootstrap, database_url, unique, **extra)
     await create_input_topic(bootstrap, settings.fineract_topic)
-    try:
+    async with dropped_afterwards(database_url, settings.fineract_db_schema):
         yield settings
-    finally:
-        engine = create_engine(database_url, settings.fineract_db_schema)
-        try:
-            async with engine.begin() as conn:
-                schema = settings.fineract_db_schema
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            await engine.dispose()
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def manifest() -> list[dict[str, Any]]:
 
 
 def sample_bytes(entry: dict[str, Any]) -> bytes:
-    return (SAMPLES / entry["file"]).read_bytes()
+    return (SAMPLES / str(entry["file"])).read_bytes()
 
 
 def writer(

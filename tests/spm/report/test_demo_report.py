@@ -5,25 +5,24 @@ last day."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from openpyxl import load_workbook
 
-from spm.devmode import DevStack, build_dev_stack, demo_config, run_demo
+from spm.devmode import DevStack, demo_config, run_demo
 from spm.report import texts, units
 from spm.report.build import build
 from spm.report.config import ReportSettings
 from spm.report.fetch import ApiReader
 from spm.report.schedule import send_due
+from tests.e2e.demo import fires_on, running_demo, until_caught_up, wait_for
 
 MONTH, LAST_DAY = "2026-08", "2026-08-31"
 DAYS = 304  # 2025-11-01 .. 2026-08-31: August complete, the drifting branch well off target
@@ -33,27 +32,8 @@ ACTION_TITLE = "Arrears visits"  # short enough for one line of its table cell
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[tuple[DevStack, httpx.AsyncClient]]:
-    stack = build_dev_stack(
-        data_dir=tmp_path / "data", port=8000, alert_overrides={"alerts_group_wait_s": 0.5}
-    )
-    async with stack.host_app.router.lifespan_context(stack.host_app):
-        transport = httpx.ASGITransport(app=stack.app)
-        headers = {"Authorization": f"Bearer {stack.api_key}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url=stack.base_url, headers=headers, timeout=120
-        ) as client:
-            yield stack, client
-
-
-async def until(client: httpx.AsyncClient, path: str, ready: Any, within_s: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        response = await client.get(path)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        if ready(body) or asyncio.get_running_loop().time() > deadline:
-            return body
-        await asyncio.sleep(1)
+    async with running_demo(tmp_path / "data", timeout_s=120) as running:
+        yield running
 
 
 def run(*command: str) -> str:
@@ -77,16 +57,9 @@ async def test_demo_report_of_a_drifting_month(
 ) -> None:
     stack, client = demo
     await run_demo(stack, demo_config(days=DAYS), days_per_second=None)
-    caught_up = await until(
-        client, "/v1/indicators?code=active_clients", lambda b: b["as_of"] == LAST_DAY, 600
-    )
-    assert caught_up["as_of"] == LAST_DAY
-
-    def drifting_fires(alerts: list[dict[str, Any]]) -> bool:
-        return any(a["segment"] == DRIFTING and a["state"] == "firing" for a in alerts)
-
-    fired = await until(client, "/v1/alerts", drifting_fires, 120)
-    assert drifting_fires(fired)
+    await until_caught_up(client, LAST_DAY, 600)
+    fired = await wait_for(client, "/v1/alerts", fires_on(DRIFTING), 120)
+    assert fires_on(DRIFTING)(fired)
     alert = next(a for a in fired if a["segment"] == DRIFTING and a["state"] == "firing")
     # an action the branch recorded in August, through the alerts service's actions API
     recorded = await client.post("/v1/actions", json={
@@ -172,14 +145,17 @@ async def test_demo_report_of_a_drifting_month(
     }
     assert len(rows) == len(snapshot) > 100
     for item in snapshot:
-        row = rows[(item["code"], item["segment"])]
+        value_row = rows[(item["code"], item["segment"])]
         for field, column in (("value", "Value"), ("numerator", "Numerator"),
                               ("denominator", "Denominator")):  # fmt: skip
             expected = units.number(item[field])
             if expected is None:
-                assert row[column] is None, (item, row)
+                assert value_row[column] is None, (item, value_row)
             else:
-                assert row[column] == pytest.approx(float(expected), rel=1e-12), (item, row)
+                assert value_row[column] == pytest.approx(float(expected), rel=1e-12), (
+                    item,
+                    value_row,
+                )
     action_rows = list(workbook["Actions"].iter_rows(min_row=2, values_only=True))
     assert [r[0] for r in action_rows] == [ACTION_TITLE]
     assert action_rows[0][10] == recorded.json()["id"]
@@ -189,11 +165,11 @@ async def test_demo_report_of_a_drifting_month(
         dict(zip(theader, r, strict=True)) for r in targets.iter_rows(min_row=2, values_only=True)
     ]
     assert len(trows) == len(data.rows)
-    for trow, row in zip(trows, data.rows, strict=True):
-        assert trow["Indicator code"] == row.target["indicator"]
-        item = rows[(row.target["indicator"], row.target["segment"])]
+    for trow, target_row in zip(trows, data.rows, strict=True):
+        assert trow["Indicator code"] == target_row.target["indicator"]
+        item = rows[(target_row.target["indicator"], target_row.target["segment"])]
         assert trow["Value"] == item["Value"]
-        assert trow["Status"] == units.STATUS_LABEL[row.status]
+        assert trow["Status"] == units.STATUS_LABEL[target_row.status]
     # on demand (the dashboard's button): the same workbook from GET /v1/report
     answer = await client.get("/v1/report", params={"month": MONTH, "format": "xlsx"})
     assert answer.status_code == 200, answer.text

@@ -45,7 +45,10 @@ ACTION = {
 
 
 def report(actions: list[dict[str, Any]]) -> ReportData:
-    series = [{"as_of": "2026-08-30", "value": "0.07"}, VALUE | {"as_of": "2026-08-31"}]
+    series: list[dict[str, Any]] = [
+        {"as_of": "2026-08-30", "value": "0.07"},
+        VALUE | {"as_of": "2026-08-31"},
+    ]
     row = TargetRow(OBJECTIVE, TARGET, INDICATOR, VALUE, series)
     return ReportData(
         month="2026-08", first=date(2026, 8, 1), last=date(2026, 8, 31), as_of=date(2026, 8, 31),
