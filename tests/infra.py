@@ -142,17 +142,27 @@ class PrivateInfra:
         _run("down", timeout=_KAFKA_TIMEOUT_S, env=self.env)
 
 
+STABLE_PORTS = range(20000, 32000)
+"""Below Linux's ephemeral range (32768-60999): a server that binds port 0 is never given one,
+so a broker stopped by an outage test finds its ports free again when it restarts."""
+
+
 def _free_ports(n: int) -> list[int]:
+    import random
     import socket
 
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    ports: list[int] = []
+    while len(ports) < n:
+        port = random.choice(STABLE_PORTS)
+        if port in ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 @dataclass

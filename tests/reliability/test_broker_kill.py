@@ -38,7 +38,7 @@ from tests.indicators.oracle.harness import (
     stored_offsets,
 )
 from tests.indicators.oracle.oracle import Oracle, Params
-from tests.infra import OwnInfra, own_infra
+from tests.infra import STABLE_PORTS, OwnInfra, own_infra
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -53,7 +53,7 @@ def _port_block(count: int) -> int:
     """A base port with ``count`` free consecutive ports (node i uses base + 2(i-1) and + 1)."""
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000, 2)
+        base = rng.randrange(STABLE_PORTS.start, STABLE_PORTS.stop - count, 2)
         try:
             socks = []
             for port in range(base, base + count):
