@@ -277,16 +277,18 @@ class AccountStore:
             raise Locked(locked_until)  # after the commit, so the lock is kept
         return None
 
+    def _new_session(self, user: User, tokens: Tokens | None = None) -> tuple[str, Session]:
+        """(the cookie's value, the session): only the value's hash is ever stored."""
+        session_id = secrets.token_urlsafe(32)
+        expires_at = _now() + timedelta(seconds=self.settings.dashboard_session_ttl_s)
+        return session_id, Session(
+            hash_session(session_id), secrets.token_urlsafe(32), user, expires_at, tokens
+        )
+
     async def open_session(self, user: User) -> tuple[str, Session]:
         """A new session: (the cookie's value, the session)."""
-        session_id = secrets.token_urlsafe(32)
+        session_id, session = self._new_session(user)
         now = _now()
-        session = Session(
-            hash_session(session_id),
-            secrets.token_urlsafe(32),
-            user,
-            now + timedelta(seconds=self.settings.dashboard_session_ttl_s),
-        )
         async with self.engine.begin() as conn:
             # expired sessions go at the next sign-in: the table holds live ones only
             await conn.execute(m.sessions.delete().where(m.sessions.c.expires_at <= now))
@@ -303,15 +305,8 @@ class AccountStore:
 
     async def open_provider_session(self, user: User, tokens: Tokens) -> tuple[str, Session]:
         """A new session of a person the identity provider vouched for (no local account)."""
-        session_id = secrets.token_urlsafe(32)
+        session_id, session = self._new_session(user, tokens)
         now = _now()
-        session = Session(
-            hash_session(session_id),
-            secrets.token_urlsafe(32),
-            user,
-            now + timedelta(seconds=self.settings.dashboard_session_ttl_s),
-            tokens,
-        )
         async with self.engine.begin() as conn:
             await conn.execute(m.oidc_sessions.delete().where(m.oidc_sessions.c.expires_at <= now))
             await conn.execute(

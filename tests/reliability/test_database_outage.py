@@ -6,12 +6,8 @@ an event that was not taken; once the database is back, every event is on its to
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,18 +18,6 @@ from tests.infra import PrivateInfra
 from tests.ingest.conftest import PEPPER, TopicTail, api_keys_json, auth, event, of_source, running
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture
-def private() -> Iterator[PrivateInfra]:
-    run_dir = Path(tempfile.mkdtemp(prefix="tests-infra-"))  # not under pytest's tmp dirs,
-    run_dir.chmod(0o755)  # which the unprivileged postgres user cannot traverse
-    infra = PrivateInfra(run_dir)
-    try:
-        yield infra
-    finally:
-        infra.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def registrations(source: str, prefix: str, n: int) -> list[dict[str, Any]]:

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -37,18 +33,6 @@ READS = {
     "objectives": ("GET", "/v1/objectives"),
     "alerts": ("GET", "/v1/alerts"),
 }
-
-
-@pytest.fixture
-def private() -> Iterator[PrivateInfra]:
-    run_dir = Path(tempfile.mkdtemp(prefix="tests-infra-"))  # not under pytest's tmp dirs,
-    run_dir.chmod(0o755)  # which the unprivileged postgres user cannot traverse
-    infra = PrivateInfra(run_dir)
-    try:
-        yield infra
-    finally:
-        infra.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 async def test_kafka_then_database_stopped_is_503_naming_it_everywhere(
