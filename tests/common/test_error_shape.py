@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import httpx
 import pytest
 
 from services.ingest.app import create_app as ingest_app
@@ -28,6 +29,7 @@ from tests.common.services import (
     service_apps,
     serving,
 )
+from tests.objectives.conftest import objective, target
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -91,6 +93,8 @@ async def test_every_status_of_every_service_answers_the_one_shape(
                 for status, verb, route, arguments in OWN_REFUSALS[name]:
                     response = await admin.request(verb, route, **arguments)
                     assert_error_shape(response, status, f"{name} {verb} {route}")
+                if name == "objectives":
+                    await _stale_version_is_409(admin)
     finally:
         await drop_schemas(postgres_url, unique)
 
@@ -104,8 +108,21 @@ async def test_a_service_not_started_answers_503_with_retry_after(unique: str) -
         async with client(apps[name]) as admin:
             response = await admin.request(method, path, json=registration(f"core:{unique}"))
         body = assert_error_shape(response, 503, f"{name} not started")
-        # indicators builds its runtime with the app and meets the database instead
-        assert body["errors"][0]["field"] in ("service", "database"), name
+        assert body["errors"][0]["field"] == "service", name
+
+
+async def _stale_version_is_409(admin: httpx.AsyncClient) -> None:
+    """A change based on a version that is no longer the objective's: 409 with its ETag."""
+    created = await admin.post("/v1/objectives", json=objective("err-409", target()))
+    assert created.status_code == 201, created.text
+    objective_id = created.json()["id"]
+    stale = await admin.patch(
+        f"/v1/objectives/{objective_id}",
+        json={"reason": "based on a version that never was"},
+        headers={"If-Match": '"99"'},
+    )
+    assert_error_shape(stale, 409, "objectives stale version")
+    assert stale.headers.get("ETag"), "a 409 names the current version"
 
 
 async def test_over_the_rate_limit_is_429_with_retry_after() -> None:
