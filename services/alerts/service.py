@@ -43,6 +43,9 @@ from services.common.outbox import OutboxRelay
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 PURGE_INTERVAL_S = 3600.0
+RELAY_STOP_S = 10.0
+"""How long the outbox relay may take to publish what it holds at shutdown (then cancelled):
+cancelled while it closes its producer, it would leave the producer's connections open."""
 
 
 def database_url(settings: AlertSettings) -> str:
@@ -119,7 +122,9 @@ class AlertService:
         purge = every(PURGE_INTERVAL_S, self.purge_once, "alerts: purge")
         self.tasks.start(self.targets_loop.run(), "alerts-targets")
         self.tasks.start(self.indicators_loop.run(), "alerts-indicators")
-        self.tasks.start(self.relay.run(), "alerts-relay", stop=self.relay.stop)
+        self.tasks.start(
+            self.relay.run(), "alerts-relay", stop=self.relay.stop, grace_s=RELAY_STOP_S
+        )
         self.tasks.start(self._flush_forever(), "alerts-flush")
         self.tasks.start(self.sender.run(), "alerts-sender")
         self.tasks.start(purge, "alerts-purge")

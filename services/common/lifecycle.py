@@ -34,9 +34,11 @@ from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CANCEL_WAIT_S = 1.0
+CANCEL_WAIT_S = 10.0
 """How long to wait between two cancellations of a task that has not ended (Python 3.11's
-``wait_for`` in libraries can swallow one: services.common.aio)."""
+``wait_for`` in libraries can swallow one: services.common.aio). Long enough for a cancelled
+loop's own clean-up (a consumer leaving its group, closing its connections): a second
+cancellation in the middle of that would leave connections open."""
 
 
 def started(request: Request, name: str, kind: type[T]) -> T:
@@ -74,7 +76,10 @@ class Supervisor:
         grace_s: float = 0.0,
     ) -> asyncio.Task[Any]:
         """Run ``loop`` as a task; ``stop`` asks it to finish on its own within ``grace_s``
-        (it is cancelled after that, or at once without ``stop``)."""
+        (it is cancelled after that, or at once without ``stop``). A grace too short for the
+        loop's own clean-up cancels it in the middle of that clean-up."""
+        if stop is not None and grace_s <= 0:
+            raise ValueError(f"{name}: a loop asked to stop needs a grace period to do so")
         task = asyncio.create_task(loop, name=name)
         task.add_done_callback(self._report)
         self._loops.append(_Loop(task, stop, grace_s))
