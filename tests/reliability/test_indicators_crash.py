@@ -90,8 +90,17 @@ async def test_sigkill_at_random_moments_while_events_stream_in(
     cfg = config(kafka_bootstrap, postgres_url, unique, tmp_path, "crash")
     await ensure_topics(kafka_bootstrap, cfg.suffix)
     ends: dict[tuple[str, int], int] = {}
+    hurry = asyncio.Event()
     producing = asyncio.create_task(
-        produce(kafka_bootstrap, stream.events, cfg.suffix, chunk=CHUNK, pause_s=PAUSE_S, ends=ends)
+        produce(
+            kafka_bootstrap,
+            stream.events,
+            cfg.suffix,
+            chunk=CHUNK,
+            pause_s=PAUSE_S,
+            ends=ends,
+            hurry=hurry,
+        )
     )
     service = ServiceProcess(cfg)
     rng = random.Random(unique)
@@ -109,6 +118,7 @@ async def test_sigkill_at_random_moments_while_events_stream_in(
             log(f"kill {kill}: SIGKILL after {done} records committed; streaming={streaming}")
             service.start()
             await service.wait_ready()
+        hurry.set()  # the last kill is behind: the rest of the stream needs no pacing
         await producing
         took = await wait_caught_up(postgres_url, cfg.schema, cfg.group, ends, 1800, [service])
         log(f"caught up {took:.0f} s after the last kill; {sum(ends.values())} records")
@@ -131,8 +141,17 @@ async def test_two_instances_one_killed_the_survivor_finishes_exactly(
     await first.wait_ready()  # migrations done once, before the second one starts
     second.start()
     ends: dict[tuple[str, int], int] = {}
+    hurry = asyncio.Event()
     producing = asyncio.create_task(
-        produce(kafka_bootstrap, stream.events, cfg.suffix, chunk=CHUNK, pause_s=PAUSE_S, ends=ends)
+        produce(
+            kafka_bootstrap,
+            stream.events,
+            cfg.suffix,
+            chunk=CHUNK,
+            pause_s=PAUSE_S,
+            ends=ends,
+            hurry=hurry,
+        )
     )
     try:
         await second.wait_ready()
@@ -143,6 +162,7 @@ async def test_two_instances_one_killed_the_survivor_finishes_exactly(
             await asyncio.sleep(0.2)
         assert first.alive() and second.alive()
         first.kill()
+        hurry.set()  # the survivor takes the rest: no need to spread it over minutes
         log(f"killed the first instance after {done} records committed")
         await producing
         took = await wait_caught_up(postgres_url, cfg.schema, cfg.group, ends, 1800, [second])
