@@ -211,6 +211,11 @@ async def authenticate(
     return await keyring_of(request).check(credentials.credentials)
 
 
+CallerDep = Annotated[Principal, Depends(authenticate)]
+"""Any authenticated caller: what a service's state dependency needs first, so that an
+anonymous request learns 401, not whether the service has started (503)."""
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only principals holding ``scope``."""
     if scope not in SCOPES:

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.alerts.service import AlertService
-from services.common.auth import Principal, require
+from services.common.auth import CallerDep, Principal, require
 from services.common.lifecycle import started
 
 
-def service(request: Request) -> AlertService:
+def service(request: Request, _: CallerDep) -> AlertService:
     return started(request, "alerts", AlertService)
 
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.common.auth import Principal, require
+from services.common.auth import CallerDep, Principal, require
 from services.common.lifecycle import started
 from services.indicators.service import IndicatorService
 
 
-def service(request: Request) -> IndicatorService:
+def service(request: Request, _: CallerDep) -> IndicatorService:
     return started(request, "indicators", IndicatorService)
 
 

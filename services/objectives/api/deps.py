@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.common.auth import Principal, require
+from services.common.auth import CallerDep, Principal, require
 from services.common.db import Sessions
 from services.common.lifecycle import started
 from services.objectives.service import ObjectivesService
@@ -24,7 +24,7 @@ class ObjectivesState:
         self.write = sessions.write
 
 
-def state_of(request: Request) -> ObjectivesState:
+def state_of(request: Request, _: CallerDep) -> ObjectivesState:
     return started(request, "objectives", ObjectivesState)
 
 
