@@ -82,6 +82,10 @@ class Batch:
     marks: dict[int, int] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
     new_sets: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    span: trace.Span = trace.INVALID_SPAN
+    """The batch's span: put on the emitter's trail when the batch commits, not before (an
+    emission before the commit would not see its changes) nor after a yield (an emission woken
+    by the commit would publish them under no batch: a new root trace)."""
 
 
 def params_of(settings: IndicatorSettings) -> Params:
@@ -304,10 +308,9 @@ class Engine:
                         context=parent,
                         links=links,
                         attributes={"messaging.batch.message_count": len(records)},
-                    ) as span,
+                    ),
                 ):
                     await self.process(records, stale=stale, pipelined=pipelined)
-                    self.trail.add(span)
         except Exception as exc:  # any failure: rebuild from the database, never skip
             return exc
         return None
@@ -363,7 +366,7 @@ class Engine:
         touched_tps = {tp for unit in by_unit for tp in self.unit_tps(unit)}
         expected = {tp: self.expected.get(tp, 0) for tp in touched_tps}
         new_offsets = {tp: next_offsets.get(tp, expected[tp]) for tp in touched_tps}
-        batch = Batch(expected, new_offsets, [], len(records))
+        batch = Batch(expected, new_offsets, [], len(records), span=trace.get_current_span())
         await self._compute(batch, decoded, known)
         # the in-memory state now includes this batch: it commits after the previous one
         await self._settle()
@@ -389,6 +392,7 @@ class Engine:
                 await store.set_resolutions(session, batch.upserts, batch.deletes)
                 await store.add_seen(session, batch.seen)
         self.applied += batch.records
+        self.trail.add(batch.span)
         self.changed.set()
         self._unmirrored.update(batch.new_offsets)
         if self._mirror is None or self._mirror.done():
