@@ -43,12 +43,6 @@ def postgres_url(infra: Infra) -> str:
 _KEYCLOAK_START: pytest.StashKey[BackgroundStart] = pytest.StashKey()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that need Keycloak run last, so its start (minutes when cold: download, build,
-    boot) overlaps every other test instead of the few that come before them."""
-    items.sort(key=lambda item: "keycloak" in getattr(item, "fixturenames", ()))
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Starts Keycloak beside the first tests when any collected test will need it."""
     if session.config.option.collectonly:
