@@ -34,7 +34,7 @@ from spm.accounts.server import DashboardServer, build_dashboard
 from spm.accounts.store import AccountStore, Session
 from spm.simulator import Scenario, SimConfig
 from tests.alerts.servers import free_port
-from tests.dashboard.branch_scope import alerts_of, assert_branch_scope, target
+from tests.dashboard.branch_scope import BRANCH_REACH, alerts_of, assert_branch_scope
 from tests.dashboard.harness import (
     Stack,
     browser,
@@ -119,12 +119,7 @@ async def signed(
 
 async def test_a_branch_manager_signs_in_through_keycloak(signed: Signed, browser: Browser) -> None:
     stack, url = signed.stack, signed.url
-    created = await stack.client.post("/v1/objectives", json={
-        "code": "branch-reach", "name": "Branch outreach", "description": "per branch",
-        "dimension": "D1", "owner": "Operations",
-        "targets": [target("active_clients", "branch:BR-MSA", "at_least", "1000000"),
-                    target("active_clients", "branch:BR-NAI", "at_least", "1000000")],
-    })  # fmt: skip
+    created = await stack.client.post("/v1/objectives", json=BRANCH_REACH)
     assert created.status_code == 201, created.text
     ids = {t["segment"]: t["id"] for t in created.json()["targets"]}
     await alerts_of(stack.client, "branch:BR-MSA")  # both branches' targets are evaluated

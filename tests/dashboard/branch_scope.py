@@ -35,6 +35,15 @@ def target(indicator: str, segment: str, direction: str, threshold: str) -> dict
             "threshold": threshold, "effective_from": "2026-01-01"}  # fmt: skip
 
 
+BRANCH_REACH = {
+    "code": "branch-reach", "name": "Branch outreach", "description": "per branch",
+    "dimension": "D1", "owner": "Operations",
+    "targets": [target("active_clients", "branch:BR-MSA", "at_least", "1000000"),
+                target("active_clients", "branch:BR-NAI", "at_least", "1000000")],
+}  # fmt: skip
+"""An objective with one target per demo branch, each far off (both branches alert)."""
+
+
 async def alerts_of(admin: httpx.AsyncClient, segment: str, within_s: float = 120.0) -> list[Any]:
     """The alerts of ``segment`` once the alert service has evaluated its targets."""
     loop = asyncio.get_running_loop()

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, expect
 
 from services.common.auth import hash_key
 from spm.simulator import Scenario, SimConfig
-from tests.dashboard.branch_scope import assert_branch_scope, target
+from tests.dashboard.branch_scope import BRANCH_REACH, assert_branch_scope, target
 from tests.dashboard.harness import Stack, browser, dashboard_stack, session_client, signed_in
 
 __all__ = ["browser"]  # the fixture (tests/dashboard/harness.py)
@@ -104,12 +104,7 @@ async def test_a_branch_manager_sees_their_branch_only(stack: Stack, browser: Br
     assert mail.status_code == 403 and mail.json()["errors"][0]["field"] == "mail"
 
     # the API through her session refuses or filters what the identity provider's test checks
-    reach = await stack.client.post("/v1/objectives", json={
-        "code": "branch-reach", "name": "Branch outreach", "description": "per branch",
-        "dimension": "D1", "owner": "Operations",
-        "targets": [target("active_clients", "branch:BR-MSA", "at_least", "1000000"),
-                    target("active_clients", "branch:BR-NAI", "at_least", "1000000")],
-    })  # fmt: skip
+    reach = await stack.client.post("/v1/objectives", json=BRANCH_REACH)
     assert reach.status_code == 201, reach.text
     async with session_client(page, stack.dev.base_url) as person:
         await assert_branch_scope(person, stack.admin, "BR-MSA", "BR-NAI")

@@ -77,6 +77,19 @@ async def committed(database_url: str, cfg: ServiceConfig) -> int:
     return sum((await stored_offsets(database_url, cfg.schema, cfg.group)).values())
 
 
+async def paced(
+    kafka: str,
+    stream: Stream,
+    cfg: ServiceConfig,
+    ends: dict[tuple[str, int], int],
+    hurry: asyncio.Event,
+) -> dict[tuple[str, int], int]:
+    """The stream spread over minutes (so kills land while it flows) until ``hurry`` is set."""
+    return await produce(
+        kafka, stream.events, cfg.suffix, chunk=CHUNK, pause_s=PAUSE_S, ends=ends, hurry=hurry
+    )
+
+
 def config(kafka: str, pg: str, unique: str, tmp: Path, name: str) -> ServiceConfig:
     return ServiceConfig(
         kafka, pg, f"-{name}-{unique}", f"{name}-{unique}", f"ind_{name}_{unique}", tmp
@@ -91,17 +104,7 @@ async def test_sigkill_at_random_moments_while_events_stream_in(
     await ensure_topics(kafka_bootstrap, cfg.suffix)
     ends: dict[tuple[str, int], int] = {}
     hurry = asyncio.Event()
-    producing = asyncio.create_task(
-        produce(
-            kafka_bootstrap,
-            stream.events,
-            cfg.suffix,
-            chunk=CHUNK,
-            pause_s=PAUSE_S,
-            ends=ends,
-            hurry=hurry,
-        )
-    )
+    producing = asyncio.create_task(paced(kafka_bootstrap, stream, cfg, ends, hurry))
     service = ServiceProcess(cfg)
     rng = random.Random(unique)
     # random moments spread over the whole run: when the engine has committed these many records
@@ -142,17 +145,7 @@ async def test_two_instances_one_killed_the_survivor_finishes_exactly(
     second.start()
     ends: dict[tuple[str, int], int] = {}
     hurry = asyncio.Event()
-    producing = asyncio.create_task(
-        produce(
-            kafka_bootstrap,
-            stream.events,
-            cfg.suffix,
-            chunk=CHUNK,
-            pause_s=PAUSE_S,
-            ends=ends,
-            hurry=hurry,
-        )
-    )
+    producing = asyncio.create_task(paced(kafka_bootstrap, stream, cfg, ends, hurry))
     try:
         await second.wait_ready()
         await until_every_worker_owns_partitions(kafka_bootstrap, cfg.group, 2)
