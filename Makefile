@@ -19,8 +19,9 @@ $(INSTALLED): pyproject.toml constraints.txt | $(BIN)/python
 
 install: $(INSTALLED) ## virtualenv + pinned dependencies + the project (editable); again only when pyproject.toml or constraints.txt changed
 
-test: install ## installs, then the whole suite against real Kafka and PostgreSQL (started unless configured)
-	$(BIN)/pytest
+TEST_WORKERS ?= 3
+test: install ## installs, then the whole suite against real Kafka and PostgreSQL (started unless configured), on TEST_WORKERS pytest-xdist workers
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install ## ruff (lint + format check) and mypy --strict on the code and its tests (incremental: .mypy_cache)
 	$(BIN)/ruff check .

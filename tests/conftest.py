@@ -9,9 +9,10 @@ never a skip.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -41,27 +42,73 @@ def postgres_url(infra: Infra) -> str:
 
 
 _KEYCLOAK_START: pytest.StashKey[BackgroundStart] = pytest.StashKey()
+_CONTROLLER_INFRA: pytest.StashKey[Infra] = pytest.StashKey()
+
+
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("dsession")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With pytest-xdist, the controller starts the shared Kafka and PostgreSQL once, before the
+    workers start (they inherit the exported addresses and never stop them)."""
+    if not _xdist_controller(session.config):
+        return
+    from tests.infra import ensure_infra
+
+    running = ensure_infra()
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.kafka_bootstrap
+    os.environ["DATABASE_URL"] = running.database_url
+    session.config.stash[_CONTROLLER_INFRA] = running
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Starts Keycloak beside the first tests when any collected test will need it."""
+    """Starts Keycloak beside the first tests when any collected test will need it (with
+    pytest-xdist the controller does, from the workers' collections: see below)."""
     if session.config.option.collectonly:
         return
-    if not any("keycloak" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    from tests.keycloak import external_keycloak, start_in_background
+    from tests.keycloak import KEYCLOAK_MODULES, external_keycloak, start_in_background
 
-    if not external_keycloak():
-        session.stash[_KEYCLOAK_START] = start_in_background()
+    needing = {
+        item.nodeid for item in session.items if "keycloak" in getattr(item, "fixturenames", ())
+    }
+    stray = sorted(node for node in needing if not node.startswith(KEYCLOAK_MODULES))
+    if stray:
+        raise pytest.UsageError(f"tests.keycloak.KEYCLOAK_MODULES must list the module of {stray}")
+    if needing and not _xdist_worker(session.config) and not external_keycloak():
+        session.config.stash[_KEYCLOAK_START] = start_in_background()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """The controller starts the one Keycloak of the run as soon as a worker has collected a
+    test that needs it; the workers' `keycloak.sh up` then waits for it and reuses it."""
+    from tests.keycloak import KEYCLOAK_MODULES, external_keycloak, start_in_background
+
+    config: pytest.Config = node.config
+    if _KEYCLOAK_START in config.stash or external_keycloak():
+        return
+    if any(nodeid.startswith(KEYCLOAK_MODULES) for nodeid in ids):
+        config.stash[_KEYCLOAK_START] = start_in_background()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stops a background Keycloak no test got to use (an interrupted or failed-early run)."""
-    background = session.stash.get(_KEYCLOAK_START, None)
+    """Stops a background Keycloak no test of this process got to use (the controller's, or an
+    interrupted or failed-early run's), and the controller's shared infrastructure."""
+    background = session.config.stash.get(_KEYCLOAK_START, None)
     if background is not None and not background.collected:
         from tests.keycloak import ensure_keycloak, stop_keycloak
 
         stop_keycloak(ensure_keycloak(background))
+    running = session.config.stash.get(_CONTROLLER_INFRA, None)
+    if running is not None:
+        from tests.infra import stop_infra
+
+        stop_infra(running)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +116,7 @@ def keycloak(request: pytest.FixtureRequest) -> Iterator[Keycloak]:
     """A real Keycloak for the session, started in the background when collection ended."""
     from tests.keycloak import ensure_keycloak, stop_keycloak
 
-    running = ensure_keycloak(request.session.stash.get(_KEYCLOAK_START, None))
+    running = ensure_keycloak(request.config.stash.get(_KEYCLOAK_START, None))
     yield running
     stop_keycloak(running)
 

@@ -5,8 +5,8 @@ services, never stopped by us). Otherwise it runs `infra.sh up`, which reuses wh
 runs and starts the rest; `stop_infra()` then tears down only what this session started, so a
 developer who ran `make infra-up` keeps their broker and database across test runs.
 
-`stop_kafka()` / `start_kafka()` stop and restart the local broker only, keeping its data, for
-broker-outage tests (they act on the script-managed broker, not on an external one).
+Outage tests never stop the shared services: they stop a `PrivateInfra` of their own, since
+other tests (other pytest-xdist workers) use the shared ones at the same time.
 """
 
 from __future__ import annotations
@@ -99,16 +99,6 @@ def ensure_infra() -> Infra:
 def stop_infra(infra: Infra) -> None:
     if infra.started:
         _run("down", timeout=_UP_TIMEOUT_S)
-
-
-def stop_kafka() -> None:
-    """Stop the local broker (graceful, killed after 30 s), keeping its data directory."""
-    _run("kafka-stop", timeout=_KAFKA_TIMEOUT_S)
-
-
-def start_kafka() -> None:
-    """Start the local broker again on its data and wait until it answers metadata."""
-    _run("kafka-start", timeout=_KAFKA_TIMEOUT_S)
 
 
 class PrivateInfra:

@@ -36,6 +36,10 @@ BRANCHES_CLAIM = "spm_branches"
 PASSWORD = "correct-horse-battery"  # the test users' (a throwaway realm)
 ADMIN_TIMEOUT_S = 120.0  # a just-started Keycloak (C1 JIT, busy cores) is slow at first
 
+KEYCLOAK_MODULES = ("tests/accounts/test_oidc.py", "tests/common/identity/test_keycloak.py")
+"""The modules whose tests use the ``keycloak`` fixture: a pytest-xdist controller sees only test
+ids, and starts Keycloak when one of these is collected (conftest checks the list is whole)."""
+
 KEYCLOAK_TIMEOUT = pytest.mark.timeout(_UP_TIMEOUT_S + 300)
 """For the modules using the ``keycloak`` fixture (``pytestmark = KEYCLOAK_TIMEOUT``): the first
 test's time includes the session's Keycloak start, several minutes on a cold cache."""

@@ -1,7 +1,8 @@
 """Broker outage at the ingest API: 503 + Retry-After while Kafka is down, and afterwards every
 event that got 202 is on its topic exactly once.
 
-This test stops the shared local broker (tests.infra.stop_kafka) and always starts it again.
+The broker stopped is one of the test's own (tests.infra.PrivateInfra): the shared one keeps
+serving the tests that run beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from services.ingest.config import IngestSettings
-from tests.infra import start_kafka, stop_kafka
+from tests.infra import PrivateInfra
 from tests.ingest.conftest import TopicTail, auth, event, running
 from tests.ingest.conftest import drop_schema as drop_schema  # noqa: F401 - fixtures used here
 from tests.ingest.conftest import ingest_settings as ingest_settings  # noqa: F401
@@ -54,20 +55,26 @@ async def _post_until_accepted(client: httpx.AsyncClient, body: list[dict[str, A
 
 
 async def test_outage_then_exactly_once(
-    ingest_settings: IngestSettings, drop_schema: None, kafka_bootstrap: str, unique: str
+    ingest_settings: IngestSettings, drop_schema: None, private: PrivateInfra, unique: str
 ) -> None:
-    settings = ingest_settings.model_copy(update={"kafka_request_timeout_ms": 3_000})
+    await asyncio.to_thread(private.run, "kafka-start")
+    settings = ingest_settings.model_copy(
+        update={
+            "kafka_request_timeout_ms": 3_000,
+            "kafka_bootstrap_servers": private.kafka_bootstrap,
+        }
+    )
     source = f"core:{unique}"
     before, during = batch(source, "before", 50), batch(source, "during", 50)
     accepted_ids: list[str] = []
-    tail = TopicTail(kafka_bootstrap)
+    tail = TopicTail(private.kafka_bootstrap)
     await tail.mark()
     async with running(settings) as (_, client):
         first = await client.post("/v1/events/batch", json=before, headers=auth())
         assert first.status_code == 202 and first.json()["accepted"] == 50
         accepted_ids += [e["id"] for e in before]
         try:
-            await asyncio.to_thread(stop_kafka)
+            await asyncio.to_thread(private.run, "kafka-stop")
             refused = await client.post("/v1/events/batch", json=during, headers=auth())
             assert refused.status_code == 503, refused.text
             assert int(refused.headers["Retry-After"]) > 0
@@ -76,7 +83,7 @@ async def test_outage_then_exactly_once(
             assert single.status_code == 503
             assert (await client.get("/readyz")).status_code == 503
         finally:
-            await asyncio.to_thread(start_kafka)
+            await asyncio.to_thread(private.run, "kafka-start")
         body = await _post_until_accepted(client, during)
         assert body["accepted"] + body["duplicates"] == 50
         accepted_ids += [e["id"] for e in during]
