@@ -88,10 +88,10 @@ async def test_a_notification_that_cannot_be_built_fails_alone(
     assert [str(m["Subject"]).replace("\r\n", "") for m in smtp.messages] == [sent["subject"]]
     assert len(webhook.requests) == 1  # the good target's (ops)
     assert await h.service.ready()  # every background task, the sender's too, still runs
-    # later notifications still go out, sent by the background loop alone
+    # later notifications still go out, delivered by the background sender alone
     await h.values(business_days(2)[1], (CODE, "all", "0.70"))
     h.clock.advance(h.settings.alerts_group_interval_s + 1)
-    assert await h.service.flush_once() >= 1
+    await h.service.flush_once()  # the group is due: flushed here or by the background loop
     for _ in range(200):
         if len(smtp.messages) == 2:
             break
