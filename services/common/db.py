@@ -269,12 +269,18 @@ async def migrate(url: str, schema: str, migrations_dir: Path) -> None:
     Runs in one transaction; the version table lives in the service's schema. The service's
     ``migrations/env.py`` must call :func:`services.common.migrations.run_migrations`.
     """
+    await run_in_schema(url, schema, _upgrade_head, schema, migrations_dir)
+
+
+async def run_in_schema(url: str, schema: str, fn: Callable[..., object], *args: Any) -> None:
+    """``fn(connection, *args)`` in one transaction, after :func:`prepare_schema`: the body of a
+    migration run, at start-up (:func:`migrate`) or from the ``alembic`` command line."""
     engine = create_engine(url, schema)
     try:
         with database_errors():
             async with engine.begin() as conn:
                 await prepare_schema(conn, schema)
-                await conn.run_sync(_upgrade_head, schema, migrations_dir)
+                await conn.run_sync(fn, *args)
     finally:
         await engine.dispose()
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -201,11 +201,3 @@ class EmitLag:
 def count_notification(channel: str, values: Mapping[str, Any]) -> None:
     """One delivery attempt, from the values the sender records (its ``status`` if final)."""
     NOTIFICATIONS.labels(channel, str(values.get("status") or "retried")).inc()
-
-
-def family_names() -> Iterable[str]:
-    """Every sample name the families expose (``_total``, ``_bucket``… included)."""
-    for family in FAMILIES:
-        for metric in family.collect():
-            yield metric.name
-            yield from (sample.name for sample in metric.samples)
