@@ -263,6 +263,11 @@ async def prepare_schema(conn: AsyncConnection, schema: str) -> None:
     await conn.execute(CreateSchema(schema, if_not_exists=True))
 
 
+async def migrate_service(database_url: str, schema: str, migrations_dir: Path) -> None:
+    """:func:`migrate` a service's ``schema`` where :func:`open_service_engine` opens it."""
+    await migrate(service_database_url(database_url, schema), schema, migrations_dir)
+
+
 async def migrate(url: str, schema: str, migrations_dir: Path) -> None:
     """Upgrade one service's schema to the newest revision (alembic ``upgrade head``).
 

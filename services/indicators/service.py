@@ -14,10 +14,9 @@ from services.common.bus import Bus
 from services.common.db import (
     Sessions,
     database_errors,
-    migrate,
+    migrate_service,
     open_service_engine,
     ping,
-    service_database_url,
     session_factory,
 )
 from services.common.errors import SpmError
@@ -33,17 +32,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
-def database_url(settings: IndicatorSettings) -> str:
-    return service_database_url(settings.database_url, settings.indicators_db_schema)
-
-
 def open_database(settings: IndicatorSettings) -> AsyncEngine:
     return open_service_engine(settings.database_url, settings.indicators_db_schema, m.SCHEMA)
 
 
 async def prepare(settings: IndicatorSettings, bus: Bus) -> None:
     """Migrate the schema and create the topics the service uses."""
-    await migrate(database_url(settings), settings.indicators_db_schema, MIGRATIONS_DIR)
+    await migrate_service(settings.database_url, settings.indicators_db_schema, MIGRATIONS_DIR)
     specs = [
         dataclasses.replace(spec, name=settings.topic(spec.name))
         for spec in (CLIENTS, LOANS, COMPLAINTS, DEADLETTER, INDICATORS)

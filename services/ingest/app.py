@@ -17,12 +17,10 @@ from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
 from services.common.auth import KeyRing
 from services.common.bus import Bus, BusError
 from services.common.db import (
-    database_errors,
-    migrate,
+    Sessions,
+    migrate_service,
     open_service_engine,
     ping,
-    service_database_url,
-    session_factory,
 )
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
@@ -77,7 +75,7 @@ async def pipeline_resources(
     if it was opened here (without ``bus``).
     """
     schema = settings.ingest_db_schema
-    await migrate(service_database_url(settings.database_url, schema), schema, MIGRATIONS)
+    await migrate_service(settings.database_url, schema, MIGRATIONS)
     lease = BusLease.of(settings, bus)
     engine = open_service_engine(settings.database_url, schema, SCHEMA)
     producer = with_suffix(lease.bus.producer(), settings.ingest_topic_suffix)
@@ -86,7 +84,7 @@ async def pipeline_resources(
         await producer.start()
         pipeline = IngestPipeline(
             producer=producer,
-            sessions=session_factory(engine),
+            sessions=Sessions(engine),
             validator=validator_of(settings),
             metrics=IngestMetrics(),
             publish_timeout_s=settings.ingest_publish_timeout_s,
@@ -104,9 +102,8 @@ async def pipeline_resources(
 async def purge_dedup_once(pipeline: IngestPipeline, settings: IngestSettings) -> None:
     """Forget dedup keys older than ``INGEST_DEDUP_RETENTION_DAYS`` (the lifespan's loop)."""
     retention = timedelta(days=settings.ingest_dedup_retention_days)
-    with database_errors():
-        async with pipeline.sessions() as session, session.begin():
-            purged = await purge_dedup(session, retention)
+    async with pipeline.sessions.write() as session:
+        purged = await purge_dedup(session, retention)
     log.info("purged dedup keys", extra={"purged": purged})
 
 

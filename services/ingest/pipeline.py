@@ -32,12 +32,12 @@ from typing import Any, Literal
 
 from opentelemetry import trace
 from sqlalchemy import Table, delete, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import FieldError
 from contracts.topics import DEADLETTER
 from services.common.bus import Delivery, Message, Producer
-from services.common.db import DatabaseError, database_errors
+from services.common.db import DatabaseError, Sessions
 from services.common.offsets import claim_new, stored_hashes
 from services.ingest.errors import PublishFailed
 from services.ingest.metrics import IngestMetrics
@@ -80,7 +80,7 @@ class IngestPipeline:
         self,
         *,
         producer: Producer,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         validator: Validator,
         metrics: IngestMetrics | None = None,
         dedup: Table = ingested_events,
@@ -137,12 +137,11 @@ class IngestPipeline:
         so the events Kafka did take stay claimed."""
         failure: PublishFailed | None = None
         try:
-            with database_errors():
-                async with self.sessions() as session, session.begin():
-                    try:
-                        return await self.publish(session, items)
-                    except PublishFailed as exc:
-                        failure = exc  # leaving the block commits the claims that are kept
+            async with self.sessions.write() as session:
+                try:
+                    return await self.publish(session, items)
+                except PublishFailed as exc:
+                    failure = exc  # leaving the block commits the claims that are kept
         except DatabaseError as exc:
             log.error("dedup store failed: %s", exc.code or type(exc.__cause__).__name__)
             raise PublishFailed("dedup store unavailable", dependency="database") from exc
@@ -274,9 +273,8 @@ class IngestPipeline:
             await asyncio.wait(set(pending.values()))
             delivered = [k for k, t in pending.items() if not t.cancelled() and not t.exception()]
             if delivered:
-                with database_errors():
-                    async with self.sessions() as session, session.begin():
-                        await claim_new(session, self.dedup, sorted(delivered), hashes)
+                async with self.sessions.write() as session:
+                    await claim_new(session, self.dedup, sorted(delivered), hashes)
             log.info(
                 "late sends settled: %d delivered, %d failed",
                 len(delivered),

@@ -196,7 +196,7 @@ class Harness:
         deadline = loop.time() + within
         while True:
             done = True
-            async with self.service.sessions() as session:
+            async with self.service.db() as session:
                 for (group, topic, partition), end in self.ends.items():
                     stored = await load_offsets(
                         session, m.consumer_offsets, group, [(topic, partition)]
@@ -209,14 +209,14 @@ class Harness:
             await asyncio.sleep(0.05)
 
     async def alerts(self, kind: str | None = None) -> list[dict[str, Any]]:
-        async with self.service.sessions() as session:
+        async with self.service.db() as session:
             stmt = select(m.alerts).order_by(m.alerts.c.created_at)
             if kind:
                 stmt = stmt.where(m.alerts.c.kind == kind)
             return [dict(r._mapping) for r in (await session.execute(stmt)).all()]
 
     async def notifications(self) -> list[dict[str, Any]]:
-        async with self.service.sessions() as session:
+        async with self.service.db() as session:
             stmt = select(m.notifications).order_by(m.notifications.c.created_at)
             return [dict(r._mapping) for r in (await session.execute(stmt)).all()]
 
