@@ -17,7 +17,6 @@ from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import IndicatorChanged, TargetChanged
 from services.alerts import models as m
 from services.alerts.app import create_app
-from services.alerts.clock import ManualClock
 from services.alerts.config import AlertSettings
 from services.alerts.service import AlertService
 from services.common.auth import hash_key
@@ -110,6 +109,20 @@ def target(
         changed_at=datetime(2025, 1, 1, tzinfo=UTC),
         owner=owner,
     )
+
+
+class ManualClock:
+    """A clock that moves only when told to (tests)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
 
 
 class Harness:
