@@ -48,7 +48,7 @@ async def _indicators() -> str:
 
 async def _objectives() -> str:
     from services.objectives.config import ObjectivesSettings
-    from services.objectives.db import migrate_schema
+    from services.objectives.store import migrate_schema
 
     settings = ObjectivesSettings()
     await migrate_schema(settings)

@@ -19,7 +19,6 @@ from services.common.db import (
     ping,
     session_factory,
 )
-from services.common.errors import SpmError
 from services.common.lifecycle import Supervisor
 from services.indicators import models as m
 from services.indicators import query, store
@@ -27,6 +26,7 @@ from services.indicators.catalog import Seen
 from services.indicators.config import IndicatorSettings
 from services.indicators.consumers.engine import Engine, run_forever
 from services.indicators.emitter import Emitter, run_ticks
+from services.indicators.errors import ParametersChanged
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -48,10 +48,6 @@ async def prepare(settings: IndicatorSettings, bus: Bus) -> None:
 
 PARAMETERS_BEFORE = {"INDICATORS_DEFINITIONS": "1.0"}
 """Parameters recorded later than the first schemas: their value on a schema from before."""
-
-
-class ParametersChanged(SpmError):
-    """A parameter the stored aggregates depend on differs from the one they were computed with."""
 
 
 class IndicatorService:

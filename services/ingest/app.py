@@ -35,9 +35,9 @@ from services.ingest.errors import IngestError
 from services.ingest.fineract import hooks as fineract_hooks
 from services.ingest.fineract.running import fineract_consumer_running
 from services.ingest.metrics import IngestMetrics
-from services.ingest.models import purge_dedup
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.pseudonym import Pseudonymiser
+from services.ingest.store import purge_dedup
 from services.ingest.telemetry import ensure_telemetry
 from services.ingest.topics import suffixed, with_suffix
 from services.ingest.validation import DateBounds, Validator

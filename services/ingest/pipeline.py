@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opentelemetry import trace
-from sqlalchemy import Table, delete, tuple_
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import FieldError
@@ -42,6 +42,7 @@ from services.common.offsets import claim_new, stored_hashes
 from services.ingest.errors import PublishFailed
 from services.ingest.metrics import IngestMetrics
 from services.ingest.models import ingested_events
+from services.ingest.store import unclaim
 from services.ingest.validation import DedupKey, Invalid, Outgoing, Validator
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ tracer = trace.get_tracer("spm.ingest.pipeline")
 Status = Literal["accepted", "duplicate", "conflict", "rejected"]
 Published = Literal["accepted", "duplicate", "conflict"]
 CONFLICT_REASON = "this id was accepted before with other content; the first content stays"
-_DELETE_CHUNK = 1000
 SEND_CHUNK = 250
 """Records per ``send_many``: the unit that succeeds or fails together."""
 
@@ -166,12 +166,12 @@ class IngestPipeline:
         hashes = {key: items[first[key]].content_hash for key in keys}
         claimed = await claim_new(session, self.dedup, keys, hashes)
         if self._in_doubt.intersection(claimed):  # went in doubt while we waited for a lock
-            await self._unclaim(session, sorted(claimed))
+            await unclaim(session, self.dedup, sorted(claimed))
             raise PublishFailed("an earlier attempt to publish some of these events is pending")
         to_send = [(key, items[first[key]]) for key in first if key in claimed]
         failed, pending = await self._send([item.message for _, item in to_send])
         if failed or pending:
-            await self._unclaim(session, [to_send[i][0] for i in failed + list(pending)])
+            await unclaim(session, self.dedup, [to_send[i][0] for i in failed + list(pending)])
             if pending:
                 self._settle_later({to_send[i][0]: task for i, task in pending.items()}, hashes)
             raise PublishFailed(
@@ -291,12 +291,6 @@ class IngestPipeline:
             await asyncio.wait(list(self._settlers), timeout=timeout_s)
         for task in list(self._settlers):
             task.cancel()
-
-    async def _unclaim(self, session: AsyncSession, keys: Sequence[DedupKey]) -> None:
-        c = self.dedup.c
-        for start in range(0, len(keys), _DELETE_CHUNK):
-            chunk = keys[start : start + _DELETE_CHUNK]
-            await session.execute(delete(self.dedup).where(tuple_(c.source, c.id).in_(chunk)))
 
     async def dead_letter(
         self,
