@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import actions, store, targets
 from services.alerts import models as m
@@ -46,16 +46,14 @@ RELAY_STOP_S = 10.0
 cancelled while it closes its producer, it would leave the producer's connections open."""
 
 
-def open_database(settings: AlertSettings) -> AsyncEngine:
-    return open_service_engine(settings.database_url, settings.alerts_db_schema, m.SCHEMA)
-
-
 class AlertService:
     def __init__(self, settings: AlertSettings, bus: Bus, clock: Clock | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.clock = clock or SystemClock()
-        self.engine = open_database(settings)
+        self.engine = open_service_engine(
+            settings.database_url, settings.alerts_db_schema, m.SCHEMA
+        )
         self.db = Sessions(self.engine)
         self.read = self.db.read
         self.routing = settings.routing()

@@ -13,7 +13,6 @@ from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, INDICATORS, LOANS
 from services.common.bus import Bus
 from services.common.db import (
     Sessions,
-    database_errors,
     migrate_service,
     open_service_engine,
     ping,
@@ -59,7 +58,7 @@ class IndicatorService:
         self.bus = bus
         self.db = open_database(settings)
         self.sessions = session_factory(self.db)
-        self.reads = Sessions(self.db)  # the API's: database errors translated where opened
+        self.reads = Sessions(self.db)  # the API's and start()'s: database errors translated
         self.producer = bus.producer()
         self.engine = Engine(settings, bus, self.sessions, self.producer)
         self.emitter = Emitter(
@@ -89,9 +88,8 @@ class IndicatorService:
         """Refuse to add to aggregates that were computed with other parameters: the sums would
         mix two definitions and no later event could make them right again."""
         wanted = self.settings.stored_parameters()
-        with database_errors():
-            async with self.sessions() as session, session.begin():
-                stored = await store.pin_parameters(session, wanted, PARAMETERS_BEFORE)
+        async with self.reads.write() as session:
+            stored = await store.pin_parameters(session, wanted, PARAMETERS_BEFORE)
         changed = [
             f"{name} is {wanted[name]} but the stored indicators were computed with {stored[name]}"
             for name in wanted

@@ -27,6 +27,7 @@ from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, Supervisor, every
 from services.common.ratelimit import KeyRateLimit
 from services.common.settings import CommonSettings
+from services.common.telemetry import ensure_telemetry
 from services.ingest.api import crm, events
 from services.ingest.api.deps import IngestState
 from services.ingest.config import SCHEMA, IngestSettings
@@ -34,11 +35,9 @@ from services.ingest.crm import CrmMapper
 from services.ingest.errors import IngestError
 from services.ingest.fineract import hooks as fineract_hooks
 from services.ingest.fineract.running import fineract_consumer_running
-from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.pseudonym import Pseudonymiser
 from services.ingest.store import purge_dedup
-from services.ingest.telemetry import ensure_telemetry
 from services.ingest.topics import suffixed, with_suffix
 from services.ingest.validation import DateBounds, Validator
 
@@ -86,7 +85,6 @@ async def pipeline_resources(
             producer=producer,
             sessions=Sessions(engine),
             validator=validator_of(settings),
-            metrics=IngestMetrics(),
             publish_timeout_s=settings.ingest_publish_timeout_s,
         )
         try:
@@ -110,7 +108,7 @@ async def purge_dedup_once(pipeline: IngestPipeline, settings: IngestSettings) -
 def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
     """The ingest app; ``bus`` overrides the one the settings give (embedded mode, tests)."""
     config = IngestSettings.of(settings)
-    ensure_telemetry(config)
+    ensure_telemetry("spm-ingest", config)
     pseudonymiser = pseudonymiser_of(config)
     crm_mapper = CrmMapper.load(
         config.ingest_crm_mapping,

@@ -38,9 +38,9 @@ from contracts.envelope import FieldError
 from contracts.topics import DEADLETTER
 from services.common.bus import Delivery, Message, Producer
 from services.common.db import DatabaseError, Sessions
+from services.common.metrics import count_ingest
 from services.common.offsets import claim_new, stored_hashes
 from services.ingest.errors import PublishFailed
-from services.ingest.metrics import IngestMetrics
 from services.ingest.models import ingested_events
 from services.ingest.store import unclaim
 from services.ingest.validation import DedupKey, Invalid, Outgoing, Validator
@@ -82,7 +82,6 @@ class IngestPipeline:
         producer: Producer,
         sessions: Sessions,
         validator: Validator,
-        metrics: IngestMetrics | None = None,
         dedup: Table = ingested_events,
         publish_timeout_s: float = 5.0,
     ) -> None:
@@ -92,7 +91,6 @@ class IngestPipeline:
         self._settlers: set[asyncio.Task[None]] = set()
         self.sessions = sessions
         self.validator = validator
-        self.metrics = metrics or IngestMetrics()
         self.dedup = dedup
 
     def prepare(self, obj: Any) -> Outgoing:
@@ -312,7 +310,7 @@ class IngestPipeline:
             *headers,
         )
         await self.producer.send(Message(DEADLETTER.name, value, key, tuple(all_headers)))
-        self.metrics.count([("dead_lettered", event_type, source)])
+        count_ingest([("dead_lettered", event_type, source)])
 
     def _count(self, result: BatchResult, events: dict[int, Outgoing]) -> None:
         labels = []
@@ -320,4 +318,4 @@ class IngestPipeline:
             event = events.get(outcome.index)
             type_, source = (event.type, event.source) if event else ("invalid", "invalid")
             labels.append((outcome.status, type_, source))
-        self.metrics.count(labels)
+        count_ingest(labels)

@@ -25,6 +25,7 @@ from services.common.bus import Bus, Consumer, Record, TopicPartition
 from services.common.db import DatabaseError, Sessions
 from services.common.errors import SpmError
 from services.common.faults import fault_point
+from services.common.metrics import count_ingest
 from services.common.offsets import load_offsets, store_offsets
 from services.ingest.fineract import models as m
 from services.ingest.fineract.avro import SchemaRegistry, default_registry
@@ -34,7 +35,6 @@ from services.ingest.fineract.mapping import MapperConfig
 from services.ingest.fineract.processor import BatchStats, Processor
 from services.ingest.fineract.relay import OutboxRelay, create_relay
 from services.ingest.fineract.store import exclusive, purge_messages
-from services.ingest.metrics import IngestMetrics
 from services.ingest.pseudonym import Pseudonymiser
 from services.ingest.validation import DateBounds, Validator
 
@@ -69,7 +69,6 @@ class FineractConsumer:
         self.engine = engine
         self.sessions = Sessions(engine)
         self.processor = build_processor(settings)
-        self.metrics = IngestMetrics()
         self.totals = BatchStats()
         self.ignored = IgnoredEvents()
         prefix = settings.fineract_topic_prefix
@@ -157,7 +156,7 @@ class FineractConsumer:
             self._last_purge = self._last_sweep
         if expired:
             log.warning("dead-lettered %d events whose loan stayed unknown", expired)
-            self.metrics.count([("dead_lettered", "fineract", "fineract")] * expired)
+            count_ingest([("dead_lettered", "fineract", "fineract")] * expired)
         return expired
 
     async def _on_assign(
@@ -186,11 +185,4 @@ class FineractConsumer:
         labels = [("accepted", "fineract", "fineract")] * stats.published
         labels += [("duplicate", "fineract", "fineract")] * stats.duplicates
         labels += [("dead_lettered", "fineract", "fineract")] * stats.dead_lettered
-        self.metrics.count(labels)
-
-
-async def run_fineract_consumer(
-    settings: FineractSettings, bus: Bus, engine: AsyncEngine, stop: asyncio.Event | None = None
-) -> None:
-    """Run the Fineract consumer (migrate its tables first with ``store.migrate_db``)."""
-    await FineractConsumer(settings, bus, engine).run(stop)
+        count_ingest(labels)
