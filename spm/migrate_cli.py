@@ -27,29 +27,28 @@ class Target(StrEnum):
 
 
 async def _ingest() -> str:
-    from services.common.db import migrate, service_database_url
+    from services.common.db import migrate_service
     from services.ingest.app import MIGRATIONS
-    from services.ingest.config import SCHEMA, IngestSettings
+    from services.ingest.config import IngestSettings
 
     settings = IngestSettings()
-    url = service_database_url(settings.database_url, SCHEMA)
-    await migrate(url, settings.ingest_db_schema, MIGRATIONS)
+    await migrate_service(settings.database_url, settings.ingest_db_schema, MIGRATIONS)
     return settings.ingest_db_schema
 
 
 async def _indicators() -> str:
-    from services.common.db import migrate
+    from services.common.db import migrate_service
     from services.indicators.config import IndicatorSettings
-    from services.indicators.service import MIGRATIONS_DIR, database_url
+    from services.indicators.service import MIGRATIONS_DIR
 
     settings = IndicatorSettings()
-    await migrate(database_url(settings), settings.indicators_db_schema, MIGRATIONS_DIR)
+    await migrate_service(settings.database_url, settings.indicators_db_schema, MIGRATIONS_DIR)
     return settings.indicators_db_schema
 
 
 async def _objectives() -> str:
     from services.objectives.config import ObjectivesSettings
-    from services.objectives.db import migrate_schema
+    from services.objectives.store import migrate_schema
 
     settings = ObjectivesSettings()
     await migrate_schema(settings)
@@ -58,23 +57,22 @@ async def _objectives() -> str:
 
 async def _alerts() -> str:
     from services.alerts.config import AlertSettings
-    from services.alerts.service import MIGRATIONS_DIR, database_url
-    from services.common.db import migrate
+    from services.alerts.service import MIGRATIONS_DIR
+    from services.common.db import migrate_service
 
     settings = AlertSettings()
-    await migrate(database_url(settings), settings.alerts_db_schema, MIGRATIONS_DIR)
+    await migrate_service(settings.database_url, settings.alerts_db_schema, MIGRATIONS_DIR)
     return settings.alerts_db_schema
 
 
 async def _accounts() -> str:
-    from services.common.db import migrate, service_database_url
+    from services.common.db import migrate_service
     from spm.accounts.config import DashboardSettings
     from spm.accounts.store import MIGRATIONS_DIR
 
     settings = DashboardSettings()
-    schema = settings.accounts_db_schema
-    await migrate(service_database_url(settings.database_url, schema), schema, MIGRATIONS_DIR)
-    return schema
+    await migrate_service(settings.database_url, settings.accounts_db_schema, MIGRATIONS_DIR)
+    return settings.accounts_db_schema
 
 
 MIGRATIONS = {

@@ -122,9 +122,9 @@ class Evaluator:
         history = await self._history(session, target.indicator, target.segment, as_of)
         slope = self._trend(target, as_of, history)
         extra = {"slope_per_day": slope.detail.get("slope_per_day"), **(figures or {})}
-        verdicts: dict[Kind, Verdict] = {"breach": self._line(target, value, extra)}
+        verdicts: dict[Kind, Verdict] = {"breach": self._beyond(line(target), target, value, extra)}
         if band(target).defined:
-            verdicts["warning"] = self._band(target, value, extra)
+            verdicts["warning"] = self._beyond(band(target), target, value, extra)
         verdicts["trend"] = slope
         for kind, verdict in verdicts.items():
             await self.evaluate(session, target, kind, verdict, as_of)
@@ -155,17 +155,10 @@ class Evaluator:
             )
             await self.evaluate(session, target, "nodata", verdict, today, for_days=0)
 
-    def _line(self, target: TargetChanged, value: Decimal, extra: dict[str, Any]) -> Verdict:
-        bounds = line(target)
-        return Verdict(
-            Condition(bounds.beyond(value), bounds.back_within(value, self.rules.hysteresis)),
-            value,
-            bounds.nearest(value),
-            {"direction": target.direction, **extra},
-        )
-
-    def _band(self, target: TargetChanged, value: Decimal, extra: dict[str, Any]) -> Verdict:
-        bounds = band(target)
+    def _beyond(
+        self, bounds: Bounds, target: TargetChanged, value: Decimal, extra: dict[str, Any]
+    ) -> Verdict:
+        """The value against the target's line (a breach) or its warning band (a warning)."""
         return Verdict(
             Condition(bounds.beyond(value), bounds.back_within(value, self.rules.hysteresis)),
             value,

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import actions, store, targets
 from services.alerts import models as m
@@ -30,11 +30,9 @@ from services.common.bus import Bus
 from services.common.db import (
     Sessions,
     is_sqlite,
-    migrate,
+    migrate_service,
     open_service_engine,
     ping,
-    service_database_url,
-    session_factory,
 )
 from services.common.errors import SpmError
 from services.common.lifecycle import Supervisor, every
@@ -48,21 +46,14 @@ RELAY_STOP_S = 10.0
 cancelled while it closes its producer, it would leave the producer's connections open."""
 
 
-def database_url(settings: AlertSettings) -> str:
-    return service_database_url(settings.database_url, settings.alerts_db_schema)
-
-
-def open_database(settings: AlertSettings) -> AsyncEngine:
-    return open_service_engine(settings.database_url, settings.alerts_db_schema, m.SCHEMA)
-
-
 class AlertService:
     def __init__(self, settings: AlertSettings, bus: Bus, clock: Clock | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.clock = clock or SystemClock()
-        self.engine = open_database(settings)
-        self.sessions = session_factory(self.engine)
+        self.engine = open_service_engine(
+            settings.database_url, settings.alerts_db_schema, m.SCHEMA
+        )
         self.db = Sessions(self.engine)
         self.read = self.db.read
         self.routing = settings.routing()
@@ -82,12 +73,12 @@ class AlertService:
         self.producer = bus.producer()
         dead_letters = DeadLetters(self.producer, settings.alerts_deadletter_topic)
         self.targets_loop = Loop(
-            bus, self.sessions, f"{group}-targets", [settings.alerts_objectives_topic],
+            bus, self.db, f"{group}-targets", [settings.alerts_objectives_topic],
             handlers.targets, dead_letters, batch_size=settings.alerts_batch_size,
             after_batch=self._changed, serial=serial,
         )  # fmt: skip
         self.indicators_loop = Loop(
-            bus, self.sessions, f"{group}-indicators", [settings.alerts_indicators_topic],
+            bus, self.db, f"{group}-indicators", [settings.alerts_indicators_topic],
             handlers.indicators, dead_letters, batch_size=settings.alerts_batch_size,
             after_batch=self._changed, serial=serial,
         )  # fmt: skip
@@ -100,7 +91,7 @@ class AlertService:
         )
         self.channels = Channels(settings, self.routing)
         self.sender = Sender(
-            settings, self.sessions, self.channels, self.clock,
+            settings, self.db, self.channels, self.clock,
             serial.lock if embedded else asyncio.Lock(),
         )  # fmt: skip
         self.flush_wakeup = asyncio.Event()
@@ -112,7 +103,9 @@ class AlertService:
         self.flush_wakeup.set()
 
     async def start(self, *, run: bool = True) -> None:
-        await migrate(database_url(self.settings), self.settings.alerts_db_schema, MIGRATIONS_DIR)
+        await migrate_service(
+            self.settings.database_url, self.settings.alerts_db_schema, MIGRATIONS_DIR
+        )
         await self.bus.ensure_topics(self.settings.topic_specs())
         if not run:
             return

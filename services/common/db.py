@@ -263,18 +263,29 @@ async def prepare_schema(conn: AsyncConnection, schema: str) -> None:
     await conn.execute(CreateSchema(schema, if_not_exists=True))
 
 
+async def migrate_service(database_url: str, schema: str, migrations_dir: Path) -> None:
+    """:func:`migrate` a service's ``schema`` where :func:`open_service_engine` opens it."""
+    await migrate(service_database_url(database_url, schema), schema, migrations_dir)
+
+
 async def migrate(url: str, schema: str, migrations_dir: Path) -> None:
     """Upgrade one service's schema to the newest revision (alembic ``upgrade head``).
 
     Runs in one transaction; the version table lives in the service's schema. The service's
     ``migrations/env.py`` must call :func:`services.common.migrations.run_migrations`.
     """
+    await run_in_schema(url, schema, _upgrade_head, schema, migrations_dir)
+
+
+async def run_in_schema(url: str, schema: str, fn: Callable[..., object], *args: Any) -> None:
+    """``fn(connection, *args)`` in one transaction, after :func:`prepare_schema`: the body of a
+    migration run, at start-up (:func:`migrate`) or from the ``alembic`` command line."""
     engine = create_engine(url, schema)
     try:
         with database_errors():
             async with engine.begin() as conn:
                 await prepare_schema(conn, schema)
-                await conn.run_sync(_upgrade_head, schema, migrations_dir)
+                await conn.run_sync(fn, *args)
     finally:
         await engine.dispose()
 

@@ -167,7 +167,7 @@ async def me(request: Request, principal: Annotated[Principal, Depends(authentic
     )
 
 
-_ERROR_SCHEMA: dict[str, Any] = {
+ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
     "type": "object",
     "required": ["detail", "errors"],
@@ -183,9 +183,7 @@ _ERROR_SCHEMA: dict[str, Any] = {
         },
     },
 }
-
-ERROR_SCHEMA = _ERROR_SCHEMA
-"""The error shape as a JSON schema, for routes outside the services that document it."""
+"""The error shape as a JSON schema (also for routes outside the services that document it)."""
 
 
 def _document_error_shape(app: FastAPI) -> None:
@@ -198,7 +196,7 @@ def _document_error_shape(app: FastAPI) -> None:
             document = generate()
             schemas = document.get("components", {}).get("schemas", {})
             if "HTTPValidationError" in schemas:
-                schemas["HTTPValidationError"] = _ERROR_SCHEMA
+                schemas["HTTPValidationError"] = ERROR_SCHEMA
             app.openapi_schema = document
         return app.openapi_schema
 

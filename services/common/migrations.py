@@ -26,7 +26,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, MetaData
 
-from services.common.db import create_engine, database_errors, prepare_schema
+from services.common.db import run_in_schema
 
 _TARGET_SCHEMA = "spm.target_schema"
 
@@ -46,7 +46,7 @@ def run_migrations(target_metadata: MetaData | None = None) -> None:
     url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
     if not url:
         raise RuntimeError("no database: set sqlalchemy.url or DATABASE_URL")
-    asyncio.run(_run_standalone(url, schema, target_metadata))
+    asyncio.run(run_in_schema(url, schema, _run_in_connection, schema, target_metadata))
 
 
 def target_schema() -> str | None:
@@ -76,14 +76,3 @@ def _run_in_connection(
     )
     with context.begin_transaction():
         context.run_migrations()
-
-
-async def _run_standalone(url: str, schema: str, target_metadata: MetaData | None) -> None:
-    engine = create_engine(url, schema)
-    try:
-        with database_errors():
-            async with engine.begin() as conn:
-                await prepare_schema(conn, schema)
-                await conn.run_sync(_run_in_connection, schema, target_metadata)
-    finally:
-        await engine.dispose()

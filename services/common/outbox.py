@@ -48,12 +48,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.common.advisory import LeadershipWait, discard
 from services.common.aio import wait_event
 from services.common.bus import Bus, BusUnavailable, Message, Producer, partition_for_key
-from services.common.db import UtcDateTime, database_errors, is_sqlite
+from services.common.db import Sessions, UtcDateTime, database_errors, is_sqlite
 from services.common.errors import SpmError
 from services.common.metrics import OUTBOX_BACKLOG
 from services.common.telemetry import inject_trace_headers
@@ -154,7 +154,7 @@ class OutboxRelay:
         hooks: RelayHooks | None = None,
     ) -> None:
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = Sessions(engine)
         self._table = table
         self._bus = bus
         self._lock_name = lock_name
@@ -323,33 +323,29 @@ class OutboxRelay:
         old topic can never mistake a new row for a published one.
         """
         c = self._table.c
-        async with self._sessions() as session:
-            with database_errors():
-                topics = set(
-                    await session.scalars(select(c.topic).distinct().where(c.seq.is_(None)))
-                )
+        async with self._sessions.read() as session:
+            topics = set(await session.scalars(select(c.topic).distinct().where(c.seq.is_(None))))
         for topic in sorted(topics - self._learned):
             await self._learn(topic)
-        async with self._sessions() as session, session.begin():
-            with database_errors():
-                new = (
-                    await session.execute(
-                        select(c.id, c.topic, c.key, c.partition)
-                        .where(c.seq.is_(None))
-                        .order_by(c.id)
-                        .limit(self._batch_size)
-                    )
-                ).all()
-                if not new:
-                    return
-                top = await session.scalar(select(func.coalesce(func.max(c.seq), 0)))
-                next_seq = max([int(top or 0), *self._high.values()]) + 1
-                for offset, (row_id, topic, key, partition) in enumerate(new):
-                    seq = next_seq + offset
-                    chosen = await self._partition(topic, key, partition, seq)
-                    await session.execute(
-                        update(self._table).where(c.id == row_id).values(seq=seq, partition=chosen)
-                    )
+        async with self._sessions.write() as session:
+            new = (
+                await session.execute(
+                    select(c.id, c.topic, c.key, c.partition)
+                    .where(c.seq.is_(None))
+                    .order_by(c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not new:
+                return
+            top = await session.scalar(select(func.coalesce(func.max(c.seq), 0)))
+            next_seq = max([int(top or 0), *self._high.values()]) + 1
+            for offset, (row_id, topic, key, partition) in enumerate(new):
+                seq = next_seq + offset
+                chosen = await self._partition(topic, key, partition, seq)
+                await session.execute(
+                    update(self._table).where(c.id == row_id).values(seq=seq, partition=chosen)
+                )
 
     async def _partition(self, topic: str, key: bytes | None, given: int | None, seq: int) -> int:
         if given is not None:
@@ -362,30 +358,27 @@ class OutboxRelay:
     async def _backlog(self) -> int:
         """Rows committed and not yet published (the metric; an index scan on ix_*_pending)."""
         c = self._table.c
-        async with self._sessions() as session:
-            with database_errors():
-                found = await session.scalar(select(func.count()).where(c.sent_at.is_(None)))
+        async with self._sessions.read() as session:
+            found = await session.scalar(select(func.count()).where(c.sent_at.is_(None)))
         return int(found or 0)
 
     async def _numbered_unsent(self) -> list[OutboxRow]:
         c = self._table.c
-        async with self._sessions() as session:
-            with database_errors():
-                result = await session.execute(
-                    select(c.id, c.seq, c.topic, c.partition, c.key, c.value, c.headers)
-                    .where(c.seq.is_not(None), c.sent_at.is_(None))
-                    .order_by(c.seq)
-                    .limit(self._batch_size)
-                )
-                return [_row(*r) for r in result.all()]
+        async with self._sessions.read() as session:
+            result = await session.execute(
+                select(c.id, c.seq, c.topic, c.partition, c.key, c.value, c.headers)
+                .where(c.seq.is_not(None), c.sent_at.is_(None))
+                .order_by(c.seq)
+                .limit(self._batch_size)
+            )
+            return [_row(*r) for r in result.all()]
 
     async def _mark_sent(self, ids: Sequence[int]) -> None:
         c = self._table.c
-        async with self._sessions() as session, session.begin():
-            with database_errors():
-                await session.execute(
-                    update(self._table).where(c.id.in_(ids)).values(sent_at=datetime.now(UTC))
-                )
+        async with self._sessions.write() as session:
+            await session.execute(
+                update(self._table).where(c.id.in_(ids)).values(sent_at=datetime.now(UTC))
+            )
 
     # --- recovery ---------------------------------------------------------------------------------
 
@@ -401,33 +394,31 @@ class OutboxRelay:
     async def _recover(self) -> None:
         """Mark sent the numbered rows the topic already holds (published before a crash)."""
         c = self._table.c
-        async with self._sessions() as session:
-            with database_errors():
-                topics = set(await session.scalars(select(c.topic).distinct()))
+        async with self._sessions.read() as session:
+            topics = set(await session.scalars(select(c.topic).distinct()))
         for topic in sorted(topics):
             await self._learn(topic)
         high = self._high
-        async with self._sessions() as session, session.begin():
-            with database_errors():
-                pending = (
-                    await session.execute(
-                        select(c.id, c.seq, c.topic, c.partition).where(
-                            c.seq.is_not(None), c.sent_at.is_(None)
-                        )
+        async with self._sessions.write() as session:
+            pending = (
+                await session.execute(
+                    select(c.id, c.seq, c.topic, c.partition).where(
+                        c.seq.is_not(None), c.sent_at.is_(None)
                     )
-                ).all()
-                done = [
-                    row_id
-                    for row_id, seq, topic, partition in pending
-                    if seq <= high.get((topic, partition), 0)
-                ]
-                if done:
-                    log.info(
-                        "outbox %s: %d row(s) published before a crash", self._lock_name, len(done)
-                    )
-                    await session.execute(
-                        update(self._table).where(c.id.in_(done)).values(sent_at=datetime.now(UTC))
-                    )
+                )
+            ).all()
+            done = [
+                row_id
+                for row_id, seq, topic, partition in pending
+                if seq <= high.get((topic, partition), 0)
+            ]
+            if done:
+                log.info(
+                    "outbox %s: %d row(s) published before a crash", self._lock_name, len(done)
+                )
+                await session.execute(
+                    update(self._table).where(c.id.in_(done)).values(sent_at=datetime.now(UTC))
+                )
 
 
 def _seq_of(raw: bytes | None) -> int | None:

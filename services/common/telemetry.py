@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -30,7 +30,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from services.common.settings import CommonSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-TRACE_HEADERS = ("traceparent", "tracestate")
 MAX_LINKS = 128  # a span over a large batch links this many of its records' traces at most
 _lock = threading.Lock()
 
@@ -79,14 +78,6 @@ def inject_trace_headers(headers: Iterable[tuple[str, bytes]]) -> tuple[tuple[st
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return existing + tuple((name, value.encode()) for name, value in carrier.items())
-
-
-def context_from_headers(headers: Iterable[tuple[str, bytes]]) -> Context:
-    """The trace context a record carries (an empty context when it carries none)."""
-    carrier: Mapping[str, str] = {
-        name: value.decode("latin-1") for name, value in headers if name in TRACE_HEADERS
-    }
-    return _PROPAGATOR.extract(carrier)
 
 
 def ensure_telemetry(service: str, settings: CommonSettings) -> None:

@@ -13,7 +13,7 @@ from services.common.lifecycle import BusLease, lifespan_of
 from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
-from services.indicators.api.routes import router
+from services.indicators.api.indicators import router
 from services.indicators.config import IndicatorSettings
 from services.indicators.service import IndicatorService
 

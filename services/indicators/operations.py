@@ -34,15 +34,12 @@ from services.indicators import models as m
 from services.indicators import query
 from services.indicators.config import IndicatorSettings
 from services.indicators.emitter import tick
+from services.indicators.errors import OperationError
 from services.indicators.service import IndicatorService, open_database
 
 TP = tuple[str, int]
 ENDS_REFRESH_S = 10.0
 log = logging.getLogger(__name__)
-
-
-class OperationError(SpmError):
-    """An operator command cannot do what it was asked (the message says why and what to do)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,14 +13,11 @@ from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, INDICATORS, LOANS
 from services.common.bus import Bus
 from services.common.db import (
     Sessions,
-    database_errors,
-    migrate,
+    migrate_service,
     open_service_engine,
     ping,
-    service_database_url,
     session_factory,
 )
-from services.common.errors import SpmError
 from services.common.lifecycle import Supervisor
 from services.indicators import models as m
 from services.indicators import query, store
@@ -28,13 +25,10 @@ from services.indicators.catalog import Seen
 from services.indicators.config import IndicatorSettings
 from services.indicators.consumers.engine import Engine, run_forever
 from services.indicators.emitter import Emitter, run_ticks
+from services.indicators.errors import ParametersChanged
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
-
-
-def database_url(settings: IndicatorSettings) -> str:
-    return service_database_url(settings.database_url, settings.indicators_db_schema)
 
 
 def open_database(settings: IndicatorSettings) -> AsyncEngine:
@@ -43,7 +37,7 @@ def open_database(settings: IndicatorSettings) -> AsyncEngine:
 
 async def prepare(settings: IndicatorSettings, bus: Bus) -> None:
     """Migrate the schema and create the topics the service uses."""
-    await migrate(database_url(settings), settings.indicators_db_schema, MIGRATIONS_DIR)
+    await migrate_service(settings.database_url, settings.indicators_db_schema, MIGRATIONS_DIR)
     specs = [
         dataclasses.replace(spec, name=settings.topic(spec.name))
         for spec in (CLIENTS, LOANS, COMPLAINTS, DEADLETTER, INDICATORS)
@@ -55,10 +49,6 @@ PARAMETERS_BEFORE = {"INDICATORS_DEFINITIONS": "1.0"}
 """Parameters recorded later than the first schemas: their value on a schema from before."""
 
 
-class ParametersChanged(SpmError):
-    """A parameter the stored aggregates depend on differs from the one they were computed with."""
-
-
 class IndicatorService:
     """The running parts (engine, emitter, tick) of one instance; ``started`` between
     :meth:`start` and :meth:`stop` (the API answers 503 outside)."""
@@ -68,7 +58,7 @@ class IndicatorService:
         self.bus = bus
         self.db = open_database(settings)
         self.sessions = session_factory(self.db)
-        self.reads = Sessions(self.db)  # the API's: database errors translated where opened
+        self.reads = Sessions(self.db)  # the API's and start()'s: database errors translated
         self.producer = bus.producer()
         self.engine = Engine(settings, bus, self.sessions, self.producer)
         self.emitter = Emitter(
@@ -98,9 +88,8 @@ class IndicatorService:
         """Refuse to add to aggregates that were computed with other parameters: the sums would
         mix two definitions and no later event could make them right again."""
         wanted = self.settings.stored_parameters()
-        with database_errors():
-            async with self.sessions() as session, session.begin():
-                stored = await store.pin_parameters(session, wanted, PARAMETERS_BEFORE)
+        async with self.reads.write() as session:
+            stored = await store.pin_parameters(session, wanted, PARAMETERS_BEFORE)
         changed = [
             f"{name} is {wanted[name]} but the stored indicators were computed with {stored[name]}"
             for name in wanted

@@ -16,8 +16,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import offsets
-from services.common.errors import SpmError
 from services.indicators import models as m
+from services.indicators.errors import ClaimRace
+from services.indicators.errors import StaleOwnership as StaleOwnership  # engine.py raises it
 
 TP = tuple[str, int]
 CHUNK = 1000
@@ -53,18 +54,6 @@ class DeltaColumns:
         names = ("unit", "component", "set_id", "day", "value")
         cols = (self.unit, self.component, self.set_id, self.day, self.value)
         return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
-
-
-class StaleOwnership(SpmError):
-    """The stored offsets moved under us: another instance owns (or owned) these partitions."""
-
-    retriable = True
-
-
-class ClaimRace(SpmError):
-    """Another instance claimed an event of the batch after the batch was computed."""
-
-    retriable = True
 
 
 def _insert(session: AsyncSession, table: Any) -> postgresql.Insert | sqlite.Insert:

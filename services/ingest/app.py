@@ -17,18 +17,17 @@ from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
 from services.common.auth import KeyRing
 from services.common.bus import Bus, BusError
 from services.common.db import (
-    database_errors,
-    migrate,
+    Sessions,
+    migrate_service,
     open_service_engine,
     ping,
-    service_database_url,
-    session_factory,
 )
 from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, Supervisor, every
 from services.common.ratelimit import KeyRateLimit
 from services.common.settings import CommonSettings
+from services.common.telemetry import ensure_telemetry
 from services.ingest.api import crm, events
 from services.ingest.api.deps import IngestState
 from services.ingest.config import SCHEMA, IngestSettings
@@ -36,11 +35,9 @@ from services.ingest.crm import CrmMapper
 from services.ingest.errors import IngestError
 from services.ingest.fineract import hooks as fineract_hooks
 from services.ingest.fineract.running import fineract_consumer_running
-from services.ingest.metrics import IngestMetrics
-from services.ingest.models import purge_dedup
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.pseudonym import Pseudonymiser
-from services.ingest.telemetry import ensure_telemetry
+from services.ingest.store import purge_dedup
 from services.ingest.topics import suffixed, with_suffix
 from services.ingest.validation import DateBounds, Validator
 
@@ -77,7 +74,7 @@ async def pipeline_resources(
     if it was opened here (without ``bus``).
     """
     schema = settings.ingest_db_schema
-    await migrate(service_database_url(settings.database_url, schema), schema, MIGRATIONS)
+    await migrate_service(settings.database_url, schema, MIGRATIONS)
     lease = BusLease.of(settings, bus)
     engine = open_service_engine(settings.database_url, schema, SCHEMA)
     producer = with_suffix(lease.bus.producer(), settings.ingest_topic_suffix)
@@ -86,9 +83,8 @@ async def pipeline_resources(
         await producer.start()
         pipeline = IngestPipeline(
             producer=producer,
-            sessions=session_factory(engine),
+            sessions=Sessions(engine),
             validator=validator_of(settings),
-            metrics=IngestMetrics(),
             publish_timeout_s=settings.ingest_publish_timeout_s,
         )
         try:
@@ -104,16 +100,15 @@ async def pipeline_resources(
 async def purge_dedup_once(pipeline: IngestPipeline, settings: IngestSettings) -> None:
     """Forget dedup keys older than ``INGEST_DEDUP_RETENTION_DAYS`` (the lifespan's loop)."""
     retention = timedelta(days=settings.ingest_dedup_retention_days)
-    with database_errors():
-        async with pipeline.sessions() as session, session.begin():
-            purged = await purge_dedup(session, retention)
+    async with pipeline.sessions.write() as session:
+        purged = await purge_dedup(session, retention)
     log.info("purged dedup keys", extra={"purged": purged})
 
 
 def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
     """The ingest app; ``bus`` overrides the one the settings give (embedded mode, tests)."""
     config = IngestSettings.of(settings)
-    ensure_telemetry(config)
+    ensure_telemetry("spm-ingest", config)
     pseudonymiser = pseudonymiser_of(config)
     crm_mapper = CrmMapper.load(
         config.ingest_crm_mapping,

@@ -31,17 +31,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opentelemetry import trace
-from sqlalchemy import Table, delete, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import FieldError
 from contracts.topics import DEADLETTER
 from services.common.bus import Delivery, Message, Producer
-from services.common.db import DatabaseError, database_errors
+from services.common.db import DatabaseError, Sessions
+from services.common.metrics import count_ingest
 from services.common.offsets import claim_new, stored_hashes
 from services.ingest.errors import PublishFailed
-from services.ingest.metrics import IngestMetrics
 from services.ingest.models import ingested_events
+from services.ingest.store import unclaim
 from services.ingest.validation import DedupKey, Invalid, Outgoing, Validator
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ tracer = trace.get_tracer("spm.ingest.pipeline")
 Status = Literal["accepted", "duplicate", "conflict", "rejected"]
 Published = Literal["accepted", "duplicate", "conflict"]
 CONFLICT_REASON = "this id was accepted before with other content; the first content stays"
-_DELETE_CHUNK = 1000
 SEND_CHUNK = 250
 """Records per ``send_many``: the unit that succeeds or fails together."""
 
@@ -80,9 +80,8 @@ class IngestPipeline:
         self,
         *,
         producer: Producer,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         validator: Validator,
-        metrics: IngestMetrics | None = None,
         dedup: Table = ingested_events,
         publish_timeout_s: float = 5.0,
     ) -> None:
@@ -92,7 +91,6 @@ class IngestPipeline:
         self._settlers: set[asyncio.Task[None]] = set()
         self.sessions = sessions
         self.validator = validator
-        self.metrics = metrics or IngestMetrics()
         self.dedup = dedup
 
     def prepare(self, obj: Any) -> Outgoing:
@@ -137,12 +135,11 @@ class IngestPipeline:
         so the events Kafka did take stay claimed."""
         failure: PublishFailed | None = None
         try:
-            with database_errors():
-                async with self.sessions() as session, session.begin():
-                    try:
-                        return await self.publish(session, items)
-                    except PublishFailed as exc:
-                        failure = exc  # leaving the block commits the claims that are kept
+            async with self.sessions.write() as session:
+                try:
+                    return await self.publish(session, items)
+                except PublishFailed as exc:
+                    failure = exc  # leaving the block commits the claims that are kept
         except DatabaseError as exc:
             log.error("dedup store failed: %s", exc.code or type(exc.__cause__).__name__)
             raise PublishFailed("dedup store unavailable", dependency="database") from exc
@@ -167,12 +164,12 @@ class IngestPipeline:
         hashes = {key: items[first[key]].content_hash for key in keys}
         claimed = await claim_new(session, self.dedup, keys, hashes)
         if self._in_doubt.intersection(claimed):  # went in doubt while we waited for a lock
-            await self._unclaim(session, sorted(claimed))
+            await unclaim(session, self.dedup, sorted(claimed))
             raise PublishFailed("an earlier attempt to publish some of these events is pending")
         to_send = [(key, items[first[key]]) for key in first if key in claimed]
         failed, pending = await self._send([item.message for _, item in to_send])
         if failed or pending:
-            await self._unclaim(session, [to_send[i][0] for i in failed + list(pending)])
+            await unclaim(session, self.dedup, [to_send[i][0] for i in failed + list(pending)])
             if pending:
                 self._settle_later({to_send[i][0]: task for i, task in pending.items()}, hashes)
             raise PublishFailed(
@@ -274,9 +271,8 @@ class IngestPipeline:
             await asyncio.wait(set(pending.values()))
             delivered = [k for k, t in pending.items() if not t.cancelled() and not t.exception()]
             if delivered:
-                with database_errors():
-                    async with self.sessions() as session, session.begin():
-                        await claim_new(session, self.dedup, sorted(delivered), hashes)
+                async with self.sessions.write() as session:
+                    await claim_new(session, self.dedup, sorted(delivered), hashes)
             log.info(
                 "late sends settled: %d delivered, %d failed",
                 len(delivered),
@@ -293,12 +289,6 @@ class IngestPipeline:
             await asyncio.wait(list(self._settlers), timeout=timeout_s)
         for task in list(self._settlers):
             task.cancel()
-
-    async def _unclaim(self, session: AsyncSession, keys: Sequence[DedupKey]) -> None:
-        c = self.dedup.c
-        for start in range(0, len(keys), _DELETE_CHUNK):
-            chunk = keys[start : start + _DELETE_CHUNK]
-            await session.execute(delete(self.dedup).where(tuple_(c.source, c.id).in_(chunk)))
 
     async def dead_letter(
         self,
@@ -320,7 +310,7 @@ class IngestPipeline:
             *headers,
         )
         await self.producer.send(Message(DEADLETTER.name, value, key, tuple(all_headers)))
-        self.metrics.count([("dead_lettered", event_type, source)])
+        count_ingest([("dead_lettered", event_type, source)])
 
     def _count(self, result: BatchResult, events: dict[int, Outgoing]) -> None:
         labels = []
@@ -328,4 +318,4 @@ class IngestPipeline:
             event = events.get(outcome.index)
             type_, source = (event.type, event.source) if event else ("invalid", "invalid")
             labels.append((outcome.status, type_, source))
-        self.metrics.count(labels)
+        count_ingest(labels)

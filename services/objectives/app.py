@@ -20,9 +20,8 @@ from services.common.telemetry import ensure_telemetry
 from services.objectives.api.deps import ObjectivesState
 from services.objectives.api.objectives import router
 from services.objectives.config import ObjectivesSettings
-from services.objectives.db import migrate_schema, open_engine
 from services.objectives.models import outbox
-from services.objectives.service import ObjectivesService
+from services.objectives.store import ObjectivesService, migrate_schema, open_engine
 
 RELAY_STOP_S = 10.0
 """How long the outbox relay may take to publish what it holds at shutdown (then cancelled)."""

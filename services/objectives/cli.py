@@ -13,7 +13,7 @@ from services.common.db import session_factory
 from services.objectives import strategy
 from services.objectives.app import build_service
 from services.objectives.config import ObjectivesSettings
-from services.objectives.db import migrate_schema, open_engine
+from services.objectives.store import migrate_schema, open_engine
 
 objectives_app = typer.Typer(
     help="Objectives and targets: import and export the strategy file.", no_args_is_help=True

@@ -33,7 +33,7 @@ from services.objectives.schemas import (
     TargetFields,
     TargetIn,
 )
-from services.objectives.service import ObjectivesService
+from services.objectives.store import ObjectivesService
 
 FORMAT_VERSION = 1
 HEADER = """\

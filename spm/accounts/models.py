@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from services.common.db import UtcDateTime
 
-metadata = sa.MetaData(schema="accounts")
+SCHEMA = "accounts"
+metadata = sa.MetaData(schema=SCHEMA)
 
 users = sa.Table(
     "users",

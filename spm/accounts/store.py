@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.db import create_engine, is_sqlite, migrate, service_database_url
+from services.common.db import migrate_service, open_service_engine
 from services.common.identity.roles import BRANCH_LIMITED_ROLES, ROLE_SCOPES
 from spm.accounts import models as m
 from spm.accounts.config import DashboardSettings
@@ -149,14 +149,9 @@ class AccountStore:
 
     @classmethod
     async def open(cls, settings: DashboardSettings) -> AccountStore:
-        url = service_database_url(settings.database_url, settings.accounts_db_schema)
-        await migrate(url, settings.accounts_db_schema, MIGRATIONS_DIR)
-        engine = create_engine(url, m.metadata.schema or "accounts")
-        if not is_sqlite(engine) and settings.accounts_db_schema != m.metadata.schema:
-            engine = engine.execution_options(
-                schema_translate_map={m.metadata.schema: settings.accounts_db_schema}
-            )
-        return cls(engine, settings)
+        schema = settings.accounts_db_schema
+        await migrate_service(settings.database_url, schema, MIGRATIONS_DIR)
+        return cls(open_service_engine(settings.database_url, schema, m.SCHEMA), settings)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -17,7 +17,6 @@ from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import IndicatorChanged, TargetChanged
 from services.alerts import models as m
 from services.alerts.app import create_app
-from services.alerts.clock import ManualClock
 from services.alerts.config import AlertSettings
 from services.alerts.service import AlertService
 from services.common.auth import hash_key
@@ -112,6 +111,20 @@ def target(
     )
 
 
+class ManualClock:
+    """A clock that moves only when told to (tests)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+
 class Harness:
     def __init__(self, settings: AlertSettings, bus: Bus, clock: ManualClock) -> None:
         self.settings = settings
@@ -196,7 +209,7 @@ class Harness:
         deadline = loop.time() + within
         while True:
             done = True
-            async with self.service.sessions() as session:
+            async with self.service.db() as session:
                 for (group, topic, partition), end in self.ends.items():
                     stored = await load_offsets(
                         session, m.consumer_offsets, group, [(topic, partition)]
@@ -209,14 +222,14 @@ class Harness:
             await asyncio.sleep(0.05)
 
     async def alerts(self, kind: str | None = None) -> list[dict[str, Any]]:
-        async with self.service.sessions() as session:
+        async with self.service.db() as session:
             stmt = select(m.alerts).order_by(m.alerts.c.created_at)
             if kind:
                 stmt = stmt.where(m.alerts.c.kind == kind)
             return [dict(r._mapping) for r in (await session.execute(stmt)).all()]
 
     async def notifications(self) -> list[dict[str, Any]]:
-        async with self.service.sessions() as session:
+        async with self.service.db() as session:
             stmt = select(m.notifications).order_by(m.notifications.c.created_at)
             return [dict(r._mapping) for r in (await session.execute(stmt)).all()]
 

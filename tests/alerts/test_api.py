@@ -94,7 +94,7 @@ async def test_retired_target_resolves_its_alerts(h: Harness) -> None:
 
 async def test_a_silence_stored_before_patterns_were_checked(h: Harness, smtp: SmtpServer) -> None:
     """A regex RE2 refuses, saved by an older version, silences nothing and is still listed."""
-    async with h.service.sessions() as session, session.begin():
+    async with h.service.db() as session, session.begin():
         await silences.create(
             session,
             matchers=[{"name": "segment", "op": "=~", "value": "(a)\\1|all"}],

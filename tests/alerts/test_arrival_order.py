@@ -36,7 +36,7 @@ async def test_a_value_before_its_target_is_judged_when_the_target_arrives(
 
 async def _observed(h: Harness) -> set[tuple[str, str, str]]:
     c = m.observations.c
-    async with h.service.sessions() as session:
+    async with h.service.db() as session:
         rows = await session.execute(select(c.code, c.segment, c.as_of))
     return {(code, segment, as_of.isoformat()) for code, segment, as_of in rows.all()}
 

@@ -34,7 +34,6 @@ from contracts.envelope import from_kafka
 from contracts.events import ActionChanged
 from services.alerts import models as am
 from services.alerts.app import create_app as alerts_app
-from services.alerts.clock import ManualClock
 from services.alerts.config import AlertSettings
 from services.alerts.service import AlertService
 from services.common.auth import hash_key
@@ -45,6 +44,7 @@ from services.ingest.config import IngestSettings
 from services.objectives.app import create_app as objectives_app
 from services.objectives.config import ObjectivesSettings
 from spm.devmode import build_dev_stack, free_port
+from tests.alerts.harness import ManualClock
 from tests.alerts.servers import SmtpServer
 
 T = TypeVar("T")

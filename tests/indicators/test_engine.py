@@ -17,8 +17,8 @@ from services.common.bus import Bus, Message, Record
 from services.common.faults import injected
 from services.indicators import models as m
 from services.indicators import store
-from services.indicators.service import IndicatorService, ParametersChanged
-from services.indicators.store import ClaimRace, StaleOwnership
+from services.indicators.errors import ClaimRace, ParametersChanged, StaleOwnership
+from services.indicators.service import IndicatorService
 from tests.indicators.conftest import Harness
 from tests.indicators.events import disb, event, pid, reg
 

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.indicators.config import IndicatorSettings
-from services.indicators.operations import OperationError, Rebuild, update_env_file, with_target
+from services.indicators.errors import OperationError
+from services.indicators.operations import Rebuild, update_env_file, with_target
 
 
 def test_env_file_keys_are_replaced_in_place_and_new_ones_appended(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from alembic import command
 from sqlalchemy import Connection
 
 from services.common.db import alembic_config, create_engine, migrate, prepare_schema
-from services.objectives.db import MIGRATIONS_DIR
+from services.objectives.store import MIGRATIONS_DIR
 from tests.schemas import drop_schemas
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

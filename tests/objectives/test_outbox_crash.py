@@ -15,9 +15,9 @@ from contracts.events import TargetChanged
 from services.common.bus import KafkaBus
 from services.common.db import session_factory
 from services.objectives.app import build_service, create_app
-from services.objectives.db import migrate_schema, open_engine
 from services.objectives.models import outbox
 from services.objectives.schemas import ObjectiveCreate
+from services.objectives.store import migrate_schema, open_engine
 from tests.common.outbox_worker import run_worker
 from tests.objectives.conftest import KEYS, drop_schema, make_settings, objective, target
 

@@ -15,9 +15,8 @@ from services.common.db import session_factory
 from services.objectives import strategy
 from services.objectives.app import build_service
 from services.objectives.config import ObjectivesSettings
-from services.objectives.db import migrate_schema, open_engine
 from services.objectives.models import outbox, versions
-from services.objectives.service import ObjectivesService
+from services.objectives.store import ObjectivesService, migrate_schema, open_engine
 from spm.cli import app as spm_app
 from tests.objectives.conftest import drop_schema, make_settings
 

@@ -14,12 +14,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import CanonicalEvent, ContractViolation, from_kafka
 from services.alerts import models as m
 from services.common.bus import Bus, Message, Producer, Record, TopicPartition, dead_letter
-from services.common.db import database_errors
+from services.common.db import Sessions
 from services.common.errors import SpmError
 from services.common.faults import fault_point
 from services.common.offsets import claim_new, load_offsets, store_offsets
@@ -69,7 +69,7 @@ class Loop:
     def __init__(
         self,
         bus: Bus,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         group_id: str,
         topics: Sequence[str],
         handle: Handler,
@@ -113,14 +113,13 @@ class Loop:
     async def _on_assign(
         self, partitions: frozenset[TopicPartition]
     ) -> Mapping[TopicPartition, int]:
-        with database_errors():
-            async with self.sessions() as session:
-                stored = await load_offsets(
-                    session,
-                    m.consumer_offsets,
-                    self.group_id,
-                    [(tp.topic, tp.partition) for tp in partitions],
-                )
+        async with self.sessions.read() as session:
+            stored = await load_offsets(
+                session,
+                m.consumer_offsets,
+                self.group_id,
+                [(tp.topic, tp.partition) for tp in partitions],
+            )
         return {TopicPartition(topic, p): offset for (topic, p), offset in stored.items()}
 
     async def _run_once(self, *, until_idle: bool) -> None:
@@ -162,14 +161,11 @@ class Loop:
                 dead.append(self.dead_letters.of(record, reason))
         if dead:
             await self.dead_letters.send(dead)
-        with database_errors():
-            async with self.serial.lock, self.sessions() as session, session.begin():
-                await self.serial.enter(session)
-                new = await claim_new(
-                    session, m.processed_events, [(e.source, e.id) for e in events]
-                )
-                fresh = [e for e in events if (e.source, e.id) in new]
-                await self.handle(session, fresh)
-                await fault_point("alerts.between_effects_and_offsets")
-                await store_offsets(session, m.consumer_offsets, self.group_id, offsets)
+        async with self.serial.lock, self.sessions.write() as session:
+            await self.serial.enter(session)
+            new = await claim_new(session, m.processed_events, [(e.source, e.id) for e in events])
+            fresh = [e for e in events if (e.source, e.id) in new]
+            await self.handle(session, fresh)
+            await fault_point("alerts.between_effects_and_offsets")
+            await store_offsets(session, m.consumer_offsets, self.group_id, offsets)
         self.applied += len(records)

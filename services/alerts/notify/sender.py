@@ -23,7 +23,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import models as m
 from services.alerts.clock import Clock
@@ -31,7 +31,7 @@ from services.alerts.config import AlertSettings
 from services.alerts.errors import DeliveryError
 from services.alerts.notify.channels import Channels
 from services.common.aio import wait_event
-from services.common.db import database_errors
+from services.common.db import Sessions
 from services.common.errors import SpmError
 from services.common.metrics import count_notification
 from services.common.telemetry import joined
@@ -44,7 +44,7 @@ class Sender:
     def __init__(
         self,
         settings: AlertSettings,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         channels: Channels,
         clock: Clock,
         lock: asyncio.Lock | None = None,
@@ -83,20 +83,18 @@ class Sender:
         """Try every due row once; returns how many were attempted."""
         c = m.notifications.c
         now = self.clock.now()
-        with database_errors():
-            async with self.sessions() as session:
-                ids = list(
-                    await session.scalars(
-                        select(c.id)
-                        .where(c.status == "pending", c.next_attempt_at <= now)
-                        .order_by(c.created_at, c.id)
-                        .limit(limit)
-                    )
+        async with self.sessions.read() as session:
+            ids = list(
+                await session.scalars(
+                    select(c.id)
+                    .where(c.status == "pending", c.next_attempt_at <= now)
+                    .order_by(c.created_at, c.id)
+                    .limit(limit)
                 )
+            )
         for notification_id in ids:
-            with database_errors():
-                async with self.lock:
-                    await self._attempt(notification_id)
+            async with self.lock:
+                await self._attempt(notification_id)
         return len(ids)
 
     async def _span(
@@ -120,7 +118,7 @@ class Sender:
 
     async def _attempt(self, notification_id: str) -> None:
         c = m.notifications.c
-        async with self.sessions() as session, session.begin():
+        async with self.sessions.write() as session:
             found = (
                 await session.execute(
                     select(m.notifications)

@@ -224,3 +224,13 @@ def unsupported(media: str, allowed: tuple[str, ...]) -> BodyError:
         field="content-type",
         reason=f"must be one of {', '.join(allowed)}",
     )
+
+
+def source_refused(field: str) -> BodyError:
+    """403: the API key may not send events of this source (nothing is processed)."""
+    return BodyError(
+        status.HTTP_403_FORBIDDEN,
+        "this API key may not send events of this source",
+        field=field,
+        reason="source not allowed for this API key",
+    )

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 
-from services.ingest.api.body import BodyError, parse_batch, parse_json, read_body, too_many
+from services.ingest.api.body import (
+    BodyError,
+    parse_batch,
+    parse_json,
+    read_body,
+    source_refused,
+    too_many,
+)
 from services.ingest.api.deps import StateDep, WriterDep
 from services.ingest.api.events import answer
 from services.ingest.pipeline import BatchResult, Outcome
@@ -76,12 +83,7 @@ async def post_complaints(request: Request, principal: WriterDep, state: StateDe
         raise too_many(limit)
     for source in state.crm.sources:
         if not principal.may_send(source):
-            raise BodyError(
-                status.HTTP_403_FORBIDDEN,
-                "this API key may not send events of this source",
-                field="source",
-                reason="source not allowed for this API key",
-            )
+            raise source_refused("source")
     events, origins = state.crm.events(records)
     result = await state.pipeline.ingest(events)
     by_record = BatchResult(

@@ -19,6 +19,7 @@ from services.ingest.api.body import (
     parse_batch,
     parse_json,
     read_body,
+    source_refused,
     unsupported,
 )
 from services.ingest.api.deps import IngestState, StateDep, WriterDep
@@ -137,12 +138,7 @@ def check_sources(events: list[Any], principal: Principal) -> None:
     for index, event in enumerate(events):
         source = event.get("source") if isinstance(event, dict) else None
         if isinstance(source, str) and not principal.may_send(source):
-            raise BodyError(
-                status.HTTP_403_FORBIDDEN,
-                "this API key may not send events of this source",
-                field=f"[{index}].source",
-                reason="source not allowed for this API key",
-            )
+            raise source_refused(f"[{index}].source")
 
 
 def answer(result: BatchResult) -> Response:

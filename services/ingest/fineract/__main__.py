@@ -8,7 +8,7 @@ import signal
 
 from services.common.bus import create_bus
 from services.ingest.fineract.config import FineractSettings
-from services.ingest.fineract.consumer import run_fineract_consumer
+from services.ingest.fineract.consumer import FineractConsumer
 from services.ingest.fineract.store import migrate_db, open_engine
 
 
@@ -22,7 +22,7 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await run_fineract_consumer(settings, bus, engine, stop)
+        await FineractConsumer(settings, bus, engine).run(stop)
     finally:
         await engine.dispose()
         await bus.close()

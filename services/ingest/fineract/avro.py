@@ -261,13 +261,5 @@ def decode_record(
     return FineractMessage(aggregate_id, envelope, tuple(bulk))
 
 
-def decode_item(
-    item_type: str, schema: str, data: bytes, index: int = 0, registry: SchemaRegistry | None = None
-) -> Item:
-    """Re-decode a payload kept as bytes (a parked event)."""
-    _, payload = (registry or default_registry()).read(data, schema)
-    return Item(index, item_type, schema, data, payload)
-
-
 def _full_name(dataschema: str) -> str:
     return dataschema if dataschema.startswith(NAMESPACE) else f"{NAMESPACE}.{dataschema}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field
 
 from services.ingest.config import IngestSettings
@@ -53,8 +51,3 @@ class FineractSettings(IngestSettings):
         default_factory=lambda: {"CLOSE": "voluntary", "WITHDRAW": "voluntary"},
         description="Hook action -> exit_type of spm.client.exited.v1.",
     )
-
-
-@lru_cache(maxsize=1)
-def get_fineract_settings() -> FineractSettings:
-    return FineractSettings()

@@ -17,14 +17,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CLIENTS, DEADLETTER, LOANS
 from services.common.aio import wait_event
 from services.common.bus import Bus, Consumer, Record, TopicPartition
-from services.common.db import DatabaseError, database_errors, session_factory
+from services.common.db import DatabaseError, Sessions
 from services.common.errors import SpmError
 from services.common.faults import fault_point
+from services.common.metrics import count_ingest
 from services.common.offsets import load_offsets, store_offsets
 from services.ingest.fineract import models as m
 from services.ingest.fineract.avro import SchemaRegistry, default_registry
@@ -34,7 +35,6 @@ from services.ingest.fineract.mapping import MapperConfig
 from services.ingest.fineract.processor import BatchStats, Processor
 from services.ingest.fineract.relay import OutboxRelay, create_relay
 from services.ingest.fineract.store import exclusive, purge_messages
-from services.ingest.metrics import IngestMetrics
 from services.ingest.pseudonym import Pseudonymiser
 from services.ingest.validation import DateBounds, Validator
 
@@ -67,9 +67,8 @@ class FineractConsumer:
         self.settings = settings
         self.bus = bus
         self.engine = engine
-        self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+        self.sessions = Sessions(engine)
         self.processor = build_processor(settings)
-        self.metrics = IngestMetrics()
         self.totals = BatchStats()
         self.ignored = IgnoredEvents()
         prefix = settings.fineract_topic_prefix
@@ -77,7 +76,7 @@ class FineractConsumer:
         self.output_specs = [replace(s, name=prefix + s.name) for s in (CLIENTS, LOANS, DEADLETTER)]
         self.relay: OutboxRelay = create_relay(
             bus,
-            self.sessions,
+            self.sessions.factory,
             batch=settings.fineract_relay_batch,
             transactional_id=settings.fineract_transactional_id,
             progress_topic=self.deadletter_topic,
@@ -138,45 +137,39 @@ class FineractConsumer:
         nexts: dict[tuple[str, int], int] = {}
         for r in records:
             nexts[(r.topic, r.partition)] = max(nexts.get((r.topic, r.partition), 0), r.offset + 1)
-        with database_errors():
-            async with self.sessions.begin() as session:
-                stats = await self.processor.apply(session, records)
-                await fault_point("fineract.between_effects_and_offsets")
-                await store_offsets(
-                    session, m.consumer_offsets, self.settings.fineract_group_id, nexts
-                )
+        async with self.sessions.write() as session:
+            stats = await self.processor.apply(session, records)
+            await fault_point("fineract.between_effects_and_offsets")
+            await store_offsets(session, m.consumer_offsets, self.settings.fineract_group_id, nexts)
         self._count(stats)
         return stats
 
     async def sweep(self) -> int:
         max_wait = timedelta(seconds=self.settings.fineract_park_timeout_s)
-        with database_errors():
-            async with self.sessions.begin() as session:
-                expired = await self.processor.expire_parked(session, max_wait)
+        async with self.sessions.write() as session:
+            expired = await self.processor.expire_parked(session, max_wait)
         self._last_sweep = time.monotonic()
         if self._last_sweep - self._last_purge >= self.settings.ingest_dedup_purge_interval_s:
             retention = timedelta(days=self.settings.ingest_dedup_retention_days)
-            with database_errors():
-                async with self.sessions.begin() as session:
-                    await purge_messages(session, retention)
+            async with self.sessions.write() as session:
+                await purge_messages(session, retention)
             self._last_purge = self._last_sweep
         if expired:
             log.warning("dead-lettered %d events whose loan stayed unknown", expired)
-            self.metrics.count([("dead_lettered", "fineract", "fineract")] * expired)
+            count_ingest([("dead_lettered", "fineract", "fineract")] * expired)
         return expired
 
     async def _on_assign(
         self, partitions: frozenset[TopicPartition]
     ) -> Mapping[TopicPartition, int]:
         try:
-            with database_errors():
-                async with self.sessions() as session:
-                    stored = await load_offsets(
-                        session,
-                        m.consumer_offsets,
-                        self.settings.fineract_group_id,
-                        [(tp.topic, tp.partition) for tp in partitions],
-                    )
+            async with self.sessions.read() as session:
+                stored = await load_offsets(
+                    session,
+                    m.consumer_offsets,
+                    self.settings.fineract_group_id,
+                    [(tp.topic, tp.partition) for tp in partitions],
+                )
         except DatabaseError:
             log.exception("cannot load stored offsets")
             raise
@@ -192,11 +185,4 @@ class FineractConsumer:
         labels = [("accepted", "fineract", "fineract")] * stats.published
         labels += [("duplicate", "fineract", "fineract")] * stats.duplicates
         labels += [("dead_lettered", "fineract", "fineract")] * stats.dead_lettered
-        self.metrics.count(labels)
-
-
-async def run_fineract_consumer(
-    settings: FineractSettings, bus: Bus, engine: AsyncEngine, stop: asyncio.Event | None = None
-) -> None:
-    """Run the Fineract consumer (migrate its tables first with ``store.migrate_db``)."""
-    await FineractConsumer(settings, bus, engine).run(stop)
+        count_ingest(labels)

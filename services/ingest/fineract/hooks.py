@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.auth import Principal, keyring_of, verified_principal
-from services.ingest.api.body import BodyError, parse_json, read_body
+from services.ingest.api.body import BodyError, parse_json, read_body, source_refused
 from services.ingest.api.deps import StateDep
 from services.ingest.api.events import answer
 from services.ingest.fineract.mapping import source_of
@@ -139,12 +139,7 @@ async def post_hook(request: Request, principal: HookCallerDep, state: StateDep)
         )
     source = source_of(tenant)
     if not principal.may_send(source):
-        raise BodyError(
-            status.HTTP_403_FORBIDDEN,
-            "this API key may not send events of this source",
-            field="source",
-            reason="source not allowed for this API key",
-        )
+        raise source_refused("source")
     exit_types = getattr(state.settings, "fineract_hook_exit_types", DEFAULT_EXIT_TYPES)
     event = exit_event(body, action.upper(), source, exit_types)
     result = await state.pipeline.ingest([event])

@@ -262,14 +262,8 @@ class _Ctx:
         if not undone:  # disbursed before the adapter ran, or undone already: nothing to cancel
             result.ignored = True
             return
-        for transaction_id in undone:
-            data = {
-                "loan_id": scoped_id(self.tenant, loan_id),
-                "client_id": str(info.client_id),
-                "transaction_id": transaction_id,
-                "reversed_on": self.env.business_date,  # the day of the undo
-            }
-            result.events.append(self.event("spm.loan.transaction_reversed.v1", data))
+        today = self.env.business_date  # the day of the undo
+        result.events.extend(self.reversal(loan_id, info, tid, today) for tid in undone)
         kept = info.disbursals[: len(info.disbursals) - len(undone)]
         result.loans[loan_id] = replace(info, disbursals=kept)
 
@@ -304,15 +298,24 @@ class _Ctx:
         info = self.loan(loan_id, result)
         if info is None:
             return
+        result.events.append(self.reversal_of(old, loan_id, info))
+        if new and _is_replacement_money_in(new):
+            result.events.append(self.repayment(new, loan_id, result))
+
+    def reversal_of(self, txn: Mapping[str, Any], loan_id: int, info: LoanInfo) -> InputEvent:
+        """The reversal of Fineract transaction ``txn``, on its ``reversedOnDate``."""
+        transaction_id = scoped_id(self.tenant, _required(txn, "id"))
+        on = txn.get("reversedOnDate") or self.env.business_date
+        return self.reversal(loan_id, info, transaction_id, on)
+
+    def reversal(self, loan_id: int, info: LoanInfo, transaction_id: str, on: str) -> InputEvent:
         data = {
             "loan_id": scoped_id(self.tenant, loan_id),
             "client_id": str(info.client_id),
-            "transaction_id": scoped_id(self.tenant, _required(old, "id")),
-            "reversed_on": old.get("reversedOnDate") or self.env.business_date,
+            "transaction_id": transaction_id,
+            "reversed_on": on,
         }
-        result.events.append(self.event("spm.loan.transaction_reversed.v1", data))
-        if new and _is_replacement_money_in(new):
-            result.events.append(self.repayment(new, loan_id, result))
+        return self.event("spm.loan.transaction_reversed.v1", data)
 
     def delinquency(self, result: MapResult) -> None:
         p = self.item.payload
@@ -365,13 +368,7 @@ class _Ctx:
         info = self.loan(loan_id, result)
         if info is None:
             return
-        data = {
-            "loan_id": scoped_id(self.tenant, loan_id),
-            "client_id": str(info.client_id),
-            "transaction_id": scoped_id(self.tenant, _required(p, "id")),
-            "reversed_on": p.get("reversedOnDate") or self.env.business_date,
-        }
-        result.events.append(self.event("spm.loan.transaction_reversed.v1", data))
+        result.events.append(self.reversal_of(p, loan_id, info))
 
     def closed(self, result: MapResult) -> None:
         p = self.item.payload

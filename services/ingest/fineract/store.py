@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.common.advisory import LeadershipWait, discard
 from services.common.aio import wait_event
 from services.common.bus import Message
-from services.common.db import is_sqlite, migrate, open_service_engine, service_database_url
+from services.common.db import is_sqlite, migrate_service, open_service_engine
 from services.ingest.fineract import models as m
 from services.ingest.fineract.config import SCHEMA, FineractSettings
 from services.ingest.fineract.mapping import LoanInfo
@@ -28,12 +28,8 @@ LOCK_POLL_S = 2.0
 AggregateKey = tuple[str, str, int]
 
 
-def database_url(settings: FineractSettings) -> str:
-    return service_database_url(settings.database_url, settings.fineract_db_schema)
-
-
 async def migrate_db(settings: FineractSettings) -> None:
-    await migrate(database_url(settings), settings.fineract_db_schema, MIGRATIONS_DIR)
+    await migrate_service(settings.database_url, settings.fineract_db_schema, MIGRATIONS_DIR)
 
 
 def open_engine(settings: FineractSettings) -> AsyncEngine:

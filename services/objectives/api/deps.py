@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from services.common.auth import CallerDep, Principal, require
 from services.common.db import Sessions
 from services.common.lifecycle import started
-from services.objectives.service import ObjectivesService
+from services.objectives.store import ObjectivesService
 
 
 class ObjectivesState:

@@ -1,4 +1,5 @@
-"""Objectives and targets: validation, versioned writes, audit rows and outbox events.
+"""The objectives' database: its engine and migrations; objectives and targets: validation,
+versioned writes, audit rows and outbox events.
 
 Every write takes one advisory lock per schema, so the overlap rule (no two active targets on
 the same indicator and segment share a day) cannot be broken by two concurrent writers, and
@@ -14,17 +15,19 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Row, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.envelope import FieldError, field_errors
-from services.common.db import is_sqlite
+from services.common.db import is_sqlite, migrate_service, open_service_engine
 from services.common.errors import Conflict, Invalid, NotFound
 from services.objectives import audit, events
-from services.objectives.models import objectives, outbox, targets
+from services.objectives.config import ObjectivesSettings
+from services.objectives.models import SCHEMA, objectives, outbox, targets
 from services.objectives.rules import (
     bounds,
     check_overlaps_within,
@@ -43,6 +46,16 @@ from services.objectives.schemas import (
     TargetRead,
     VersionRead,
 )
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+async def migrate_schema(settings: ObjectivesSettings) -> None:
+    await migrate_service(settings.database_url, settings.objectives_db_schema, MIGRATIONS_DIR)
+
+
+def open_engine(settings: ObjectivesSettings) -> AsyncEngine:
+    return open_service_engine(settings.database_url, settings.objectives_db_schema, SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)
