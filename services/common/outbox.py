@@ -27,9 +27,11 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -112,6 +114,11 @@ async def prune_sent(session: AsyncSession, table: Table, sent_before: datetime)
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+KEEP_SENT = timedelta(days=7)
+"""How long a published row stays in the outbox (for an operator looking into a delivery)."""
+PRUNE_INTERVAL_S = 3600.0
+
+
 class RelayLockLost(SpmError):
     retriable = True
 
@@ -151,6 +158,8 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         retry_interval_s: float = 2.0,
         start_timeout_s: float = 15.0,
+        keep_sent: timedelta = KEEP_SENT,
+        prune_interval_s: float = PRUNE_INTERVAL_S,
         hooks: RelayHooks | None = None,
     ) -> None:
         self._engine = engine
@@ -162,6 +171,9 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._retry_interval_s = retry_interval_s
         self._start_timeout_s = start_timeout_s
+        self._keep_sent = keep_sent
+        self._prune_interval_s = prune_interval_s
+        self._pruned_at = -math.inf
         self._hooks = hooks or RelayHooks()
         self._wakeup = asyncio.Event()
         self._partitions: dict[str, int] = {}
@@ -237,9 +249,21 @@ class OutboxRelay:
                     # A failed send leaves this loop; the producer is stopped (nothing of ours
                     # is in flight any more) before the next round recovers from the tail.
                     if not await self._relay_batch(producer):
+                        await self._prune_if_due()
                         await self._sleep(self._poll_interval_s)
             finally:
                 await producer.stop()
+
+    async def _prune_if_due(self) -> None:
+        """Delete rows sent longer ago than ``keep_sent``, at most every ``prune_interval_s``
+        and only while idle: the outbox would otherwise keep every message ever sent."""
+        if time.monotonic() - self._pruned_at < self._prune_interval_s:
+            return
+        self._pruned_at = time.monotonic()
+        async with self._sessions.write() as session:
+            pruned = await prune_sent(session, self._table, datetime.now(UTC) - self._keep_sent)
+        if pruned:
+            log.info("outbox relay %s: pruned %d sent row(s)", self._lock_name, pruned)
 
     async def _start(self, producer: Producer) -> None:
         """Start ``producer``, giving up after ``start_timeout_s``: an idempotent producer that

@@ -9,11 +9,11 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, Table, select, text
+from sqlalchemy import MetaData, Table, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.topics import TopicSpec
@@ -312,3 +312,48 @@ async def test_embedded_mode_sqlite_and_memory_bus(tmp_path: Path, unique: str) 
         assert _by_key(await _on_topic(bus, box.topic)) == {"a": ["1", "3"], "b": ["2"]}
     finally:
         await box.engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+async def test_a_running_relay_prunes_rows_sent_long_ago(
+    pg_outbox: Outbox, kafka: KafkaBus
+) -> None:
+    """Sent rows older than ``keep_sent`` go while the relay idles; newer ones stay."""
+    await _create_topic(kafka, pg_outbox.topic)
+    await _put(pg_outbox, ("k", "old-1"), ("k", "old-2"))
+    assert (
+        await OutboxRelay(
+            pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock
+        ).drain()
+        == 2
+    )
+    c = pg_outbox.table.c
+    async with pg_outbox.sessions.begin() as session:
+        await session.execute(
+            update(pg_outbox.table).values(sent_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+    relay = OutboxRelay(
+        pg_outbox.engine,
+        pg_outbox.table,
+        kafka,
+        lock_name=pg_outbox.lock,
+        poll_interval_s=0.1,
+        keep_sent=timedelta(hours=1),
+        prune_interval_s=0.1,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await _put(pg_outbox, ("k", "new"))
+        relay.notify()
+        for _ in range(200):
+            async with pg_outbox.sessions() as session:
+                left = (await session.execute(select(c.value).order_by(c.id))).scalars().all()
+            if left == [b"new"] and relay.published == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert left == [b"new"] and relay.published == 1
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+    assert _by_key(await _on_topic(kafka, pg_outbox.topic)) == {"k": ["old-1", "old-2", "new"]}
