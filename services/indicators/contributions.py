@@ -10,11 +10,12 @@ Deltas are integers in the component's unit (see ``catalog.COMPONENT_SCALE``).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import accumulate
 
 from services.indicators.catalog import (
     CONDUCT_CATEGORIES,
@@ -97,16 +98,13 @@ def diff(acc: Deltas, before: Contribution, after: Contribution) -> None:
 def outstanding_steps(loan: LoanState) -> Steps:
     """Cumulative principal repaid by value date (reversed transactions excluded)."""
     paid: dict[int, int] = defaultdict(int)
+    reversed_ = loan.reversed
     for tx, payments in loan.repayments.items():
-        if tx not in loan.reversed:
+        if tx not in reversed_:
             for day, principal in payments:
                 paid[day] += principal
     days = sorted(paid)
-    cumulative, total = [], 0
-    for day in days:
-        total += paid[day]
-        cumulative.append(total)
-    return days, cumulative
+    return days, list(accumulate(map(paid.__getitem__, days)))
 
 
 def _dpd_reports(loan: LoanState) -> tuple[list[int], list[int]]:
@@ -120,14 +118,22 @@ def summarize(loan: LoanState, steps: Steps | None = None) -> LoanSummary | None
     if d is None:
         return None
     end = loan.end
-    days, cumulative = outstanding_steps(loan) if steps is None else steps
-    stop = end
-    for day in [d.day, *[x for x in days if x > d.day]]:
-        idx = bisect_right(days, day) - 1
-        if d.amount - (cumulative[idx] if idx >= 0 else 0) <= 0:
-            stop = day if stop is None else min(stop, day)
-            break
+    repaid = _repaid_on(d.amount, d.day, outstanding_steps(loan) if steps is None else steps)
+    stop = end if repaid is None or (end is not None and end < repaid) else repaid
     return LoanSummary(d.branch, d.product, d.day, stop, end)
+
+
+def _repaid_on(amount: int, start: int, steps: Steps) -> int | None:
+    """The first day from ``start`` on (``start`` or a value date after it) by which the
+    principal repaid reaches ``amount``; None if it has not. Repayments are never negative, so
+    the cumulative sums never decrease and two bisections find it (summarize runs for every
+    touched loan of every batch: a walk over every value date cost more)."""
+    days, cumulative = steps
+    idx = bisect_right(days, start) - 1
+    if amount <= (cumulative[idx] if idx >= 0 else 0):
+        return start
+    first = bisect_left(cumulative, amount)
+    return days[first] if first < len(days) else None
 
 
 def loan_contribution(
@@ -187,12 +193,15 @@ def _portfolio_items(loan: LoanState, steps: Steps) -> list[tuple[str, int, int]
     pay_days, cumulative = steps
     rep_days, dpds = _dpd_reports(loan)
     points = {start}
-    points.update(x for x in pay_days if x > start)
+    points.update(pay_days[bisect_right(pay_days, start) :])  # value dates are sorted
     for a, dpd in zip(rep_days, dpds, strict=True):
         points.add(a)
         if dpd > 0:
             points.update((a + 31 - dpd, a + 91 - dpd))
-    ordered = sorted(p for p in points if p >= start and (end is None or p < end))
+    ordered = sorted(points)
+    ordered = ordered[
+        bisect_left(ordered, start) : None if end is None else bisect_left(ordered, end)
+    ]
     items: list[tuple[str, int, int]] = []
     glp = par30 = par90 = 0
     amount = d.amount

@@ -116,8 +116,12 @@ class LoanState:
 
     @property
     def end(self) -> int | None:
-        ends = [d for d in (self.closed, self.written_off) if d is not None]
-        return min(ends) if ends else None
+        """The day the loan ended: the earlier of its closure and its write-off in force (asked
+        for several times per touched loan and batch, so no list is built)."""
+        closed, written = self.closed, self.written_off
+        if closed is None:
+            return written
+        return closed if written is None or closed <= written else written
 
 
 @dataclass(slots=True)

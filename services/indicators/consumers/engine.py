@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -300,7 +300,7 @@ class Engine:
                     await self._settle()  # idle: let the last batch's commit land
                     return None
                 stale = generation != self.generation
-                parent, links = joined(_traceparent(r) for r in records)
+                parent, links = joined(_traceparents(records))
                 with (
                     engine_batch(len(records)),
                     tracer.start_as_current_span(
@@ -505,9 +505,18 @@ class Engine:
         log.warning("indicators: %d record(s) sent to the dead-letter topic", len(dead))
 
 
-def _traceparent(record: Record) -> bytes | None:
-    """The trace context the record carries (the ingest request that published it)."""
-    return record.header("traceparent")
+def _traceparents(records: list[Record]) -> Iterator[bytes | None]:
+    """The trace context each record carries (the ingest request that published it), or None.
+    A plain loop over the headers, as ``Record.header`` would answer: its generator cost a
+    batch of 20,000 records some 2% of the engine's time (most records carry none, so every
+    header is looked at)."""
+    for record in records:
+        for name, value in record.headers:
+            if name == "traceparent":
+                yield value
+                break
+        else:
+            yield None
 
 
 async def _start(consumer: Consumer) -> None:
