@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import offsets
 from services.indicators import models as m
-from services.indicators.errors import ClaimRace
-from services.indicators.errors import StaleOwnership as StaleOwnership  # engine.py raises it
+from services.indicators.errors import ClaimRace, StaleOwnership
 
 TP = tuple[str, int]
 CHUNK = 1000

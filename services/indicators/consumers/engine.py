@@ -58,6 +58,7 @@ from services.indicators.consumers.apply import (
 )
 from services.indicators.consumers.decode import Decoded, decode
 from services.indicators.contributions import Params
+from services.indicators.errors import StaleOwnership
 from services.indicators.state import UnitState
 
 log = logging.getLogger(__name__)
@@ -226,14 +227,14 @@ class Engine:
         """Rebuild the units assigned last (caller holds ``self.lock``). Their facts and offsets
         are read in one snapshot; offsets that moved since the assignment answered them mean
         another instance wrote meanwhile (this one is a zombie, or about to be reassigned):
-        :class:`store.StaleOwnership`, and the recovery seeks to what is stored."""
+        :class:`StaleOwnership`, and the recovery seeks to what is stored."""
         if not self._pending:
             return
         await self._load_units(self._pending)  # on failure they stay pending: _recover loads them
         answered, self._pending, self._pending_offsets = self._pending_offsets, set(), {}
         moved = {tp for tp, offset in answered.items() if self.expected.get(tp) != offset}
         if moved:
-            raise store.StaleOwnership(f"stored offsets moved since the assignment: {moved}")
+            raise StaleOwnership(f"stored offsets moved since the assignment: {moved}")
 
     async def _recover(self, consumer: Consumer) -> None:
         """After a failed batch: rebuild owned units from the database and seek back."""
