@@ -129,11 +129,13 @@ class Trail:
 
     def __init__(self) -> None:
         self._contexts: deque[SpanContext] = deque(maxlen=MAX_LINKS)
+        self._newest: SpanContext | None = None
 
     def add(self, span: Span) -> None:
         found = span.get_span_context()
         if found.is_valid:
             self._contexts.append(found)
+            self._newest = found
 
     def take(self) -> list[SpanContext]:
         """The batches so far, oldest first (the trail starts again empty)."""
@@ -145,6 +147,13 @@ class Trail:
         """Batches taken by an emission that found nothing to publish (their transactions had
         not committed yet): the next emission publishes their changes."""
         self._contexts.extendleft(reversed(contexts))
+
+    def newest(self) -> list[SpanContext]:
+        """The last batch ever added, taken or not: the parent of an emission whose trail was
+        empty. A batch's span is added when its commit returns, and an emission that took the
+        trail just before may read the committed values first; without this they would be
+        published under a new root trace."""
+        return [] if self._newest is None else [self._newest]
 
     @staticmethod
     def relation(contexts: list[SpanContext]) -> tuple[Context | None, list[Link]]:

@@ -184,7 +184,7 @@ class Emitter:
         if not messages:
             self.trail.give_back(batches)
             return 0
-        parent, links = Trail.relation(batches)
+        parent, links = Trail.relation(batches or self.trail.newest())
         # the records carry this span's traceparent: its parent is the newest batch that changed
         # something, its links the other batches since the last emission
         with tracer.start_as_current_span(

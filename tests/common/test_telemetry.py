@@ -93,3 +93,7 @@ def test_the_trail_gives_the_newest_batch_as_parent_and_keeps_what_is_given_back
         s.get_span_context().span_id for s in spans[:2]
     ]
     assert Trail.relation([]) == (None, [])
+    # once taken, the newest batch stays the parent of an emission that finds the trail empty
+    # (its values were read before the batch's span reached the trail)
+    assert trail.take() == [] and trail.newest() == [newest]
+    assert Trail().newest() == []

@@ -86,6 +86,8 @@ async function signin(reason) {
   form.querySelector("#username").focus();
 }
 
+let shownRoute = 0; // the newest navigation: only it may fill the page
+
 async function route() {
   if (!getSession()) return signin();
   document.getElementById("nav").hidden = false;
@@ -99,21 +101,29 @@ async function route() {
     else a.removeAttribute("aria-current");
   }
   notify("");
+  // A page is built off-screen and shown only if no later navigation began meanwhile: a slow
+  // page finishing after a quick one replaced it (the alerts list gave way to the overview).
+  const generation = ++shownRoute;
+  const current = () => generation === shownRoute;
+  const view = h("div", { class: "view" });
   main().replaceChildren(h("p", { class: "hint" }, "Loading…"));
   main().setAttribute("aria-busy", "true");
   try {
-    if (page === "indicator" && parts[1]) await views.indicator(main(), decodeURIComponent(parts[1]), query, notify);
-    else if (page === "alerts") await views.alerts(main(), query, notify);
-    else if (page === "alert" && parts[1]) await alertPage(main(), decodeURIComponent(parts[1]), notify);
-    else if (page === "actions") await actions.actions(main(), query, notify);
+    if (page === "indicator" && parts[1]) await views.indicator(view, decodeURIComponent(parts[1]), query, notify);
+    else if (page === "alerts") await views.alerts(view, query, notify);
+    else if (page === "alert" && parts[1]) await alertPage(view, decodeURIComponent(parts[1]), notify);
+    else if (page === "actions") await actions.actions(view, query, notify);
     else if (page === "action" && parts[1]) {
-      await actions.action(main(), decodeURIComponent(parts[1]), notify, views.catalog);
+      await actions.action(view, decodeURIComponent(parts[1]), notify, views.catalog);
     }
-    else if (page === "mail") await views.mail(main());
-    else if (page === "report") await report(main(), notify);
-    else await views.overview(main());
-    document.title = `${main().querySelector("h1")?.textContent || "Dashboard"} · SPM Monitor`;
+    else if (page === "mail") await views.mail(view);
+    else if (page === "report") await report(view, notify);
+    else await views.overview(view);
+    if (!current()) return;
+    main().replaceChildren(view);
+    document.title = `${view.querySelector("h1")?.textContent || "Dashboard"} · SPM Monitor`;
   } catch (err) {
+    if (!current()) return;
     if (err instanceof ApiError && err.status === 401) {
       forgetSession();
       forgetMe();
@@ -122,7 +132,7 @@ async function route() {
     main().replaceChildren(h("p", {}, "This page could not be loaded."));
     notify(err.message || String(err));
   } finally {
-    main().removeAttribute("aria-busy");
+    if (current()) main().removeAttribute("aria-busy");
   }
 }
 
