@@ -75,9 +75,10 @@ async function signin(reason) {
     forgetMe(); // a new person: their own name, scopes and branches
     notify("");
     if (!window.location.hash || window.location.hash === "#/signin") {
-      window.location.hash = "#/overview";
+      window.location.hash = "#/overview"; // the hashchange listener routes: once, not twice
+    } else {
+      await route();
     }
-    await route();
     await refreshNav();
   });
   card.append(form);
