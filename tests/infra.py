@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ class PrivateInfra:
     test may stop and start: outage tests never touch the shared ones."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.kafka_port, self.controller_port, self.pg_port = _free_ports(3)
+        self.kafka_port, self.controller_port, self.pg_port = free_ports(3)
         self.env = {
             **os.environ,
             "SPM_RUN_DIR": str(run_dir),
@@ -137,14 +138,32 @@ STABLE_PORTS = range(20000, 32000)
 so a broker stopped by an outage test finds its ports free again when it restarts."""
 
 
-def _free_ports(n: int) -> list[int]:
+_HANDED_OUT: deque[int] = deque(maxlen=500)
+"""Ports this process handed out lately: a server given one may not have bound it yet, and the
+next caller must not get it too (two services of one test were given the same port)."""
+
+
+def _worker_ports() -> range:
+    """This pytest-xdist worker's own share of STABLE_PORTS (all of it without xdist), so two
+    workers never pick the same port at the same moment."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    size = len(STABLE_PORTS) // count
+    first = STABLE_PORTS.start + index * size
+    return range(first, first + size)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports nothing listens on, none handed out lately by this process."""
     import random
     import socket
 
+    share = _worker_ports()
     ports: list[int] = []
     while len(ports) < n:
-        port = random.choice(STABLE_PORTS)
-        if port in ports:
+        port = random.choice(share)
+        if port in ports or port in _HANDED_OUT:
             continue
         with socket.socket() as sock:
             try:
@@ -152,7 +171,12 @@ def _free_ports(n: int) -> list[int]:
             except OSError:
                 continue
         ports.append(port)
+    _HANDED_OUT.extend(ports)
     return ports
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import json
-import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -18,15 +17,9 @@ import httpx
 from aiosmtpd.controller import Controller
 
 from services.alerts.notify.gsm import BASIC, EXTENSION, septets
+from tests.infra import free_port as free_port  # re-exported: the alert tests import it here
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class MailHandler:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from spm.devmode import SAMPLE_STRATEGY, DevStack, build_dev_stack
 from spm.simulator import SimConfig
 from spm.simulator.runner import run
 from spm.simulator.sinks import HttpSink
+from tests.infra import free_port
 
 STAFF_KEY = "dashboard-staff-key-0123"
 STAFF_USER = "amina"
@@ -55,13 +55,6 @@ class Stack:
     async def get(self, service: str, path: str, **params: Any) -> httpx.Response:
         """``service`` only says whose API ``path`` is (all share one origin)."""
         return await self.client.get(path, params=params)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _load_strategy(client: httpx.AsyncClient) -> None:
@@ -114,7 +107,7 @@ async def dashboard_stack(
     tmp: Path, config: SimConfig, extra_keys: list[dict[str, Any]] | None = None
 ) -> AsyncIterator[Stack]:
     """``extra_keys``: more ``API_KEYS`` entries (e.g. a branch-limited person's)."""
-    port = _free_port()
+    port = free_port()
     staff = {"name": "staff", "sha256": hash_key(STAFF_KEY), "scopes": SCOPES}
     dev = build_dev_stack(
         data_dir=tmp,

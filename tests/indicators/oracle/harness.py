@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from tests.indicators.oracle.oracle import (
     Value,
     family,
 )
+from tests.infra import free_port as free_port  # re-exported for the oracle's users
 
 REPO = Path(__file__).resolve().parents[3]
 SPM = REPO / ".venv" / "bin" / "spm"
@@ -51,12 +51,6 @@ GNI = Decimal("150000")
 def api_keys() -> str:
     digest = hashlib.sha256(READER_KEY.encode()).hexdigest()
     return json.dumps([{"name": "oracle", "sha256": digest, "scopes": ["indicators:read"]}])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- Kafka ---------------------------------------------------------------------------------
