@@ -231,7 +231,8 @@ async def main() -> None:
                 t0 = time.monotonic()
                 r.raise_for_status()
                 deadline = t0 + (180 if warm else 30)
-                while (arrived := inbox.find(f"({'branch:' + branch})")) is None:
+                # the subject names the branch in words ("… for Branch S3-…"): match its id
+                while (arrived := inbox.find(branch)) is None:
                     if time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.01)
