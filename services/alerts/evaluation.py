@@ -44,6 +44,7 @@ from services.alerts.targets import (
     last_received_at,
     latest_value,
 )
+from services.common.db import upsert
 from services.common.telemetry import current_traceparent
 
 
@@ -288,7 +289,7 @@ class Evaluator:
         latest = {(v.code, v.segment, v.as_of): v for v in values}  # one row per key and batch
         if not latest:
             return
-        stmt = store.upsert(session, m.observations)
+        stmt = upsert(session, m.observations)
         stmt = stmt.on_conflict_do_update(
             index_elements=[
                 m.observations.c.code,
@@ -356,7 +357,7 @@ async def advance_business_date(session: AsyncSession, as_of: date) -> bool:
     current = await business_date(session)
     if current is not None and current >= as_of:
         return False
-    stmt = store.upsert(session, m.business_date)
+    stmt = upsert(session, m.business_date)
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.business_date.c.id], set_={"as_of": stmt.excluded.as_of}
     )

@@ -12,8 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import CanonicalEvent, to_kafka
@@ -38,13 +37,6 @@ def text(value: Decimal | None) -> str | None:
 
 def number(raw: str | None) -> Decimal | None:
     return None if raw is None else Decimal(raw)
-
-
-def upsert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that supports ``on_conflict_do_*`` on the session's backend."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 @dataclass(frozen=True, slots=True)

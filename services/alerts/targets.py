@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import TargetChanged
 from services.alerts import models as m
-from services.alerts import store
 from services.alerts.errors import AlertsError
+from services.common.db import upsert
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def upsert_target(
     session: AsyncSession, data: TargetChanged, today: date | None, now: datetime
 ) -> None:
     """Store an active target state; ``first_seen_on`` starts the no-data clock."""
-    stmt = store.upsert(session, m.targets)
+    stmt = upsert(session, m.targets)
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.targets.c.target_id],
         set_={

@@ -15,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy.exc as sa_exc
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, DateTime, Dialect, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -216,6 +217,22 @@ def is_sqlite(bind: AsyncEngine | AsyncConnection | AsyncSession) -> bool:
     if isinstance(bind, AsyncSession):
         return bind.get_bind().dialect.name == "sqlite"
     return bind.dialect.name == "sqlite"
+
+
+def upsert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that supports ``on_conflict_do_*`` on the session's backend."""
+    return sqlite.insert(table) if is_sqlite(session) else postgresql.insert(table)
+
+
+_T = TypeVar("_T")
+CHUNK_ROWS = 1000
+"""Rows per statement. Each row binds a few parameters; SQLite and asyncpg cap a statement at
+32,766 and 32,767."""
+
+
+def chunks(rows: Sequence[_T], size: int = CHUNK_ROWS) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 def service_database_url(url: str, schema: str) -> str:

@@ -25,17 +25,12 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import UtcDateTime
+from services.common.db import UtcDateTime, chunks, upsert
 
 TopicPartition = tuple[str, int]
 EventKey = tuple[str, str]
-
-# Rows per INSERT. Each row binds 2-3 parameters; SQLite and asyncpg cap a statement at 32,766
-# and 32,767.
-CHUNK_ROWS = 1000
 
 
 def offsets_table(metadata: MetaData) -> Table:
@@ -96,7 +91,7 @@ async def store_offsets(
     """Upsert the next offsets to read, in the caller's transaction."""
     if not offsets:
         return
-    stmt = _insert(session, table)
+    stmt = upsert(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.group_id, table.c.topic, table.c.partition],
         set_={"next_offset": stmt.excluded.next_offset, "updated_at": func.now()},
@@ -105,7 +100,7 @@ async def store_offsets(
         {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": offset}
         for (topic, partition), offset in offsets.items()
     ]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         await session.execute(stmt, chunk)
 
 
@@ -126,7 +121,7 @@ async def claim_new(
         return set()
     c = table.c
     stmt = (
-        _insert(session, table)
+        upsert(session, table)
         .on_conflict_do_nothing(index_elements=[c.source, c.id])
         .returning(c.source, c.id)
     )
@@ -135,7 +130,7 @@ async def claim_new(
         for row, key in zip(rows, unique, strict=True):
             row["content_hash"] = hashes[key]
     claimed: set[EventKey] = set()
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         result = await session.execute(stmt, chunk)
         claimed.update((source, id_) for source, id_ in result)
     return claimed
@@ -147,24 +142,9 @@ async def stored_hashes(
     """The content hashes kept with ``keys`` (None: kept before hashes were, or absent)."""
     c = table.c
     out: dict[EventKey, bytes | None] = {}
-    for start in range(0, len(keys), CHUNK_ROWS):
-        chunk = list(keys[start : start + CHUNK_ROWS])
+    for chunk in chunks(keys):
         result = await session.execute(
             select(c.source, c.id, c.content_hash).where(tuple_(c.source, c.id).in_(chunk))
         )
         out.update({(source, id_): content for source, id_, content in result})
     return out
-
-
-def _insert(session: AsyncSession, table: Table) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise ValueError(f"unsupported database {dialect!r}")
-
-
-def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), CHUNK_ROWS):
-        yield rows[start : start + CHUNK_ROWS]

@@ -28,7 +28,7 @@ from contracts.events import IndicatorChanged
 from services.common.advisory import LeadershipWait, discard
 from services.common.aio import raise_if_cancelled, wait_event
 from services.common.bus import Message, Producer
-from services.common.db import database_errors, is_sqlite
+from services.common.db import chunks, database_errors, is_sqlite, upsert
 from services.common.errors import SpmError
 from services.common.metrics import EmitLag
 from services.common.telemetry import Trail
@@ -196,14 +196,14 @@ class Emitter:
         ):
             await self.producer.send_many(messages)
         async with self.sessions() as session, session.begin():
-            stmt = store._insert(session, m.published)
+            stmt = upsert(session, m.published)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[m.published.c.code, m.published.c.segment],
                 set_={
                     k: getattr(stmt.excluded, k) for k in updates[0] if k not in ("code", "segment")
                 },
             )
-            for chunk in store._chunks(updates):
+            for chunk in chunks(updates):
                 await session.execute(stmt, list(chunk))
         self.published += len(messages)
         return len(messages)

@@ -6,26 +6,44 @@ consumer offsets so that an instance that lost its partitions (a zombie) cannot 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy import case, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import offsets
+from services.common.db import chunks, upsert
 from services.indicators import models as m
 from services.indicators.errors import ClaimRace, StaleOwnership
 
 TP = tuple[str, int]
-CHUNK = 1000
+
+
+class _Columns:
+    """Rows of a batch, column by column, one list per dataclass field in column order
+    (PostgreSQL takes each column as one array)."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(cls.__dataclass_fields__)
+
+    def records(self) -> Iterator[tuple[Any, ...]]:
+        return zip(*(getattr(self, name) for name in self.names()), strict=True)
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = self.names()
+        return [dict(zip(names, row, strict=True)) for row in self.records()]
 
 
 @dataclass(slots=True)
-class FactColumns:
-    """Facts of a batch, column by column (PostgreSQL takes each column as one array)."""
+class FactColumns(_Columns):
+    """Facts of a batch."""
 
     unit: list[int] = field(default_factory=list)
     seq: list[int] = field(default_factory=list)
@@ -33,15 +51,10 @@ class FactColumns:
     source: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
 
-    def rows(self) -> list[dict[str, Any]]:
-        names = ("unit", "seq", "kind", "source", "body")
-        cols = (self.unit, self.seq, self.kind, self.source, self.body)
-        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
-
 
 @dataclass(slots=True)
-class DeltaColumns:
-    """Delta rows of a batch, column by column."""
+class DeltaColumns(_Columns):
+    """Delta rows of a batch."""
 
     unit: list[int] = field(default_factory=list)
     component: list[str] = field(default_factory=list)
@@ -49,28 +62,12 @@ class DeltaColumns:
     day: list[int] = field(default_factory=list)
     value: list[int] = field(default_factory=list)
 
-    def rows(self) -> list[dict[str, Any]]:
-        names = ("unit", "component", "set_id", "day", "value")
-        cols = (self.unit, self.component, self.set_id, self.day, self.value)
-        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
-
-
-def _insert(session: AsyncSession, table: Any) -> postgresql.Insert | sqlite.Insert:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
 
 async def ensure_offsets(session: AsyncSession, group_id: str, tps: Iterable[TP]) -> None:
     """Create missing offset rows (next offset 0) so that every later batch can lock them."""
     rows = [{"group_id": group_id, "topic": t, "partition": p, "next_offset": 0} for t, p in tps]
     if rows:
-        stmt = _insert(session, m.consumer_offsets).on_conflict_do_nothing()
+        stmt = upsert(session, m.consumer_offsets).on_conflict_do_nothing()
         await session.execute(stmt, rows)
 
 
@@ -162,7 +159,7 @@ async def load_set_ids(session: AsyncSession) -> set[int]:
 async def add_segment_sets(session: AsyncSession, sets: dict[int, tuple[str, ...]]) -> None:
     rows = [{"set_id": i, "segment": seg} for i, segs in sorted(sets.items()) for seg in segs]
     if rows:
-        await session.execute(_insert(session, m.segment_sets).on_conflict_do_nothing(), rows)
+        await session.execute(upsert(session, m.segment_sets).on_conflict_do_nothing(), rows)
 
 
 async def load_seen(session: AsyncSession) -> set[tuple[str, str]]:
@@ -199,7 +196,7 @@ async def known_keys(
         return {(source, id_) for source, id_ in rows}
     c = m.processed_events.c
     found: set[tuple[str, str]] = set()
-    for chunk in _chunks(unique, 400):
+    for chunk in chunks(unique, 400):
         rows = await session.execute(
             select(c.source, c.id).where(tuple_(c.source, c.id).in_(list(chunk)))
         )
@@ -240,8 +237,7 @@ async def write_batch(
         await _copy(session, schema, "processed_events", ("source", "id"), claims)
     except asyncpg.UniqueViolationError as exc:  # claims are new when computed: a race
         raise ClaimRace("an event of the batch was claimed meanwhile") from exc
-    fact_rows = zip(facts.unit, facts.seq, facts.kind, facts.source, facts.body, strict=True)
-    await _copy(session, schema, "facts", ("unit", "seq", "kind", "source", "body"), fact_rows)
+    await _copy(session, schema, "facts", facts.names(), facts.records())
     # deltas are upserts, which COPY cannot do: they go through a staging table (per connection)
     await session.execute(
         text(
@@ -249,16 +245,7 @@ async def write_batch(
             "set_id bigint, day integer, value bigint) ON COMMIT DELETE ROWS"
         )
     )
-    delta_rows = zip(
-        deltas.unit, deltas.component, deltas.set_id, deltas.day, deltas.value, strict=True
-    )
-    await _copy(
-        session,
-        "pg_temp",
-        "delta_stage",
-        ("unit", "component", "set_id", "day", "value"),
-        delta_rows,
-    )
+    await _copy(session, "pg_temp", "delta_stage", deltas.names(), deltas.records())
     q = f'"{schema}"'
     await session.execute(
         text(
@@ -294,18 +281,18 @@ async def _copy(
 
 
 async def write_facts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         await session.execute(m.facts.insert(), list(chunk))
 
 
 async def add_deltas(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Upsert-add ``value`` into (unit, component, segment set, day)."""
-    stmt = _insert(session, m.deltas)
+    stmt = upsert(session, m.deltas)
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.deltas.c.unit, m.deltas.c.component, m.deltas.c.set_id, m.deltas.c.day],
         set_={"value": m.deltas.c.value + stmt.excluded.value},
     )
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         await session.execute(stmt, list(chunk))
 
 
@@ -318,7 +305,7 @@ async def set_resolutions(
             m.resolutions.delete().where(c.unit == unit, c.source == source, c.complaint_id == cid)
         )
     if upserts:
-        stmt = _insert(session, m.resolutions)
+        stmt = upsert(session, m.resolutions)
         stmt = stmt.on_conflict_do_update(
             index_elements=[c.unit, c.source, c.complaint_id],
             set_={
@@ -327,20 +314,20 @@ async def set_resolutions(
                 "micros": stmt.excluded.micros,
             },
         )
-        for chunk in _chunks(upserts):
+        for chunk in chunks(upserts):
             await session.execute(stmt, list(chunk))
 
 
 async def add_seen(session: AsyncSession, values: Iterable[tuple[str, str]]) -> None:
     rows = [{"dimension": d, "value": v} for d, v in sorted(values)]
     if rows:
-        await session.execute(_insert(session, m.seen_values).on_conflict_do_nothing(), rows)
+        await session.execute(upsert(session, m.seen_values).on_conflict_do_nothing(), rows)
 
 
 async def raise_watermarks(session: AsyncSession, marks: Mapping[int, int]) -> None:
     if not marks:
         return
-    stmt = _insert(session, m.watermarks)
+    stmt = upsert(session, m.watermarks)
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.watermarks.c.unit],
         set_={
@@ -355,7 +342,7 @@ async def raise_watermarks(session: AsyncSession, marks: Mapping[int, int]) -> N
 
 async def raise_tick(session: AsyncSession, day: int) -> None:
     """Advance the daily tick's date (never backwards)."""
-    stmt = _insert(session, m.clock)
+    stmt = upsert(session, m.clock)
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.clock.c.name],
         set_={
@@ -377,6 +364,6 @@ async def pin_parameters(
         {"name": k, "value": before[k] if used and before and k in before else v}
         for k, v in wanted.items()
     ]
-    await session.execute(_insert(session, m.parameters).on_conflict_do_nothing(), rows)
+    await session.execute(upsert(session, m.parameters).on_conflict_do_nothing(), rows)
     recorded = await session.execute(select(c.name, c.value))
     return {row.name: row.value for row in recorded}

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.common.advisory import LeadershipWait, discard
 from services.common.aio import wait_event
 from services.common.bus import Message
-from services.common.db import is_sqlite, migrate_service, open_service_engine
+from services.common.db import is_sqlite, migrate_service, open_service_engine, upsert
 from services.ingest.fineract import models as m
 from services.ingest.fineract.config import SCHEMA, FineractSettings
 from services.ingest.fineract.mapping import LoanInfo
@@ -75,12 +74,6 @@ async def purge_messages(session: AsyncSession, retention: timedelta) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    if session.get_bind().dialect.name == "sqlite":
-        return sqlite.insert(table)
-    return postgresql.insert(table)
-
-
 # --- loans ---------------------------------------------------------------------------------------
 
 
@@ -116,7 +109,7 @@ async def load_loans(session: AsyncSession, tenant: str, ids: Iterable[int]) -> 
 async def upsert_loans(session: AsyncSession, tenant: str, loans: Mapping[int, LoanInfo]) -> None:
     if not loans:
         return
-    stmt = _insert(session, m.loans)
+    stmt = upsert(session, m.loans)
     fields = ("client_id", "branch_id", "product_id", "currency", "loan_cycle", "disbursals")
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.loans.c.tenant, m.loans.c.loan_id],
@@ -166,7 +159,7 @@ async def load_high_water(
 async def store_high_water(session: AsyncSession, marks: Mapping[AggregateKey, int]) -> None:
     if not marks:
         return
-    stmt = _insert(session, m.aggregates)
+    stmt = upsert(session, m.aggregates)
     stmt = stmt.on_conflict_do_update(
         index_elements=[m.aggregates.c.tenant, m.aggregates.c.kind, m.aggregates.c.aggregate_id],
         set_={"last_envelope_id": stmt.excluded.last_envelope_id},
