@@ -1,5 +1,5 @@
-"""Leadership by a PostgreSQL session advisory lock: what the outbox relay and the indicator
-emitter share.
+"""Leadership by a PostgreSQL session advisory lock: what the outbox relay, the indicator
+emitter and the Fineract consumer share.
 
 A session lock outlives transactions: it lives as long as the session of the connection that
 took it, and the pool only rolls back a connection it takes back. Returned to the pool still
@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 
 LEADERSHIP_PATIENCE_S = 300.0
 """How long an instance waits for its lock before a warning says so."""
+
+
+async def try_lock(conn: AsyncConnection, lock_key: str) -> bool:
+    """Take the session advisory lock ``lock_key`` (a ``hashtext`` key) if no session holds it;
+    commits, so the lock is all the connection keeps."""
+    got = await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": lock_key})
+    await conn.commit()
+    return bool(got)
 
 
 async def discard(conn: AsyncConnection, lock_key: str | None) -> None:

@@ -52,7 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from services.common.advisory import LeadershipWait, discard
+from services.common.advisory import LeadershipWait, discard, try_lock
 from services.common.aio import wait_event
 from services.common.bus import Bus, BusUnavailable, Message, Producer, partition_for_key
 from services.common.db import Sessions, UtcDateTime, database_errors, is_sqlite
@@ -308,11 +308,7 @@ class OutboxRelay:
         if is_sqlite(conn):
             return True  # embedded mode: one process
         with database_errors():
-            got = await conn.scalar(
-                text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": self._lock_name}
-            )
-            await conn.commit()
-        self._holding = bool(got)
+            self._holding = await try_lock(conn, self._lock_name)
         return self._holding
 
     async def _check_lock(self, conn: AsyncConnection) -> None:

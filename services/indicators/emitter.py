@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import IndicatorChanged
-from services.common.advisory import LeadershipWait, discard
+from services.common.advisory import LeadershipWait, discard, try_lock
 from services.common.aio import raise_if_cancelled, wait_event
 from services.common.bus import Message, Producer
 from services.common.db import chunks, database_errors, is_sqlite, upsert
@@ -87,12 +87,7 @@ class Emitter:
                 raise
         conn = await self.engine.connect()
         try:
-            got = (
-                await conn.execute(
-                    text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": self._lock_key}
-                )
-            ).scalar()
-            await conn.commit()
+            got = await try_lock(conn, self._lock_key)
         except Exception:
             await discard(conn, self._lock_key)  # the lock may be held even if the commit failed
             raise

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, select, text, tuple_, update
+from sqlalchemy import and_, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.common.advisory import LeadershipWait, discard
+from services.common.advisory import LeadershipWait, discard, try_lock
 from services.common.aio import wait_event
 from services.common.bus import Message
 from services.common.db import is_sqlite, migrate_service, open_service_engine, upsert
@@ -50,10 +50,7 @@ async def exclusive(engine: AsyncEngine, key: str, stop: asyncio.Event) -> Async
     async with engine.connect() as conn:
         try:
             while True:
-                held = bool(
-                    await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key})
-                )
-                await conn.commit()
+                held = await try_lock(conn, key)
                 if held:
                     break
                 waiting.lost()
