@@ -28,13 +28,12 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import ActionChanged, TargetChanged
 from services.alerts import models as m
 from services.alerts import store
 from services.alerts.rules import Bounds, line
 from services.alerts.targets import latest_value
-from services.common.bus import Message
+from services.common.bus import event_message
 from services.common.errors import Conflict, Unprocessable
 from services.common.outbox import enqueue
 
@@ -185,14 +184,10 @@ async def announce(
         target_threshold=store.number(row["target_threshold"]), changed_by=by[:200],
         changed_at=now,
     )  # fmt: skip
-    event = CanonicalEvent(
-        id=str(uuid.uuid4()), source=pub.source, type=EVENT_TYPE, time=now, subject=row["id"],
-        data=data,
-    )  # fmt: skip
-    record = to_kafka(event)
-    await enqueue(
-        session, m.outbox, Message(pub.topic, record.value, record.key, tuple(record.headers))
+    message = event_message(
+        pub.topic, source=pub.source, event_type=EVENT_TYPE, time=now, subject=row["id"], data=data
     )
+    await enqueue(session, m.outbox, message)
 
 
 def _jsonable(value: Any) -> Any:

@@ -15,11 +15,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import AlertChanged, TargetChanged
 from services.alerts import models as m
 from services.alerts.rules import Kind, State
-from services.common.bus import Message
+from services.common.bus import event_message
 from services.common.outbox import enqueue
 
 EVENT_TYPE = "spm.alert.changed.v1"
@@ -132,18 +131,15 @@ async def announce(
         acknowledged_by=row["acked_by"],
         changed_at=now,
     )
-    event = CanonicalEvent(
-        id=str(uuid.uuid4()),
+    message = event_message(
+        pub.topic,
         source=pub.source,
-        type=EVENT_TYPE,
+        event_type=EVENT_TYPE,
         time=now,
         subject=row["fingerprint"],
         data=data,
     )
-    record = to_kafka(event)
-    await enqueue(
-        session, m.outbox, Message(pub.topic, record.value, record.key, tuple(record.headers))
-    )
+    await enqueue(session, m.outbox, message)
 
 
 async def purge_history(session: AsyncSession, before: datetime) -> int:

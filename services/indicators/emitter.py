@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,11 +22,10 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import IndicatorChanged
 from services.common.advisory import LeadershipWait, discard, try_lock
 from services.common.aio import raise_if_cancelled, wait_event
-from services.common.bus import Message, Producer
+from services.common.bus import Message, Producer, event_message
 from services.common.db import chunks, database_errors, is_sqlite, upsert
 from services.common.errors import SpmError
 from services.common.metrics import EmitLag
@@ -223,11 +221,9 @@ class Emitter:
             previous_value=previous,
             computed_at=now,
         )
-        event = CanonicalEvent(
-            id=str(uuid.uuid4()), source=SOURCE, type=EVENT_TYPE, time=now, data=data
+        return event_message(
+            self.settings.output_topic, source=SOURCE, event_type=EVENT_TYPE, time=now, data=data
         )
-        record = to_kafka(event)
-        return Message(self.settings.output_topic, record.value, record.key, tuple(record.headers))
 
 
 async def tick(sessions: async_sessionmaker[AsyncSession], today: date) -> None:

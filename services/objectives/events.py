@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.events import TargetChanged
-from services.common.bus import Message
-from services.common.outbox import enqueue
 from services.objectives.rules import bounds
 from services.objectives.schemas import ObjectiveRead, TargetFields
 
@@ -65,24 +56,3 @@ def changed(before: TargetChanged | None, after: TargetChanged) -> bool:
     if before is None:
         return True
     return before.model_dump(exclude=_VOLATILE) != after.model_dump(exclude=_VOLATILE)
-
-
-async def publish(
-    session: AsyncSession,
-    outbox: Table,
-    *,
-    topic: str,
-    source: str,
-    data: TargetChanged,
-    time: datetime,
-) -> None:
-    """Enqueue one target state in the caller's transaction."""
-    event = CanonicalEvent(
-        id=str(uuid.uuid4()), source=source, type=TYPE, time=time, subject=data.target_id, data=data
-    )
-    record = to_kafka(event)
-    await enqueue(
-        session,
-        outbox,
-        Message(topic, record.value, key=record.key, headers=tuple(record.headers)),
-    )

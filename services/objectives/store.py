@@ -23,8 +23,10 @@ from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.envelope import FieldError, field_errors
+from services.common.bus import event_message
 from services.common.db import is_sqlite, migrate_service, open_service_engine
 from services.common.errors import Conflict, Invalid, NotFound
+from services.common.outbox import enqueue
 from services.objectives import audit, events
 from services.objectives.config import ObjectivesSettings
 from services.objectives.models import SCHEMA, objectives, outbox, targets
@@ -308,9 +310,15 @@ class ObjectivesService:
                     new[target.id] = events.payload(after, target.id, target, retired=True)
         for target_id, state in new.items():
             if events.changed(old.get(target_id), state):
-                await events.publish(
-                    session, outbox, topic=self.topic, source=self.source, data=state, time=now
+                message = event_message(
+                    self.topic,
+                    source=self.source,
+                    event_type=events.TYPE,
+                    time=now,
+                    subject=target_id,
+                    data=state,
                 )
+                await enqueue(session, outbox, message)
         return after
 
     async def _write_targets(

@@ -13,6 +13,7 @@ from services.common.bus.base import (
     Producer,
     Record,
     TopicPartition,
+    event_message,
     partition_for_key,
 )
 from services.common.bus.deadletter import dead_letter
@@ -38,6 +39,7 @@ __all__ = [
     "TopicPartition",
     "create_bus",
     "dead_letter",
+    "event_message",
     "partition_for_key",
 ]
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, NamedTuple, Protocol
 
 from murmurhash2 import murmurhash2
 
+from contracts.envelope import CanonicalEvent, to_kafka
+from contracts.events import CanonicalData
 from contracts.topics import TopicSpec
 from services.common.errors import Unavailable
 
@@ -44,6 +48,23 @@ class Message:
     key: bytes | None = None
     headers: Headers = ()
     partition: int | None = None
+
+
+def event_message(
+    topic: str,
+    *,
+    source: str,
+    event_type: str,
+    time: datetime,
+    data: CanonicalData,
+    subject: str | None = None,
+) -> Message:
+    """A new canonical event (a fresh id) as the binary-mode record ``to_kafka`` makes of it."""
+    event = CanonicalEvent(
+        id=str(uuid.uuid4()), source=source, type=event_type, time=time, subject=subject, data=data
+    )
+    record = to_kafka(event)
+    return Message(topic, record.value, record.key, tuple(record.headers))
 
 
 @dataclass(frozen=True, slots=True)
