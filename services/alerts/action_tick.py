@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import actions
+from services.alerts import actions, store
 from services.alerts import models as m
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings, Routing
@@ -37,7 +37,7 @@ class ActionTick:
         routing: Routing,
         clock: Clock,
         templates: render.Templates,
-        publisher: actions.Publisher,
+        publisher: store.Publisher,
     ) -> None:
         self.settings = settings
         self.routing = routing
@@ -50,10 +50,11 @@ class ActionTick:
         """One pass; returns the notification rows written."""
         now = self.clock.now()
         today = now.date()
-        for row in await actions.due_for_overdue(session, today):
+        c = m.actions.c
+        for row in await actions.matching(session, c.status == "open", c.due_date < today):
             await actions.mark_overdue(session, self.publisher, row, now)
         written = 0
-        for row in await actions.overdue(session):
+        for row in await actions.matching(session, c.status == "overdue"):
             if row["owner_notified_at"] is None:
                 name = self.owner_receiver(row)
                 written += await self._notify(session, row, name, "owner", now)
@@ -62,7 +63,8 @@ class ActionTick:
                 name = self.manager_receiver(row)
                 written += await self._notify(session, row, name, "manager", now)
                 await actions.noted(session, row, "manager_notified_at", name or "nobody", now)
-        for row in await actions.due_for_review(session, today):
+        due = (c.status == "done", c.effectiveness.is_(None), c.review_date <= today)
+        for row in await actions.matching(session, *due):
             await actions.judge_now(session, self.publisher, row, now)
         return written
 

@@ -25,7 +25,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.events import ActionChanged, TargetChanged
@@ -159,15 +159,9 @@ def too_early(done_at: datetime | None, latest: tuple[date, Decimal] | None) -> 
     return done_at is None or latest is None or latest[0] <= done_at.date()
 
 
-@dataclass(frozen=True, slots=True)
-class Publisher:
-    topic: str
-    source: str
-
-
 async def announce(
     session: AsyncSession,
-    pub: Publisher,
+    pub: store.Publisher,
     row: Mapping[str, Any],
     change: Change,
     by: str,
@@ -235,7 +229,7 @@ async def _opening(session: AsyncSession, origin: Origin) -> dict[str, Any]:
 
 async def create(
     session: AsyncSession,
-    pub: Publisher,
+    pub: store.Publisher,
     origin: Origin,
     fields: Mapping[str, Any],
     by: str,
@@ -321,7 +315,7 @@ def _unjudged(row: Mapping[str, Any]) -> dict[str, Any]:
 
 async def change(
     session: AsyncSession,
-    pub: Publisher,
+    pub: store.Publisher,
     row: dict[str, Any],
     fields: Mapping[str, Any],
     by: str,
@@ -365,7 +359,7 @@ async def change(
 
 
 async def mark_overdue(
-    session: AsyncSession, pub: Publisher, row: dict[str, Any], now: datetime
+    session: AsyncSession, pub: store.Publisher, row: dict[str, Any], now: datetime
 ) -> None:
     await session.execute(
         update(m.actions)
@@ -379,7 +373,7 @@ async def mark_overdue(
 
 
 async def judge_now(
-    session: AsyncSession, pub: Publisher, row: dict[str, Any], now: datetime
+    session: AsyncSession, pub: store.Publisher, row: dict[str, Any], now: datetime
 ) -> Effectiveness:
     """Compare the latest value with the line recorded at creation, and record the verdict."""
     latest = await latest_value(session, row["indicator"], row["segment"])
@@ -414,30 +408,10 @@ async def judge_now(
     return verdict
 
 
-async def due_for_overdue(session: AsyncSession, today: date) -> list[dict[str, Any]]:
-    c = m.actions.c
-    rows = await session.execute(
-        select(m.actions).where(c.status == "open", c.due_date < today).order_by(c.created_at)
-    )
-    return [dict(r._mapping) for r in rows.all()]
-
-
-async def overdue(session: AsyncSession) -> list[dict[str, Any]]:
-    c = m.actions.c
-    rows = await session.execute(
-        select(m.actions).where(c.status == "overdue").order_by(c.created_at)
-    )
-    return [dict(r._mapping) for r in rows.all()]
-
-
-async def due_for_review(session: AsyncSession, today: date) -> list[dict[str, Any]]:
-    c = m.actions.c
-    rows = await session.execute(
-        select(m.actions)
-        .where(c.status == "done", c.effectiveness.is_(None), c.review_date <= today)
-        .order_by(c.created_at)
-    )
-    return [dict(r._mapping) for r in rows.all()]
+async def matching(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """The actions that meet every one of ``conditions``, oldest recorded first."""
+    stmt = select(m.actions).where(*conditions).order_by(m.actions.c.created_at)
+    return [dict(r._mapping) for r in (await session.execute(stmt)).all()]
 
 
 async def noted(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import actions, store, targets
 from services.alerts import models as m
+from services.alerts import store, targets
 from services.alerts.action_tick import ActionTick
 from services.alerts.clock import Clock, SystemClock
 from services.alerts.config import AlertSettings
@@ -83,7 +83,7 @@ class AlertService:
             after_batch=self._changed, serial=serial,
         )  # fmt: skip
         self.pipeline = Pipeline(settings, self.routing, self.clock)
-        self.action_publisher = actions.Publisher(
+        self.action_publisher = store.Publisher(
             settings.alerts_actions_topic, settings.alerts_source
         )
         self.action_tick = ActionTick(
