@@ -9,9 +9,7 @@ from services.alerts.api import actions, alerts, notifications, silences
 from services.alerts.clock import Clock
 from services.alerts.config import AlertSettings
 from services.alerts.service import AlertService
-from services.common.auth import KeyRing
 from services.common.bus import Bus
-from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, lifespan_of
 from services.common.scope import ScopePolicy
@@ -33,9 +31,8 @@ def create_app(
         service="alerts",
         title="SPM Monitor — alerts",
         description="Alerts on indicators drifting from social targets; silences; notifications.",
-        keyring=KeyRing.of(cfg),
+        settings=cfg,
         routers=[alerts.router, silences.router, notifications.router, actions.router],
-        limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan_of(service, lease),
         readiness=[service.ready],

@@ -27,6 +27,7 @@ from services.common.errors import error_body as error_body  # re-exported: the 
 from services.common.guard import RequestGuard, RequestLimits
 from services.common.metrics import HttpMetricsMiddleware, metrics_endpoint
 from services.common.scope import ScopePolicy
+from services.common.settings import CommonSettings
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -102,13 +103,17 @@ def create_service_app(
     service: str,
     title: str,
     description: str,
-    keyring: KeyRing,
+    settings: CommonSettings,
     routers: Sequence[APIRouter],
-    limits: RequestLimits,
     lifespan: Lifespan | None = None,
     readiness: Sequence[ReadinessCheck] = (),
+    keyring: KeyRing | None = None,
+    limits: RequestLimits | None = None,
     scope_policy: ScopePolicy | None = None,
 ) -> FastAPI:
+    """A service's app; ``keyring`` and ``limits`` are those of ``settings`` unless given."""
+    keyring = KeyRing.of(settings) if keyring is None else keyring
+    limits = RequestLimits.of(settings) if limits is None else limits
     app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
     app.state.keyring = keyring
     app.state.scope_policy = scope_policy or ScopePolicy()

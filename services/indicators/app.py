@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.common.auth import KeyRing
 from services.common.bus import Bus
-from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, lifespan_of
 from services.common.scope import ScopePolicy
@@ -28,9 +26,8 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         service="indicators",
         title="SPM Monitor — indicators",
         description="Rolling social performance indicators: values, series, breakdowns, catalog.",
-        keyring=KeyRing.of(cfg),
+        settings=cfg,
         routers=[router],
-        limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan_of(service, lease),
         readiness=[service.ready],

@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, LOANS
-from services.common.auth import KeyRing
 from services.common.bus import Bus, BusError
 from services.common.db import (
     Sessions,
@@ -116,7 +115,6 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         config.institution_timezone,
         pseudonymiser,
     )
-    keyring = KeyRing.of(config)
     loops = Supervisor("ingest")
     lease = BusLease.of(config, bus)
 
@@ -141,7 +139,7 @@ def create_app(settings: CommonSettings, *, bus: Bus | None = None) -> FastAPI:
         service="ingest",
         title="SPM Monitor — ingest",
         description=DESCRIPTION,
-        keyring=keyring,
+        settings=config,
         routers=[events.router, crm.router, fineract_hooks.router],
         limits=request_limits(config),
         lifespan=lifespan,

@@ -7,10 +7,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.common.auth import KeyRing
 from services.common.bus import Bus
 from services.common.db import Sessions, ping
-from services.common.guard import RequestLimits
 from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, Supervisor
 from services.common.outbox import OutboxRelay
@@ -76,9 +74,8 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         service="objectives",
         title="SPM objectives",
         description="Social objectives and targets of the institution, versioned and audited.",
-        keyring=KeyRing.of(cfg),
+        settings=cfg,
         routers=[router],
-        limits=RequestLimits.of(cfg),
         scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan,
         readiness=[database_ready, loops.ready],

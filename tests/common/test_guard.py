@@ -63,6 +63,7 @@ def build(seen: Seen, settings: CommonSettings, rate: str | None = None) -> obje
         service="guard-test",
         title="guard test",
         description="",
+        settings=settings,
         keyring=keyring,
         routers=[router],
         limits=limits,

@@ -18,8 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, FastAPI
 
-from services.common.auth import KeyRing, Principal, require
-from services.common.guard import RequestLimits
+from services.common.auth import Principal, require
 from services.common.http import create_service_app
 from services.common.settings import CommonSettings
 from tests.common.identity.local_issuer import AUDIENCE, LocalIssuer, SigningKey, local_issuer
@@ -53,9 +52,8 @@ def service(issuer: LocalIssuer | str, **overrides: Any) -> FastAPI:
         service="test",
         title="test",
         description="test",
-        keyring=KeyRing.of(settings),
+        settings=settings,
         routers=[router],
-        limits=RequestLimits.of(settings),
     )
 
 
