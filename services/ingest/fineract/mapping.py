@@ -388,15 +388,10 @@ class _Ctx:
         if info is None:
             return
         timeline = p.get("timeline") or {}
-        closed_on = (
-            timeline.get("closedOnDate")
-            or (timeline.get("writeOffOnDate") if closure == "written_off" else None)
-            or self.env.business_date
-        )
         data = {
             "loan_id": scoped_id(self.tenant, loan_id),
             "client_id": str(info.client_id),
-            "closed_on": closed_on,
+            "closed_on": timeline.get("closedOnDate") or self.env.business_date,
             "closure_type": closure,
         }
         once = f"loan:{loan_id}:closed:{closure}"
