@@ -6,21 +6,23 @@ changes in order per key."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from contracts.envelope import to_kafka
+from contracts.envelope import CanonicalEvent, to_kafka
 from services.common.bus import Bus, Message, Record
 from services.common.faults import injected
 from services.indicators import models as m
 from services.indicators import store
+from services.indicators.consumers.engine import Engine
 from services.indicators.errors import ClaimRace, ParametersChanged, StaleOwnership
 from services.indicators.service import IndicatorService
 from tests.indicators.conftest import Harness
-from tests.indicators.events import disb, event, pid, reg
+from tests.indicators.events import disb, event, message, pid, reg
 
 
 async def _read(
@@ -82,6 +84,24 @@ async def test_restart_neither_loses_nor_double_counts(harness: Harness) -> None
     assert await h.v("active_borrowers", "all", "2024-01-03") == 20
 
 
+async def test_duplicates_are_known_whatever_the_order_of_their_headers(harness: Harness) -> None:
+    """The engine asks which events are claimed while it decodes, by the ids the headers name
+    where ingest puts them; copies with the headers elsewhere, or with a repeated ``ce_id``
+    (the last one counts), are duplicates all the same."""
+    h = harness
+    first = [disb(f"L{i}", "c1", "2024-01-02", "100") for i in range(3)]
+    await h.send([reg("c1", "2024-01-01"), *first])
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-02") == 300
+    again = [message(e, h.settings.indicators_topic_suffix) for e in first]
+    reordered = dataclasses.replace(again[0], headers=again[0].headers[::-1])
+    decoy = again[1].headers[:3]  # where ingest puts them, with an id the last one overrides
+    decoy = (decoy[0], ("ce_id", b"never-sent"), decoy[2])
+    repeated = dataclasses.replace(again[1], headers=decoy + again[1].headers)
+    late = disb("L9", "c1", "2024-01-03", "50")
+    await h.send([reordered, repeated, again[2], late])
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-03") == 350
+
+
 async def test_a_zombie_cannot_write_after_the_new_owner(harness: Harness) -> None:
     h = harness
     await h.send([reg("A", "2024-01-01")])
@@ -130,6 +150,84 @@ async def test_an_assignment_replays_nothing_in_the_callback_and_the_next_batch_
             await engine.process([])  # nothing to apply: the state is rebuilt all the same
         loan = next(u.loans for u in engine.units.values() if u.loans)
         assert [d.amount for d in (s.disb for s in loan.values()) if d] == [100 * 10**4]
+    finally:
+        await other.db.dispose()
+
+
+async def test_a_rebalance_keeps_the_units_nobody_wrote_to_meanwhile(harness: Harness) -> None:
+    """A worker joining the group revokes every partition of the others and assigns most of them
+    back: those whose stored offsets did not move are kept as they were, not replayed."""
+    h = harness
+    await h.send([reg("A", "2024-01-01"), disb("LA", "A", "2024-01-02", "100")])
+    engine = h.service.engine
+    tps = engine._assigned
+    before = dict(engine.units)
+    await engine.on_revoke(tps)
+    await engine.on_assign(tps)
+    assert engine._pending == set()
+    assert all(engine.units[unit] is state for unit, state in before.items())
+    await h.send([disb("LB", "A", "2024-01-03", "50")])
+    assert await h.v("gross_loan_portfolio", "all", "2024-01-03") == 150
+
+
+def _next_record(engine: Engine, topic: str, event: CanonicalEvent) -> Record:
+    """The record of ``event`` at the next offset ``engine`` expects on its partition."""
+    r = to_kafka(event)
+    part = next(
+        p for t, p in engine.expected if t == topic and engine.unit_of(t, p) in engine.units
+    )
+    return Record(topic, part, engine.expected[(topic, part)], r.key, r.value, tuple(r.headers))
+
+
+async def test_a_rebalance_rebuilds_a_unit_another_instance_wrote_to(harness: Harness) -> None:
+    h = harness
+    await h.send([reg("A", "2024-01-01")])
+    engine = h.service.engine
+    tps = engine._assigned
+    await engine.on_revoke(tps)
+    other = IndicatorService(h.settings, h.bus)  # the partitions' owner meanwhile
+    try:
+        await other.engine.on_assign(tps)
+        async with other.engine.lock:
+            await other.engine.process([])
+            record = _next_record(other.engine, h.settings.clients_topic, reg("B", "2024-01-01"))
+            await other.engine.process([record])
+    finally:
+        await other.db.dispose()
+    await engine.on_assign(tps)
+    unit = engine.unit_of(record.topic, record.partition)
+    assert unit in engine._pending  # rebuilt by the next batch, with the other's event
+    async with engine.lock:
+        await engine.process([])
+    assert pid("B") in engine.units[unit].clients
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+async def test_a_rebalance_after_a_failed_batch_keeps_nothing(
+    harness: Harness, pipelined: bool
+) -> None:
+    """The failed batch was applied in memory, not in the database: every unit is rebuilt."""
+    h = harness
+    await h.send([reg("A", "2024-01-01")])
+    tps = h.service.engine._assigned
+    other = IndicatorService(h.settings, h.bus)
+    try:
+        engine = other.engine
+        await engine.on_assign(tps)
+        async with engine.lock:
+            await engine.process([])
+        record = _next_record(engine, h.settings.clients_topic, reg("B", "2024-01-01"))
+
+        async def crash() -> None:
+            raise InjectedCrash
+
+        with injected("indicators.between_offsets_and_effects", crash):
+            failure = await engine._process_or_failure([record], engine.generation, pipelined)
+            assert (failure is None) == pipelined  # pipelined: it fails in the background
+            await engine.on_revoke(tps)
+        await engine.on_assign(tps)
+        assert engine.units == {}
+        assert engine._pending == {engine.unit_of(tp.topic, tp.partition) for tp in tps}
     finally:
         await other.db.dispose()
 

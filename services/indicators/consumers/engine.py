@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -117,6 +117,9 @@ class Engine:
         self.complaints_topic = settings.complaints_topic
         self.units: dict[int, UnitState] = {}
         self._pending: set[int] = set()  # assigned, state not rebuilt yet (see on_assign)
+        self._kept: dict[int, UnitState] = {}  # revoked clean, with their offsets (on_revoke)
+        self._kept_offsets: dict[tuple[str, int], int] = {}
+        self._dirty = False  # a batch failed: memory may hold what the database lacks
         self._pending_offsets: dict[tuple[str, int], int] = {}  # what on_assign answered
         self.expected: dict[tuple[str, int], int] = {}
         self.seen: set[tuple[str, str]] = set()
@@ -193,7 +196,12 @@ class Engine:
         replay of every stored fact it used to do here could outlast the session timeout
         (10 s): the group evicted the member, its rejoin started another rebalance whose
         replays evicted the next member, and two workers spent their time replaying (measured:
-        generation 28 after 7 minutes of make bench-indicators on a busy machine)."""
+        generation 28 after 7 minutes of make bench-indicators on a busy machine).
+
+        A unit this instance owned until the rebalance, and whose stored offsets are still the
+        ones it committed last, is taken back as it was kept: nobody wrote to it meanwhile, so
+        a replay would rebuild the same state (a worker joining the group cost the others a
+        replay of every unit they kept)."""
         async with self.lock:
             await self._settle(quiet=True)
             self.generation += 1
@@ -202,14 +210,36 @@ class Engine:
             self.expected.clear()
             units = {self.unit_of(tp.topic, tp.partition) for tp in tps}
             offsets = await self._stored_offsets(units)
-            self._pending, self._pending_offsets = units, offsets
+            kept, self._kept, was = self._kept, {}, self._kept_offsets
+            for unit, state in kept.items():
+                tps_of = self.unit_tps(unit)
+                if unit in units and all(offsets[tp] == was.get(tp) for tp in tps_of):
+                    self.units[unit] = state
+            self._pending = units - self.units.keys()
+            self._pending_offsets = {
+                tp: offset for tp, offset in offsets.items() if self.unit_of(*tp) in self._pending
+            }
             self.expected.update(offsets)  # re-read with the facts by _load_pending
-            log.info("indicators: assigned %d partitions", len(tps))
+            log.info(
+                "indicators: assigned %d partitions (%d units kept, %d to rebuild)",
+                len(tps),
+                len(self.units),
+                len(self._pending),
+            )
             return {tp: offsets[(tp.topic, tp.partition)] for tp in tps}
 
     async def on_revoke(self, tps: frozenset[TopicPartition]) -> None:
+        """Keep the units' state for :meth:`on_assign` if memory holds nothing that is not
+        committed (the in-flight batch committed, and no batch failed since the last rebuild)."""
         async with self.lock:
+            inflight = self._inflight
             await self._settle(quiet=True)
+            committed = inflight is None or (
+                inflight.done() and not inflight.cancelled() and inflight.exception() is None
+            )
+            clean = committed and not self._dirty
+            self._kept = dict(self.units) if clean else {}
+            self._kept_offsets = dict(self.expected) if clean else {}
             self.generation += 1
             self.units.clear()
             self.expected.clear()
@@ -245,7 +275,9 @@ class Engine:
             self._pending, self._pending_offsets = set(), {}
             self.units.clear()
             self.expected.clear()
+            self._kept, self._kept_offsets = {}, {}
             await self._load_units(units)
+            self._dirty = False
             for tp in consumer.assignment():
                 stored = self.expected.get((tp.topic, tp.partition))
                 if stored is not None:
@@ -313,6 +345,7 @@ class Engine:
                 ):
                     await self.process(records, stale=stale, pipelined=pipelined)
         except Exception as exc:  # any failure: rebuild from the database, never skip
+            self._dirty = True
             return exc
         return None
 
@@ -345,24 +378,23 @@ class Engine:
             next_offsets[key] = max(next_offsets.get(key, 0), r.offset + 1)
         if not by_unit:
             return
-        decoded: dict[int, list[Decoded]] = {}
-        dead: list[Message] = []
-        for unit, recs in by_unit.items():
-            decoded[unit] = out = []
-            for i, r in enumerate(recs):
-                event = self._decode(r, dead)
-                if event is not None:
-                    out.append(event)
-                if i % 200 == 199:
-                    await asyncio.sleep(0)  # let the in-flight transaction progress
-        if dead:
-            await self._dead_letter(dead)
-        keys = [(e.source, e.id) for events in decoded.values() for e in events]
         if not pipelined:
             await self._settle()
-        with database_errors():
-            async with self.sessions() as session:
-                known = await store.known_keys(session, keys)
+        # which events are claimed already is asked while the batch decodes (the lookup waits on
+        # the database most of its time), by the ids the records' headers name
+        named = _header_keys(r for recs in by_unit.values() for r in recs)
+        lookup = asyncio.ensure_future(self._known(named))
+        try:
+            decoded = await self._decode_all(by_unit)
+            keys = [(e.source, e.id) for events in decoded.values() for e in events]
+            known = await lookup
+        finally:
+            if not lookup.done():
+                lookup.cancel()
+                await asyncio.wait([lookup])
+        unnamed = set(keys).difference(named)  # ids the headers did not give (other encodings)
+        if unnamed:
+            known |= await self._known(unnamed)
         known |= self._inflight_claims
         touched_tps = {tp for unit in by_unit for tp in self.unit_tps(unit)}
         expected = {tp: self.expected.get(tp, 0) for tp in touched_tps}
@@ -423,6 +455,28 @@ class Engine:
                     await consumer.commit(offsets)
             except (SpmError, TimeoutError) as exc:
                 log.debug("indicators: offsets not copied to the group (%r)", exc)
+
+    async def _decode_all(self, by_unit: Mapping[int, list[Record]]) -> dict[int, list[Decoded]]:
+        """Each unit's valid events; the others go to the dead-letter topic."""
+        decoded: dict[int, list[Decoded]] = {}
+        dead: list[Message] = []
+        for unit, recs in by_unit.items():
+            decoded[unit] = out = []
+            for i, r in enumerate(recs):
+                event = self._decode(r, dead)
+                if event is not None:
+                    out.append(event)
+                if i % 200 == 199:
+                    await asyncio.sleep(0)  # let the in-flight transaction and lookup progress
+        if dead:
+            await self._dead_letter(dead)
+        return decoded
+
+    async def _known(self, keys: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``keys`` committed batches claimed."""
+        with database_errors():
+            async with self.sessions() as session:
+                return await store.known_keys(session, list(keys))
 
     def _decode(self, r: Record, dead: list[Message]) -> Decoded | None:
         try:
@@ -518,6 +572,28 @@ def _traceparents(records: list[Record]) -> Iterator[bytes | None]:
                 break
         else:
             yield None
+
+
+def _header_keys(records: Iterable[Record]) -> set[tuple[str, str]]:
+    """The (source, id) the records' CloudEvents headers name: what ingest publishes, read where
+    ``to_kafka`` puts them. A guess at the batch's keys, made before decoding (the caller looks
+    up the keys of valid events that it missed)."""
+    keys = set()
+    id_: bytes | None
+    source: bytes | None
+    for record in records:
+        h = record.headers
+        if len(h) > 2 and h[1][0] == "ce_id" and h[2][0] == "ce_source":
+            id_, source = h[1][1], h[2][1]
+        else:
+            headers = dict(h)
+            id_, source = headers.get("ce_id"), headers.get("ce_source")
+        if source is not None and id_ is not None:
+            try:
+                keys.add((source.decode(), id_.decode()))
+            except UnicodeDecodeError:
+                continue
+    return keys
 
 
 async def _start(consumer: Consumer) -> None:
