@@ -12,7 +12,6 @@ from services.alerts.service import AlertService
 from services.common.bus import Bus
 from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, lifespan_of
-from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
 
@@ -33,7 +32,6 @@ def create_app(
         description="Alerts on indicators drifting from social targets; silences; notifications.",
         settings=cfg,
         routers=[alerts.router, silences.router, notifications.router, actions.router],
-        scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan_of(service, lease),
         readiness=[service.ready],
     )

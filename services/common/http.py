@@ -109,14 +109,14 @@ def create_service_app(
     readiness: Sequence[ReadinessCheck] = (),
     keyring: KeyRing | None = None,
     limits: RequestLimits | None = None,
-    scope_policy: ScopePolicy | None = None,
 ) -> FastAPI:
-    """A service's app; ``keyring`` and ``limits`` are those of ``settings`` unless given."""
+    """A service's app; ``keyring`` and ``limits`` are those of ``settings`` unless given, the
+    scope policy always is."""
     keyring = KeyRing.of(settings) if keyring is None else keyring
     limits = RequestLimits.of(settings) if limits is None else limits
     app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
     app.state.keyring = keyring
-    app.state.scope_policy = scope_policy or ScopePolicy()
+    app.state.scope_policy = ScopePolicy.of(settings)
     app.add_middleware(_TracingMiddleware, service=service)
     # added last = outermost: refusals cost no span, no task, no body read
     app.add_middleware(RequestGuard, keyring=keyring, limits=limits)

@@ -8,7 +8,6 @@ from fastapi import FastAPI
 from services.common.bus import Bus
 from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, lifespan_of
-from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
 from services.indicators.api.indicators import router
@@ -28,7 +27,6 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         description="Rolling social performance indicators: values, series, breakdowns, catalog.",
         settings=cfg,
         routers=[router],
-        scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan_of(service, lease),
         readiness=[service.ready],
     )

@@ -12,7 +12,6 @@ from services.common.db import Sessions, ping
 from services.common.http import create_service_app
 from services.common.lifecycle import BusLease, Supervisor
 from services.common.outbox import OutboxRelay
-from services.common.scope import ScopePolicy
 from services.common.settings import CommonSettings
 from services.common.telemetry import ensure_telemetry
 from services.objectives.api.deps import ObjectivesState
@@ -76,7 +75,6 @@ def create_app(settings: CommonSettings | None = None, *, bus: Bus | None = None
         description="Social objectives and targets of the institution, versioned and audited.",
         settings=cfg,
         routers=[router],
-        scope_policy=ScopePolicy.of(cfg),
         lifespan=lifespan,
         readiness=[database_ready, loops.ready],
     )

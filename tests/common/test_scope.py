@@ -8,6 +8,7 @@ import pytest
 
 from services.common.auth import KeyRing, hash_key
 from services.common.scope import DataScope, OutOfScope, branch_of
+from tests.common.services import client, service_apps
 
 INSTITUTION_LEVEL = ("all", "product:P1", "gender:female", "rural:true")
 
@@ -57,3 +58,22 @@ def test_a_key_carries_branches_and_subject() -> None:
     with pytest.raises(ValueError, match="API_KEYS"):
         KeyRing.from_json(json.dumps([{"name": "x", "sha256": hash_key("k"), "scopes": [],
                                        "branches": ["no spaces"]}]))  # fmt: skip
+
+
+@pytest.mark.parametrize("visible", [True, False])
+async def test_every_service_tells_callers_the_operators_choice(
+    visible: bool, unique: str, postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """``SCOPE_INSTITUTION_LEVEL_VISIBLE`` is read by the app factory for every service (ingest
+    answered ``true`` whatever it said)."""
+    apps = service_apps(
+        unique,
+        database_url=postgres_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        scope_institution_level_visible=visible,
+    )
+    for name, app in apps.items():
+        async with client(app) as admin:
+            me = await admin.get("/v1/me")
+        assert me.status_code == 200, (name, me.text)
+        assert me.json()["institution_level_visible"] is visible, name

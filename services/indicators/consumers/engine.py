@@ -89,15 +89,6 @@ class Batch:
     by the commit would publish them under no batch: a new root trace)."""
 
 
-def params_of(settings: IndicatorSettings) -> Params:
-    return Params(
-        settings.indicators_sla_days,
-        settings.indicators_dsti_limit,
-        settings.indicators_lender_count,
-        settings.indicators_dropout_delay_days,
-    )
-
-
 class Engine:
     def __init__(
         self,
@@ -110,15 +101,19 @@ class Engine:
         self.bus = bus
         self.sessions = sessions
         self.producer = producer
-        self.params = params_of(settings)
+        self.params = Params(
+            settings.indicators_sla_days,
+            settings.indicators_dsti_limit,
+            settings.indicators_lender_count,
+            settings.indicators_dropout_delay_days,
+        )
         self.group_id = settings.indicators_group_id
         self.tz = ZoneInfo(settings.institution_timezone)
         self.client_topics = (settings.clients_topic, settings.loans_topic)
         self.complaints_topic = settings.complaints_topic
         self.units: dict[int, UnitState] = {}
         self._pending: set[int] = set()  # assigned, state not rebuilt yet (see on_assign)
-        self._kept: dict[int, UnitState] = {}  # revoked clean, with their offsets (on_revoke)
-        self._kept_offsets: dict[tuple[str, int], int] = {}
+        self._kept: tuple[dict[int, UnitState], dict[tuple[str, int], int]] = ({}, {})  # revoked
         self._dirty = False  # a batch failed: memory may hold what the database lacks
         self._pending_offsets: dict[tuple[str, int], int] = {}  # what on_assign answered
         self.expected: dict[tuple[str, int], int] = {}
@@ -173,22 +168,23 @@ class Engine:
             self.expected.update(offsets)
             self.seen |= seen
 
-    async def _settle(self, *, quiet: bool = False) -> None:
-        """Wait for the in-flight transaction; re-raise its failure unless ``quiet`` (the caller
-        rebuilds the state from the database anyway)."""
+    async def _settle(self, *, quiet: bool = False) -> bool:
+        """Wait for the in-flight transaction; whether it committed. Its failure is re-raised
+        unless ``quiet`` (the caller rebuilds the state from the database anyway)."""
         task = self._inflight
         if task is None:
-            return
+            return True
         try:
-            if quiet:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(task)
-            else:
-                await asyncio.shield(task)
+            await asyncio.shield(task)
+        except Exception:
+            if not quiet:
+                raise
+            return False
         finally:
             if task.done():  # a cancelled wait leaves it to the next _settle
                 self._inflight = None
                 self._inflight_claims = set()
+        return True
 
     async def on_assign(self, tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
         """Answer the stored offsets at once; the units' state is rebuilt by the next batch
@@ -210,16 +206,13 @@ class Engine:
             self.expected.clear()
             units = {self.unit_of(tp.topic, tp.partition) for tp in tps}
             offsets = await self._stored_offsets(units)
-            kept, self._kept, was = self._kept, {}, self._kept_offsets
+            (kept, was), self._kept = self._kept, ({}, {})
             for unit, state in kept.items():
                 tps_of = self.unit_tps(unit)
                 if unit in units and all(offsets[tp] == was.get(tp) for tp in tps_of):
                     self.units[unit] = state
-            self._pending = units - self.units.keys()
-            self._pending_offsets = {
-                tp: offset for tp, offset in offsets.items() if self.unit_of(*tp) in self._pending
-            }
-            self.expected.update(offsets)  # re-read with the facts by _load_pending
+            self._pending, self._pending_offsets = units - self.units.keys(), offsets
+            self.expected.update(offsets)  # re-read with the facts by _load_pending (kept: equal)
             log.info(
                 "indicators: assigned %d partitions (%d units kept, %d to rebuild)",
                 len(tps),
@@ -232,14 +225,8 @@ class Engine:
         """Keep the units' state for :meth:`on_assign` if memory holds nothing that is not
         committed (the in-flight batch committed, and no batch failed since the last rebuild)."""
         async with self.lock:
-            inflight = self._inflight
-            await self._settle(quiet=True)
-            committed = inflight is None or (
-                inflight.done() and not inflight.cancelled() and inflight.exception() is None
-            )
-            clean = committed and not self._dirty
-            self._kept = dict(self.units) if clean else {}
-            self._kept_offsets = dict(self.expected) if clean else {}
+            clean = await self._settle(quiet=True) and not self._dirty
+            self._kept = (dict(self.units), dict(self.expected)) if clean else ({}, {})
             self.generation += 1
             self.units.clear()
             self.expected.clear()
@@ -275,7 +262,7 @@ class Engine:
             self._pending, self._pending_offsets = set(), {}
             self.units.clear()
             self.expected.clear()
-            self._kept, self._kept_offsets = {}, {}
+            self._kept = ({}, {})
             await self._load_units(units)
             self._dirty = False
             for tp in consumer.assignment():

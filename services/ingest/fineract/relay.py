@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
 
 
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
 class OutboxRelay(ABC):
     def __init__(self, sessions: Sessions, batch: int) -> None:
         self._sessions = sessions
@@ -44,8 +48,12 @@ class OutboxRelay(ABC):
     @abstractmethod
     async def start(self) -> None: ...
 
-    @abstractmethod
-    async def stop(self) -> None: ...
+    _producer: _Stoppable | None
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
 
     @abstractmethod
     async def _progress(self) -> int:
@@ -121,11 +129,6 @@ class KafkaTransactionalRelay(OutboxRelay):
         self._producer = producer
         self._next = None
 
-    async def stop(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
-
     async def _progress(self) -> int:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._security)
         try:
@@ -168,11 +171,6 @@ class BusRelay(OutboxRelay):
         producer = self._bus.producer()
         await producer.start()
         self._producer = producer
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
 
     async def _progress(self) -> int:
         return 0
