@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, Table, select, text, update
@@ -42,6 +43,10 @@ class Outbox:
     table: Table
     topic: str
     lock: str
+
+    def relay(self, bus: Bus, **options: Any) -> OutboxRelay:
+        """A relay of this outbox onto ``bus`` (``options``: OutboxRelay's keyword arguments)."""
+        return OutboxRelay(self.engine, self.table, bus, lock_name=self.lock, **options)
 
 
 async def _outbox(url: str, schema: str, unique: str) -> Outbox:
@@ -120,7 +125,7 @@ async def test_relay_publishes_in_order_with_seq_headers(
 ) -> None:
     await _create_topic(kafka, pg_outbox.topic)
     await _put(pg_outbox, *[(f"k{i % 3}", f"k{i % 3}-{i}") for i in range(9)])
-    relay = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    relay = pg_outbox.relay(kafka)
     assert await relay.drain() == 9
     assert await relay.drain() == 0
     records = await _on_topic(kafka, pg_outbox.topic)
@@ -133,7 +138,7 @@ async def test_relay_publishes_in_order_with_seq_headers(
     async with pg_outbox.sessions.begin() as session:
         assert await prune_sent(session, pg_outbox.table, datetime.now(UTC)) == 9
     await _put(pg_outbox, ("k0", "k0-9"))
-    fresh = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    fresh = pg_outbox.relay(kafka)
     assert await fresh.drain() == 1
     records = await _on_topic(kafka, pg_outbox.topic)
     assert max(int(r.header(SEQ_HEADER) or b"0") for r in records) == 10
@@ -181,10 +186,10 @@ async def test_late_commit_with_lower_id_is_not_mistaken_for_published(
         await slow.begin()
         await enqueue(slow, pg_outbox.table, Message(pg_outbox.topic, b"late", key=b"x"))
         await _put(pg_outbox, ("y", "early"))
-        relay = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+        relay = pg_outbox.relay(kafka)
         assert await relay.drain() == 1
         await slow.commit()
-    restarted = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    restarted = pg_outbox.relay(kafka)
     assert await restarted.drain() == 1
     assert _by_key(await _on_topic(kafka, pg_outbox.topic)) == {"x": ["late"], "y": ["early"]}
 
@@ -193,9 +198,7 @@ async def test_late_commit_with_lower_id_is_not_mistaken_for_published(
 @pytest.mark.kafka
 async def test_one_relay_at_a_time(pg_outbox: Outbox, kafka: KafkaBus) -> None:
     await _create_topic(kafka, pg_outbox.topic)
-    leader = OutboxRelay(
-        pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock, poll_interval_s=0.1
-    )
+    leader = pg_outbox.relay(kafka, poll_interval_s=0.1)
     task = asyncio.create_task(leader.run())
     try:
         await _put(pg_outbox, ("k", "v1"))
@@ -205,13 +208,13 @@ async def test_one_relay_at_a_time(pg_outbox: Outbox, kafka: KafkaBus) -> None:
                 break
             await asyncio.sleep(0.1)
         assert leader.published == 1
-        follower = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+        follower = pg_outbox.relay(kafka)
         with pytest.raises(RelayLockLost):
             await follower.drain()
     finally:
         leader.stop()
         await asyncio.wait_for(task, 10)
-    follower = OutboxRelay(pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock)
+    follower = pg_outbox.relay(kafka)
     assert await follower.drain() == 0  # the lock was released on stop
     assert len(await _on_topic(kafka, pg_outbox.topic)) == 1
 
@@ -234,9 +237,7 @@ async def test_a_relay_that_cannot_reach_the_broker_keeps_no_lock(
     await _create_topic(kafka, pg_outbox.topic)
     await _put(pg_outbox, ("k", "v1"))
     down = KafkaBus(f"127.0.0.1:{_closed_port()}")
-    stalled = OutboxRelay(
-        pg_outbox.engine, pg_outbox.table, down, lock_name=pg_outbox.lock, retry_interval_s=0.2
-    )
+    stalled = pg_outbox.relay(down, retry_interval_s=0.2)
     caplog.set_level(logging.WARNING, logger="services.common.outbox")
     task = asyncio.create_task(stalled.run())
     other_engine = create_engine(pg_outbox.url, pg_outbox.schema)  # another instance's sessions
@@ -276,11 +277,8 @@ async def test_a_relay_outlives_an_unexpected_error(pg_outbox: Outbox, kafka: Ka
             failures.append(len(rows))
             raise RuntimeError("injected: not a BusError")
 
-    relay = OutboxRelay(
-        pg_outbox.engine,
-        pg_outbox.table,
+    relay = pg_outbox.relay(
         kafka,
-        lock_name=pg_outbox.lock,
         poll_interval_s=0.1,
         retry_interval_s=0.1,
         hooks=RelayHooks(before_publish=fail_once),
@@ -307,7 +305,7 @@ async def test_embedded_mode_sqlite_and_memory_bus(tmp_path: Path, unique: str) 
     try:
         await _create_topic(bus, box.topic)
         await _put(box, ("a", "1"), ("b", "2"), ("a", "3"))
-        relay = OutboxRelay(box.engine, box.table, bus, lock_name=box.lock)
+        relay = box.relay(bus)
         assert await relay.drain() == 3
         assert _by_key(await _on_topic(bus, box.topic)) == {"a": ["1", "3"], "b": ["2"]}
     finally:
@@ -322,22 +320,14 @@ async def test_a_running_relay_prunes_rows_sent_long_ago(
     """Sent rows older than ``keep_sent`` go while the relay idles; newer ones stay."""
     await _create_topic(kafka, pg_outbox.topic)
     await _put(pg_outbox, ("k", "old-1"), ("k", "old-2"))
-    assert (
-        await OutboxRelay(
-            pg_outbox.engine, pg_outbox.table, kafka, lock_name=pg_outbox.lock
-        ).drain()
-        == 2
-    )
+    assert await pg_outbox.relay(kafka).drain() == 2
     c = pg_outbox.table.c
     async with pg_outbox.sessions.begin() as session:
         await session.execute(
             update(pg_outbox.table).values(sent_at=datetime.now(UTC) - timedelta(hours=2))
         )
-    relay = OutboxRelay(
-        pg_outbox.engine,
-        pg_outbox.table,
+    relay = pg_outbox.relay(
         kafka,
-        lock_name=pg_outbox.lock,
         poll_interval_s=0.1,
         keep_sent=timedelta(hours=1),
         prune_interval_s=0.1,

@@ -39,6 +39,8 @@ class _Stoppable(Protocol):
 
 
 class OutboxRelay(ABC):
+    _producer: _Stoppable | None  # each relay's own producer, while started
+
     def __init__(self, sessions: Sessions, batch: int) -> None:
         self._sessions = sessions
         self._batch = batch
@@ -47,8 +49,6 @@ class OutboxRelay(ABC):
 
     @abstractmethod
     async def start(self) -> None: ...
-
-    _producer: _Stoppable | None
 
     async def stop(self) -> None:
         if self._producer is not None:
