@@ -24,6 +24,7 @@ from types import FrameType
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
+from services.common import siblings
 from services.common.logs import LogFormat, configure_logging
 from services.common.serving import server_config
 from services.common.settings import get_settings
@@ -40,8 +41,9 @@ def serve_workers(
     metrics_dir = tempfile.TemporaryDirectory(prefix="spm-metrics-")
     # the workers' metrics in files there, added up by whichever answers /metrics
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir.name)
+    barrier = context.Barrier(workers)  # services.common.siblings
     processes = [
-        context.Process(target=_serve, args=(app, host, port, log), name=f"worker-{n}")
+        context.Process(target=_serve, args=(app, host, port, log, barrier), name=f"worker-{n}")
         for n in range(workers)
     ]
     stop_requested: list[int] = []
@@ -72,8 +74,11 @@ def serve_workers(
     return WORKER_FAILED
 
 
-def _serve(app: str, host: str, port: int, log: tuple[LogFormat, str]) -> None:
+def _serve(
+    app: str, host: str, port: int, log: tuple[LogFormat, str], barrier: siblings.Barrier
+) -> None:
     configure_logging(*log)
+    siblings.share(barrier)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -69,8 +69,9 @@ async def test_api_equals_oracle_on_sampled_days(
 async def test_api_equals_oracle_with_two_workers(
     kafka_bootstrap: str, postgres_url: str, unique: str, tmp_path: Path
 ) -> None:
-    """`spm serve indicators --workers 2`: both workers are members of the engine's group, each
-    applies the partitions it was assigned, and the values are the oracle's."""
+    """`spm serve indicators --workers 2`: both workers start their consumers together and are
+    members of the engine's group, each applies the partitions it was assigned, and the values
+    are the oracle's."""
     await run_against_oracle(
         GenConfig(seed=SEED + 2, n_events=20_000), Params(gni_per_capita=GNI), {},
         kafka_bootstrap, postgres_url, unique, tmp_path, workers=2,
@@ -227,6 +228,8 @@ async def run_against_oracle(
         await service.wait_ready()
         if workers > 1:  # the stream arrives once the workers share it
             await until_every_worker_owns_partitions(kafka_bootstrap, service.cfg.group, workers)
+            together = "workers of this instance are here: starting the consumer"
+            assert service.last_log(10**7).count(together) == workers  # services.common.siblings
         ends = await produce(kafka_bootstrap, events, suffix)
         log(f"produced {len(events)} events to {len(ends)} partitions")
         took = await wait_caught_up(

@@ -244,7 +244,9 @@ class KafkaConsumer:
             "max_partition_fetch_bytes": 4 * 1024 * 1024,
             "request_timeout_ms": max(request_timeout_ms, 30_000),
             "session_timeout_ms": 10_000,
-            "heartbeat_interval_ms": 1_000,
+            # a member learns of a rebalance at its next heartbeat, and the group waits for it:
+            # a worker joining an indicator instance idled up to the whole interval (was 1 s)
+            "heartbeat_interval_ms": 200,
             "isolation_level": "read_committed",
             # co-partitioned topics (clients + loans) land on the same member, as in Kafka Streams
             "partition_assignment_strategy": (RangePartitionAssignor,),

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts import events as ev
 from contracts.envelope import ContractViolation
+from services.common import siblings
 from services.common.aio import raise_if_cancelled
 from services.common.bus import (
     Bus,
@@ -66,6 +67,9 @@ tracer = trace.get_tracer("spm.indicators.engine")
 
 MAX_BACKOFF_S = 10.0
 MIRROR_TIMEOUT_S = 10.0
+SIBLINGS_JOIN_S = 2.0
+"""How long a worker given every partition at the start waits for its siblings' joins (each
+learns of a rebalance at its next heartbeat, every 0.2 s)."""
 
 
 @dataclass(slots=True)
@@ -273,7 +277,9 @@ class Engine:
     # --- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        workers = await siblings.together()
         topics = [*self.client_topics, self.complaints_topic]
+        partitions = [await self.bus.partition_count(t) for t in topics] if workers > 1 else []
         consumer = self.bus.consumer(
             self.group_id,
             topics,
@@ -286,6 +292,8 @@ class Engine:
         pipelined = not is_sqlite(self.sessions.kw["bind"])
         backoff = 0.1
         try:
+            if workers > 1:
+                await self._let_siblings_join(consumer, sum(partitions))
             while True:
                 raise_if_cancelled()
                 generation = self.generation
@@ -310,6 +318,17 @@ class Engine:
                 await asyncio.wait([self._mirror])
             self._consumer = None
             await consumer.stop()
+
+    async def _let_siblings_join(self, consumer: Consumer, partitions: int) -> None:
+        """Given every partition although sibling workers started with this one: the broker
+        assigned before their joins arrived (a few milliseconds apart), and the rebalance those
+        cause would wait for this worker's first batch while they idle (0.7 s or more). Wait
+        for that rebalance before fetching, at most ``SIBLINGS_JOIN_S``."""
+        deadline = asyncio.get_running_loop().time() + SIBLINGS_JOIN_S
+        while len(consumer.assignment()) >= partitions:
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.02)
 
     async def _process_or_failure(
         self, records: list[Record], generation: int, pipelined: bool
@@ -400,12 +419,14 @@ class Engine:
 
     async def _write(self, batch: Batch) -> None:
         with database_errors():
+            if batch.new_sets:
+                async with self.sessions() as session, session.begin():
+                    await store.add_segment_sets(session, batch.new_sets)
             async with self.sessions() as session, session.begin():
                 await store.check_and_store_offsets(
                     session, self.group_id, batch.expected, batch.new_offsets
                 )
                 await fault_point("indicators.between_offsets_and_effects")
-                await store.add_segment_sets(session, batch.new_sets)
                 await store.write_batch(
                     session, batch.claims, batch.facts, batch.deltas, batch.marks
                 )
