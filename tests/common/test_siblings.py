@@ -8,6 +8,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing.synchronize import Event as EventType
 
 import pytest
 
@@ -22,32 +23,38 @@ def no_barrier() -> Iterator[None]:
 
 
 def _arrive(
-    barrier: siblings.Barrier, delay_s: float, returned: multiprocessing.Queue[float]
+    barrier: siblings.Barrier, go: EventType, returned: multiprocessing.Queue[float]
 ) -> None:
     siblings.share(barrier)
-    time.sleep(delay_s)
+    go.wait(60)
     asyncio.run(siblings.together())
     returned.put(time.time())
 
 
 def test_workers_return_once_the_last_one_arrives() -> None:
     """Two spawned processes, as `spm serve --workers 2` starts them: the one that arrives first
-    waits for the other."""
+    waits at the barrier until the other arrives."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     returned: multiprocessing.Queue[float] = context.Queue()
-    early = context.Process(target=_arrive, args=(barrier, 0.0, returned))
-    late = context.Process(target=_arrive, args=(barrier, 1.5, returned))
-    early.start()
-    late.start()
-    started = time.time()
+    now, later = context.Event(), context.Event()
+    now.set()
+    workers = [context.Process(target=_arrive, args=(barrier, go, returned)) for go in (now, later)]
+    for worker in workers:
+        worker.start()
     try:
-        times = [returned.get(timeout=60) for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while barrier.n_waiting < 1:  # the first is waiting at the barrier
+            assert time.monotonic() < deadline, "the first worker never reached the barrier"
+            time.sleep(0.05)
+        arrived = time.time()
+        later.set()
+        times = [returned.get(timeout=60) for _ in workers]
     finally:
-        early.join(timeout=30)
-        late.join(timeout=30)
-    assert min(times) - started >= 1.5, "a worker started before its sibling arrived"
-    assert max(times) - min(times) < 1.0
+        later.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert min(times) >= arrived
 
 
 async def test_a_process_without_siblings_starts_at_once() -> None:
@@ -77,7 +84,8 @@ async def test_a_worker_stopped_while_waiting_releases_its_siblings() -> None:
     siblings.share(barrier)
     waiting = asyncio.ensure_future(siblings.together())
     sibling = asyncio.ensure_future(asyncio.to_thread(_wait_broken, barrier))
-    await asyncio.sleep(0.2)
+    while barrier.n_waiting < 2:  # noqa: ASYNC110 - a thread barrier exposes only this count
+        await asyncio.sleep(0.01)
     assert not waiting.done()
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):

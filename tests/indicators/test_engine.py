@@ -207,7 +207,8 @@ async def test_a_rebalance_rebuilds_a_unit_another_instance_wrote_to(harness: Ha
 async def test_a_rebalance_after_a_failed_batch_keeps_nothing(
     harness: Harness, pipelined: bool
 ) -> None:
-    """The failed batch was applied in memory, not in the database: every unit is rebuilt."""
+    """The failed batch was applied in memory, not in the database: every unit is rebuilt; and
+    once rebuilt, the next rebalance keeps them again."""
     h = harness
     await h.send([reg("A", "2024-01-01")])
     tps = h.service.engine._assigned
@@ -229,6 +230,13 @@ async def test_a_rebalance_after_a_failed_batch_keeps_nothing(
         await engine.on_assign(tps)
         assert engine.units == {}
         assert engine._pending == {engine.unit_of(tp.topic, tp.partition) for tp in tps}
+        async with engine.lock:
+            await engine.process([])  # rebuilt from the database
+        rebuilt = dict(engine.units)
+        await engine.on_revoke(tps)
+        await engine.on_assign(tps)
+        assert engine.units == rebuilt
+        assert engine._pending == set()
     finally:
         await other.db.dispose()
 

@@ -227,10 +227,12 @@ class Engine:
 
     async def on_revoke(self, tps: frozenset[TopicPartition]) -> None:
         """Keep the units' state for :meth:`on_assign` if memory holds nothing that is not
-        committed (the in-flight batch committed, and no batch failed since the last rebuild)."""
+        committed (the in-flight batch committed, and no batch failed since the last rebuild).
+        Otherwise nothing is kept, and what the next assignment rebuilds is clean again."""
         async with self.lock:
             clean = await self._settle(quiet=True) and not self._dirty
             self._kept = (dict(self.units), dict(self.expected)) if clean else ({}, {})
+            self._dirty = False
             self.generation += 1
             self.units.clear()
             self.expected.clear()
