@@ -3,7 +3,7 @@ consumer group together.
 
 Started one after the other, the first worker's consumer was given every partition and began a
 batch; a fraction of a second later the next one joined, and the rebalance waited for that batch
-while the newcomer idled (1.7 s at the start of bench-indicators, twice the time of a batch).
+while the newcomer idled (1.7 s at the start of bench-indicators).
 Kafka brokers delay a new group's first assignment for this (``group.initial.rebalance.delay.ms``,
 3 s by default), but that is the broker's setting, for every group (the local broker's is 0).
 So the supervisor hands its workers a barrier (:func:`share`), and a worker starts its consumer
