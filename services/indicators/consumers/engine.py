@@ -281,7 +281,7 @@ class Engine:
     async def run(self) -> None:
         workers = await siblings.together()
         topics = [*self.client_topics, self.complaints_topic]
-        partitions = [await self.bus.partition_count(t) for t in topics] if workers > 1 else []
+        partitions = sum([await self.bus.partition_count(t) for t in topics]) if workers > 1 else 0
         consumer = self.bus.consumer(
             self.group_id,
             topics,
@@ -295,7 +295,7 @@ class Engine:
         backoff = 0.1
         try:
             if workers > 1:
-                await self._let_siblings_join(consumer, sum(partitions))
+                await self._let_siblings_join(consumer, partitions)
             while True:
                 raise_if_cancelled()
                 generation = self.generation
@@ -328,9 +328,10 @@ class Engine:
         assigned before their joins arrived (a few milliseconds apart), and the rebalance those
         cause would wait for this worker's first batch while they idle (0.7 s or more). Wait
         for that rebalance before fetching, at most ``SIBLINGS_JOIN_S``."""
-        deadline = asyncio.get_running_loop().time() + SIBLINGS_JOIN_S
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SIBLINGS_JOIN_S
         while len(consumer.assignment()) >= partitions:
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 return
             await asyncio.sleep(0.02)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from contracts.envelope import CanonicalEvent, to_kafka
 from contracts.topics import CLIENTS, COMPLAINTS, DEADLETTER, INDICATORS, LOANS
@@ -219,18 +219,23 @@ async def stored_offsets(database_url: str, schema: str, group: str) -> dict[tup
             exists = await conn.scalar(
                 text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{schema}.consumer_offsets"}
             )
-            if not exists:
-                return {}
-            rows = await conn.execute(
-                text(
-                    f'SELECT topic, "partition", next_offset FROM "{schema}".consumer_offsets'  # noqa: S608
-                    " WHERE group_id = :g"
-                ),
-                {"g": group},
-            )
-            return {(t, p): o for t, p, o in rows}
+            return await read_offsets(conn, schema, group) if exists else {}
     finally:
         await engine.dispose()
+
+
+async def read_offsets(
+    conn: AsyncConnection, schema: str, group: str
+) -> dict[tuple[str, int], int]:
+    """The offsets the engine stored for ``group``, through an open connection (for polling)."""
+    rows = await conn.execute(
+        text(
+            f'SELECT topic, "partition", next_offset FROM "{schema}".consumer_offsets'  # noqa: S608
+            " WHERE group_id = :g"
+        ),
+        {"g": group},
+    )
+    return {(t, p): o for t, p, o in rows}
 
 
 async def wait_caught_up(
