@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from spm.simulator import Scenario, SimConfig
 from tests.dashboard.harness import (
@@ -23,6 +23,7 @@ from tests.dashboard.harness import (
     browser,
     dashboard_stack,
     new_page,
+    session_client,
     sign_in,
     signed_in,
 )
@@ -126,6 +127,12 @@ async def test_sign_in_overview_and_indicator_page(stack: Stack, browser: Browse
     target_row = page.locator(f'tr[data-alert="{silenced_id}"]')
     await target_row.get_by_role("button", name="Silence…").click()
     await target_row.get_by_label("Comment").fill("Known backlog, plan agreed with branch")
+    until = target_row.get_by_label("Silence until")
+    chosen = await until.input_value()
+    await until.fill("2020-01-01T09:00")  # refused by the server: the page says why
+    await target_row.get_by_role("button", name="Create silence").click()
+    await expect(page.locator("#status")).to_contain_text("ends_at: must be in the future")
+    await until.fill(chosen)
     await target_row.get_by_role("button", name="Create silence").click()
     await expect(page.get_by_text("Silence created until")).to_be_visible()
     await expect(target_row.locator('td[data-label="State"]')).to_contain_text("Silenced")
@@ -197,6 +204,33 @@ async def test_the_link_in_an_alert_email_opens_its_page(stack: Stack, browser: 
     await page.locator(f'tr[data-alert="{alert_id}"] td[data-label="State"] a').click()
     await expect(card).to_have_attribute("data-alert", alert_id)
     assert page.url == found[1]
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.context.close()
+
+
+async def test_a_session_ended_while_the_page_loads_asks_to_sign_in_again(
+    stack: Stack, browser: Browser
+) -> None:
+    """The navigation asks for the demo mailbox after the overview is shown, where no page
+    catches a refusal: the session ended in between sends the person to sign in (it was an
+    uncaught rejection, and the page stayed as if signed in)."""
+    page = await new_page(browser)
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        asked.set()
+        await answer.wait()
+        await route.continue_()
+
+    await page.route("**/v1/demo/mail*", hold)
+    await sign_in(page, stack.url, STAFF_USER, STAFF_PASSWORD)
+    await asyncio.wait_for(asked.wait(), timeout=30)
+    await expect(page.get_by_role("heading", name="Social targets")).to_be_visible(timeout=30_000)
+    async with session_client(page, stack.dev.base_url) as person:
+        assert (await person.post("/auth/logout")).status_code == 204
+    answer.set()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.get_by_text("Your session has ended. Sign in again.")).to_be_visible()
     assert page.errors == []  # type: ignore[attr-defined]
     await page.context.close()
 

@@ -2,7 +2,7 @@
 // alert links to, and where a target lives), a form on each alert row, the list by owner and
 // status (#/actions), and one action with its history (#/action/<id>).
 import { api, optional, page } from "./api.js";
-import { badge, fill, fmt, h, segmentLabel, when } from "./format.js";
+import { badge, fill, fmt, h, moreButton, segmentLabel, when } from "./format.js";
 
 const STATUS = { open: ["info", "Open", "○"], done: ["ok", "Done", "✓"],
   cancelled: ["nodata", "Cancelled", "–"], overdue: ["breached", "Overdue", "!"] };
@@ -90,14 +90,7 @@ export async function actions(main, query, notify) {
     { params: { owner, status, limit: PAGE, cursor } });
   const first = await fetchPage(undefined);
   const list = table(first.items, "actions");
-  let next = first.next;
-  const more = next ? h("button", { type: "button", class: "secondary", "data-testid": "more-actions",
-    onclick: async () => {
-      const got = await fetchPage(next);
-      list.append(got.items);
-      next = got.next;
-      if (!next) more.remove();
-    } }, "More actions") : null;
+  const more = moreButton("More actions", "more-actions", first.next, fetchPage, list.append, notify);
   const filters = h("form", { class: "inline", "aria-label": "Filter actions" },
     h("div", {}, h("label", { for: "act-owner" }, "Owner"),
       h("input", { id: "act-owner", type: "text", value: owner, maxlength: 200 })),

@@ -4,8 +4,8 @@
 // person may use (the same rules as the alerts list; the server enforces them either way).
 import { actionsCard } from "./actions.js";
 import { actsOn, api, may, me, optional, page } from "./api.js";
-import { alertBadge, badge, fill, fmt, h, segmentLabel, when } from "./format.js";
-import { catalog, moreButton, silenceForm } from "./views.js";
+import { alertBadge, badge, fill, fmt, h, moreButton, segmentLabel, when } from "./format.js";
+import { catalog, silenceForm } from "./views.js";
 
 const NOTES_PAGE = 50;
 const KIND = { breach: "off target", warning: "in the warning band",
@@ -43,7 +43,7 @@ export async function alert(main, id, notify) {
   }
   if (a.state !== "resolved" && mayAct) {
     buttons.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
-      e.target.replaceWith(silenceForm(who, a, reload));
+      e.target.replaceWith(silenceForm(who, a, reload, notify));
     } }, "Silence…"));
   }
   const detail = a.detail || {};

@@ -125,11 +125,7 @@ async function route() {
     document.title = `${view.querySelector("h1")?.textContent || "Dashboard"} · SPM Monitor`;
   } catch (err) {
     if (!current()) return;
-    if (err instanceof ApiError && err.status === 401) {
-      forgetSession();
-      forgetMe();
-      return signin("Your session has ended. Sign in again.");
-    }
+    if (err instanceof ApiError && err.status === 401) return sessionEnded();
     main().replaceChildren(h("p", {}, "This page could not be loaded."));
     notify(err.message || String(err));
   } finally {
@@ -137,8 +133,24 @@ async function route() {
   }
 }
 
+/** The server no longer knows the session (it expired, or an administrator ended it). */
+function sessionEnded() {
+  forgetSession();
+  forgetMe();
+  return signin("Your session has ended. Sign in again.");
+}
+
+// Called after a page was shown, so nothing else would catch its refusal: a session ended in
+// between must send the person to sign in, not leave an unhandled rejection behind.
 async function refreshNav() {
-  document.getElementById("nav-mail").hidden = !(getSession() && (await views.hasMail()));
+  let mail = false;
+  try {
+    mail = Boolean(getSession()) && (await views.hasMail());
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return sessionEnded();
+    /* any other failure: the demo's mailbox link stays hidden */
+  }
+  document.getElementById("nav-mail").hidden = !mail;
 }
 
 async function start() {

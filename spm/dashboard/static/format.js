@@ -120,3 +120,22 @@ export function when(iso) {
   return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString("en-GB",
     { dateStyle: "medium", timeStyle: "short" });
 }
+
+/**
+ * A "More" button that walks a cursor-paged list: each click fetches the page after `next`
+ * and hands its rows to `append`; the button goes away on the last page.
+ */
+export function moreButton(label, testid, next, fetchPage, append, notify) {
+  if (!next) return null;
+  const button = h("button", { type: "button", class: "secondary", "data-testid": testid,
+    onclick: async () => {
+      button.disabled = true;
+      try {
+        const got = await fetchPage(next);
+        append(got.items);
+        next = got.next;
+        if (next) button.disabled = false; else button.remove();
+      } catch (err) { button.disabled = false; notify(err.message); }
+    } }, label);
+  return button;
+}

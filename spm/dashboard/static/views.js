@@ -3,8 +3,8 @@ import { actionForm, actionsCard } from "./actions.js";
 import { actsOn, api, may, me, optional, page, sees } from "./api.js";
 import { barChart, lineChart, sparkline } from "./charts.js";
 import {
-  alertBadge, badge, fill, fmt, fmtCount, h, num, segmentLabel, statusBadge, statusOf, STATUS,
-  targetLines, thresholdText, when,
+  alertBadge, badge, fill, fmt, fmtCount, h, moreButton, num, segmentLabel, statusBadge, statusOf,
+  STATUS, targetLines, thresholdText, when,
 } from "./format.js";
 
 let catalogCache = null;
@@ -227,7 +227,7 @@ export async function indicator(main, code, query, notify = () => {}) {
 
 // --- alerts ---------------------------------------------------------------------------------
 
-export function silenceForm(who, alert, done) {
+export function silenceForm(who, alert, done, notify) {
   const ends = new Date(Date.now() + 24 * 3600e3);
   const local = new Date(ends.getTime() - ends.getTimezoneOffset() * 6e4).toISOString().slice(0, 16);
   const id = `sil-${alert.id}`;
@@ -241,35 +241,24 @@ export function silenceForm(who, alert, done) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const endsAt = new Date(form.querySelector(`#${CSS.escape(id)}-end`).value);
-    await api("alerts", "/v1/silences", { method: "POST", body: {
-      // a branch manager's silence names the branch too: the server accepts only those from them
-      matchers: [{ name: "fingerprint", value: alert.fingerprint, op: "=" },
-        ...(who.branches ? [{ name: "segment", value: alert.segment, op: "=" }] : [])],
-      comment: form.querySelector(`#${CSS.escape(id)}-comment`).value,
-      ends_at: endsAt.toISOString(),
-    } });
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      await api("alerts", "/v1/silences", { method: "POST", body: {
+        // a branch manager's silence names the branch too: the server accepts only those from them
+        matchers: [{ name: "fingerprint", value: alert.fingerprint, op: "=" },
+          ...(who.branches ? [{ name: "segment", value: alert.segment, op: "=" }] : [])],
+        comment: form.querySelector(`#${CSS.escape(id)}-comment`).value,
+        ends_at: endsAt.toISOString(),
+      } });
+    } catch (err) {
+      button.disabled = false;
+      notify(err.message);
+      return;
+    }
     done(`Silence created until ${when(endsAt.toISOString())}.`);
   });
   return form;
-}
-
-/**
- * A "More" button that walks a cursor-paged list: each click fetches the page after `next`
- * and hands its rows to `append`; the button goes away on the last page.
- */
-export function moreButton(label, testid, next, fetchPage, append, notify) {
-  if (!next) return null;
-  const button = h("button", { type: "button", class: "secondary", "data-testid": testid,
-    onclick: async () => {
-      button.disabled = true;
-      try {
-        const got = await fetchPage(next);
-        append(got.items);
-        next = got.next;
-        if (next) button.disabled = false; else button.remove();
-      } catch (err) { button.disabled = false; notify(err.message); }
-    } }, label);
-  return button;
 }
 
 const ALERTS_PAGE = 50;
@@ -323,7 +312,7 @@ export async function alerts(main, query, notify) {
     }
     if (a.state !== "resolved" && mayAct) {
       actions.append(h("button", { type: "button", class: "secondary", onclick: (e) => {
-        e.target.replaceWith(silenceForm(who, a, reload));
+        e.target.replaceWith(silenceForm(who, a, reload, notify));
       } }, "Silence…"));
     }
     if (mayAct) {
