@@ -83,7 +83,7 @@ export async function actionsCard({ targetId, alert, onlyAlert = false }, notify
 }
 
 /** #/actions?owner=&status=: every action, by owner and status. */
-export async function actions(main, query, notify) {
+export async function actions(main, query, notify = () => {}) {
   const owner = query.get("owner") || "";
   const status = query.get("status") || "";
   const fetchPage = (cursor) => page("alerts", "/v1/actions",
@@ -110,7 +110,7 @@ export async function actions(main, query, notify) {
   fill(main, h("h1", {}, "Corrective actions"),
     h("section", { class: "card" }, filters,
       first.items.length ? list.el : h("p", {}, "No actions match."), more));
-  if (notify) notify("");
+  notify("");
 }
 
 /** #/action/<id>: one action, the numbers it is judged with, its history, and its buttons.
