@@ -166,6 +166,7 @@ async def test_a_branch_manager_signs_in_through_keycloak(signed: Signed, browse
         assert (await replay.get("/v1/alerts")).status_code == 401
         assert (await replay.get("/auth/session")).status_code == 401
     await page.get_by_role("link", name=f"Sign in with {PROVIDER}").click()
+    await expect(page.locator("#kc-login")).to_be_visible()  # Keycloak's page, not ours
     await expect(page.locator("#password")).to_be_visible()  # asked again, not let through
     assert page.url.startswith(signed.realm.issuer), page.url
     await page.locator("#username").fill(MANAGER)

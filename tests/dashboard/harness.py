@@ -181,6 +181,8 @@ async def sign_in_at_provider(
     login page (Keycloak's form: ``#username``, ``#password``, ``#kc-login``)."""
     await page.goto(url + "/")
     await page.get_by_role("link", name=f"Sign in with {provider}").click()
+    # the dashboard's own form has a #username too: fill only once Keycloak's page is there
+    await expect(page.locator("#kc-login")).to_be_visible()
     await page.locator("#username").fill(username)
     await page.locator("#password").fill(password)
     await page.locator("#kc-login").click()

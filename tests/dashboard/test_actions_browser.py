@@ -72,6 +72,8 @@ async def test_record_an_action_on_a_target_and_mark_it_done(
 
     # the list by owner and status, then the action's own page
     await page.get_by_role("link", name="Actions", exact=True).click()
+    # the click returns before the page changes: until then "Owner" is the target page's form
+    await expect(page.get_by_role("heading", name="Corrective actions")).to_be_visible()
     await page.get_by_label("Owner").fill("Amina Njoroge")
     await page.get_by_label("Status").select_option("open")
     await page.get_by_role("button", name="Show").click()
